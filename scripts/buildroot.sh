@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# A trixie build root (debootstrap, cached) with gcc-14 and the Debian 7.3 kernel headers, used to
+# build p2plab.ko against the Debian guest kernel: its kbuild tools need glibc >= 2.38.
+# Prints the root's path on stdout.  Usage: buildroot.sh [run CMD...]
+source "$(dirname "$0")/lib.sh"
+
+KVER=${KVER:-7.3.4+deb13-amd64}
+key=$(printf 'trixie %s v1' "$KVER" | sha256sum | cut -c1-12)
+root=$P2PLAB_CACHE/buildroot-$key
+if [ ! -e "$root/.complete" ]; then
+    host_deps debootstrap
+    rm -rf "$root" "$root.tmp"
+    log "debootstrap trixie build root ($root, ~2 min)"
+    debootstrap --variant=minbase --include=gcc-14,make,libc6-dev,xz-utils,ca-certificates \
+        trixie "$root.tmp" http://deb.debian.org/debian >"$P2PLAB_CACHE/debootstrap.log" 2>&1 \
+        || { tail -20 "$P2PLAB_CACHE/debootstrap.log" >&2; die "debootstrap trixie failed"; }
+    cat >"$root.tmp/etc/apt/sources.list" <<SRC
+deb http://deb.debian.org/debian trixie main
+deb http://deb.debian.org/debian trixie-backports main
+SRC
+    chroot "$root.tmp" apt-get update -qq >&2
+    chroot "$root.tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "linux-headers-$KVER" pahole >&2 || die "installing linux-headers-$KVER in the build root failed"
+    chroot "$root.tmp" apt-get clean
+    mv "$root.tmp" "$root"; touch "$root/.complete"
+fi
+if [ "${1:-}" = run ]; then
+    shift
+    exec chroot "$root" "$@"
+fi
+echo "$root"
