@@ -21,8 +21,8 @@ typedef uint64_t p2plab_u64;
 #endif
 
 /* PCI identity */
-#define P2PLAB_VENDOR_ID        0x1b36  /* Red Hat / QEMU */
-#define P2PLAB_DEVICE_ID        0x0150  /* p2plab (project-local, see docs/device.md) */
+#define P2PLAB_VENDOR_ID        0x1234  /* QEMU experimental vendor, as hw/misc/edu.c */
+#define P2PLAB_DEVICE_ID        0x11f0  /* p2plab (project-local; edu is 0x11e8) */
 #define P2PLAB_REVISION         0x01
 #define P2PLAB_CLASS            0x0580  /* memory controller: other */
 
