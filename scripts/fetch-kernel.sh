@@ -10,14 +10,16 @@ if [ ! -e "$dest/.complete" ]; then
     host_deps xz-utils dpkg-dev
     apt_private_init
     rm -rf "$dest"; mkdir -p "$dest/deb"
-    log "downloading linux-binary/modules $KVER (~120 MB)"
-    (cd "$dest/deb" && apt_private download -qq "linux-binary-$KVER" "linux-modules-$KVER" >&2) \
-        || die "apt-get download of the $KVER kernel failed"
+    chmod 755 "$dest/deb"   # apt's _apt user downloads into it
+    log "downloading linux-binary/modules/headers $KVER (~120 MB)"
+    (cd "$dest/deb" && apt_private download -qq "linux-binary-$KVER" "linux-modules-$KVER" \
+        "linux-headers-$KVER" >&2) || die "apt-get download of the $KVER kernel failed"
     for d in "$dest"/deb/*.deb; do dpkg-deb -x "$d" "$dest/root"; done
     mdir=$(find "$dest/root" -type d -path "*/lib/modules/$KVER" | head -1)
     [ -n "$mdir" ] || die "no modules dir for $KVER in the packages"
-    cp "$mdir/vmlinuz" "$dest/vmlinuz" 2>/dev/null || cp "$dest"/root/boot/vmlinuz-"$KVER" "$dest/vmlinuz"
-    cp "$mdir/config" "$dest/config" 2>/dev/null || cp "$dest"/root/boot/config-"$KVER" "$dest/config"
+    cp "$mdir/vmlinuz" "$dest/vmlinuz"
+    # the config ships in the headers package
+    cp "$dest/root/usr/src/linux-headers-$KVER/.config" "$dest/config" || die "no kernel config found"
     mkdir -p "$dest/modules"; mv "$mdir" "$dest/modules/$KVER"
     find "$dest/modules" -name '*.ko.xz' -exec xz -d {} +
     rm -rf "$dest/root" "$dest/deb"

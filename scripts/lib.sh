@@ -50,7 +50,7 @@ apt_private() {
         -o Dir::Cache="$d/cache" \
         -o Acquire::Check-Valid-Until=false \
         -o APT::Get::Only-Source=false \
-        -o Debug::NoLocking=1 "$@"
+        -o Debug::NoLocking=1 -o APT::Sandbox::User=root "$@"
 }
 
 # Install host (bookworm) packages that are missing. Never adds sources.
