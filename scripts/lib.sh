@@ -63,8 +63,9 @@ host_deps() {
     [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}); run as root or install them"
     log "installing host packages: ${missing[*]}"
     if [ ! -e "$P2PLAB_CACHE/.apt-updated" ] || [ -n "$(find "$P2PLAB_CACHE/.apt-updated" -mmin +720)" ]; then
-        apt-get update -qq >&2 && touch "$P2PLAB_CACHE/.apt-updated"
+        apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 && touch "$P2PLAB_CACHE/.apt-updated"
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "${missing[@]}" >&2 \
         || die "apt-get install ${missing[*]} failed"
 }

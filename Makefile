@@ -1,0 +1,67 @@
+# p2plab — top-level build.  `make help` lists the targets.
+# Every target installs what it needs (apt packages, Maven deps, sources) and caches big artefacts under
+# ~/.cache/p2plab (safe to delete). Knobs: QEMU_SRC=/path/to/qemu, KERNEL_SRC=/path/to/linux,
+# PROFILE=debug (debug guest kernel, slow), SHARD=K/N, SUITE=dir, P2PLAB_OUT=dir.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export QEMU_SRC KERNEL_SRC PROFILE
+
+SUITE      ?= scenarios
+OUT        ?= build/runs/$(shell date +%Y%m%d-%H%M%S)
+SHARD      ?=
+shard_arg   = $(if $(SHARD),--shard $(SHARD))
+
+.PHONY: help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test \
+        scenario-test run test boot console bench clean distclean
+
+help: ## this list
+	@printf 'p2plab — HMM and PCI P2PDMA lab\n\n  make run     boot the lab and run the default scenario suite\n  make test    the whole test suite (what CI runs)\n\n'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-16s %s\n", $$1, $$2}'
+
+deps: ## install host packages (Debian bookworm) the lab needs
+	@scripts/deps.sh
+
+qemu: deps ## build QEMU with the p2plab device (cached)
+	@scripts/build-qemu.sh >/dev/null
+
+qemu-test: qemu ## the device's qtests
+	@scripts/qemu-test.sh
+
+kmod: deps ## build p2plab.ko against the guest kernel (cached)
+	@scripts/build-kmod.sh >/dev/null
+
+guest: deps ## guest kernel + initramfs with p2plab.ko, qemu-ga and test programs (cached)
+	@scripts/build-guest.sh >/dev/null
+
+controller: deps ## build the Java controller (p2plab launcher)
+	@scripts/build-controller.sh
+
+controller-test: deps qemu ## controller unit + integration tests (real QEMU)
+	@scripts/controller-test.sh
+
+guest-test: qemu guest controller ## P2P guest tests across topologies (scenarios/guest)
+	@./p2plab suite scenarios/guest --out $(OUT)/guest --junit $(OUT)/guest/junit.xml $(shard_arg)
+
+hmm-test: qemu guest controller ## HMM: upstream hmm-tests + p2plab HMM tests (scenarios/hmm)
+	@./p2plab suite scenarios/hmm --out $(OUT)/hmm --junit $(OUT)/hmm/junit.xml $(shard_arg)
+
+run: qemu guest controller ## THE main job: boot the lab, run the default suite, print a summary
+	@./p2plab suite $(SUITE) --out $(OUT) --junit $(OUT)/junit.xml $(shard_arg)
+
+test: deps ## everything CI runs: controller, qtests, guest, HMM, scenarios
+	@scripts/test-all.sh
+
+boot: qemu guest ## boot one VM with the default topology on the serial console
+	@scripts/boot.sh
+
+console: qemu guest controller ## interactive QMP console on a freshly booted default VM
+	@./p2plab console --spec scenarios/machines/default.yaml
+
+bench: qemu guest controller ## benchmarks: DMA bandwidth, QMP throughput, HMM migration vs test_hmm
+	@scripts/bench.sh
+
+clean: ## remove build outputs in the tree (keeps ~/.cache/p2plab)
+	rm -rf build controller/target
+
+distclean: clean ## also drop every cached artefact (~/.cache/p2plab)
+	rm -rf $${P2PLAB_CACHE:-$$HOME/.cache/p2plab}
