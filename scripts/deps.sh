@@ -15,7 +15,7 @@ host_deps \
     seabios qemu-system-data \
     debootstrap cpio xz-utils zstd dpkg-dev gzip \
     openjdk-17-jdk-headless maven \
-    tmux
+    tmux docker-compose
 
 java -version 2>&1 | grep -q 'version "17' || log "warning: default java is not 17: $(java -version 2>&1 | head -1)"
 [ -e /usr/share/qemu/qboot.rom ] || die "qboot.rom missing (package qemu-system-data)"
