@@ -11,7 +11,7 @@ OUT        ?= build/runs/$(shell date +%Y%m%d-%H%M%S)
 SHARD      ?=
 shard_arg   = $(if $(SHARD),--shard $(SHARD))
 
-.PHONY: help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test \
+.PHONY: lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test \
         scenario-test run test boot console bench clean distclean
 
 help: ## this list
@@ -65,3 +65,6 @@ clean: ## remove build outputs in the tree (keeps ~/.cache/p2plab)
 
 distclean: clean ## also drop every cached artefact (~/.cache/p2plab)
 	rm -rf $${P2PLAB_CACHE:-$$HOME/.cache/p2plab}
+
+lint: deps controller ## static checks: compose.yaml, docs vs header, scenario files
+	@scripts/lint.sh

@@ -12,6 +12,7 @@ export P2PLAB_RESULTS=$results
 
 # stage name : make target : time limit (s)
 stages=(
+    "lint:lint:600"
     "controller:controller-test:1500"
     "qemu:qemu-test:2400"
     "guest:guest-test:1800"
