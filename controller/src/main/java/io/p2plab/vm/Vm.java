@@ -102,6 +102,9 @@ public final class Vm implements AutoCloseable {
                 throw e;
             }
             BufferedWriter w = tr;
+            writeTranscript(w, new JsonRpcConnection.TranscriptEntry(System.currentTimeMillis(), '<',
+                    io.p2plab.util.Json.compact(q.greeting()) + "  (greeting; capabilities negotiated"
+                            + (q.oobEnabled() ? ", oob enabled)" : ")")));
             q.addTranscriptListener(e -> writeTranscript(w, e));
             return new Vm(spec, p, runDir, caseDir, q, console, cmd, tr);
         } catch (IOException | InterruptedException | RuntimeException e) {
@@ -159,11 +162,16 @@ public final class Vm implements AutoCloseable {
 
     /** Waits for the ready regex on the console. */
     public void waitReady() {
+        waitReady(null);
+    }
+
+    public void waitReady(Duration override) {
         if (spec.ready() == null) return;
+        Duration t = override != null ? override : spec.readyTimeout();
         try {
-            Console.Match m = console.await(spec.ready(), 0, spec.readyTimeout(), true);
+            Console.Match m = console.await(spec.ready(), 0, t, true);
             if (m == null) throw new VmException("guest not ready: /" + spec.ready().pattern() + "/ not seen on the console within "
-                    + spec.readyTimeout().toSeconds() + " s; last console lines:\n" + console.tail(15));
+                    + t.toSeconds() + " s; last console lines:\n" + console.tail(15));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new VmException("interrupted");

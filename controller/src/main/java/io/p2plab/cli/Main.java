@@ -1,0 +1,227 @@
+package io.p2plab.cli;
+
+import io.p2plab.console.ConsoleCommand;
+import io.p2plab.scenario.CaseResult;
+import io.p2plab.scenario.Engine;
+import io.p2plab.scenario.Reports;
+import io.p2plab.scenario.Scenario;
+import io.p2plab.spec.SpecException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+@Command(name = "p2plab", mixinStandardHelpOptions = true, version = "p2plab controller 0.1",
+        description = "p2plab controller: run QEMU scenarios, drive QMP / qemu-ga interactively.",
+        subcommands = {Main.Run.class, Main.Suite.class, Main.Validate.class, ConsoleCommand.class})
+public final class Main implements Callable<Integer> {
+    public static final int OK = 0, FAILED = 1, USAGE = 2;
+
+    @Override
+    public Integer call() {
+        new CommandLine(this).usage(System.err);
+        return USAGE;
+    }
+
+    public static void main(String[] args) {
+        System.exit(execute(args));
+    }
+
+    public static int execute(String... args) {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setExitCodeExceptionMapper(t -> USAGE);
+        cl.setExecutionExceptionHandler((ex, cmd, parse) -> {
+            if (ex instanceof SpecException) {
+                cmd.getErr().println("error: " + ex.getMessage());
+                return USAGE;
+            }
+            cmd.getErr().println("error: " + ex);
+            ex.printStackTrace(cmd.getErr());
+            return USAGE;
+        });
+        return cl.execute(args);
+    }
+
+    /** Options shared by run and suite. */
+    static class RunOptions {
+        Path out;
+        Path junit;
+        String shard;
+        String filter;
+        boolean list;
+    }
+
+    static List<Scenario.Case> loadAll(List<Path> files, PrintStream err) {
+        List<Scenario.Case> cases = new ArrayList<>();
+        List<String> errors = new ArrayList<>();
+        for (Path f : files) {
+            try {
+                cases.addAll(Scenario.load(f));
+            } catch (SpecException e) {
+                errors.add(e.getMessage());
+            }
+        }
+        if (!errors.isEmpty()) {
+            errors.forEach(e -> err.println("error: " + e));
+            return null;
+        }
+        return cases;
+    }
+
+    static int runCases(List<Path> files, RunOptions o) {
+        PrintStream err = System.err;
+        List<Scenario.Case> cases = loadAll(files, err);
+        if (cases == null) return USAGE;
+        if (o.filter != null) {
+            Pattern p = Pattern.compile(o.filter);
+            cases = cases.stream().filter(c -> p.matcher(c.name()).find()).toList();
+        }
+        if (o.shard != null) {
+            var m = Pattern.compile("(\\d+)/(\\d+)").matcher(o.shard);
+            if (!m.matches()) { err.println("error: --shard wants K/N, e.g. 1/4"); return USAGE; }
+            int k = Integer.parseInt(m.group(1)), n = Integer.parseInt(m.group(2));
+            if (n < 1 || k < 1 || k > n) { err.println("error: --shard K/N needs 1 <= K <= N"); return USAGE; }
+            cases = shard(cases, k, n);
+        }
+        if (o.list) {
+            cases.forEach(c -> System.out.println(c.name()));
+            return OK;
+        }
+        if (cases.isEmpty()) {
+            err.println("no cases to run");
+            return OK;
+        }
+        Path out = o.out != null ? o.out : defaultOut();
+        err.println("artifacts: " + out.toAbsolutePath());
+        List<CaseResult> results = new Engine(out, err).run(cases);
+        Reports.summary(results, System.out);
+        if (o.junit != null) {
+            try {
+                Reports.junit(results, o.junit);
+            } catch (IOException e) {
+                err.println("error: cannot write " + o.junit + ": " + e.getMessage());
+                return USAGE;
+            }
+        }
+        return results.stream().anyMatch(r -> r.status().failed()) ? FAILED : OK;
+    }
+
+    /** Deterministic split: cases sorted by name, the i-th (0-based) goes to shard (i mod N) + 1. */
+    public static List<Scenario.Case> shard(List<Scenario.Case> cases, int k, int n) {
+        List<Scenario.Case> sorted = new ArrayList<>(cases);
+        sorted.sort(Comparator.comparing((Scenario.Case c) -> c.name()).thenComparing(c -> c.file().toString()));
+        List<Scenario.Case> out = new ArrayList<>();
+        for (int i = 0; i < sorted.size(); i++) if (i % n == k - 1) out.add(sorted.get(i));
+        return out;
+    }
+
+    static Path defaultOut() {
+        String root = System.getenv("P2PLAB_ROOT");
+        Path base = root != null ? Path.of(root, "build", "p2plab-runs") : Path.of("build", "p2plab-runs");
+        return base.resolve(LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+    }
+
+    @Command(name = "run", mixinStandardHelpOptions = true, description = "Run scenario files.")
+    static final class Run implements Callable<Integer> {
+        @Parameters(arity = "1..*", paramLabel = "FILE")
+        List<Path> files;
+        @CommandLine.Mixin
+        RunOptionsMixin opts;
+
+        @Override
+        public Integer call() {
+            return runCases(files, opts.o());
+        }
+    }
+
+    @Command(name = "suite", mixinStandardHelpOptions = true,
+            description = "Run every scenario (*.yaml, *.yml) under DIR; files under a 'machines' dir or named *.machine.yaml are machine specs, not scenarios.")
+    static final class Suite implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "DIR")
+        Path dir;
+        @CommandLine.Mixin
+        RunOptionsMixin opts;
+
+        @Override
+        public Integer call() {
+            if (!Files.isDirectory(dir)) {
+                System.err.println("error: " + dir + " is not a directory");
+                return USAGE;
+            }
+            List<Path> files = scenarioFiles(dir);
+            if (files.isEmpty()) {
+                System.err.println("error: no scenario files (*.yaml, *.yml) under " + dir);
+                return USAGE;
+            }
+            return runCases(files, opts.o());
+        }
+    }
+
+    static List<Path> scenarioFiles(Path dir) {
+        try (Stream<Path> s = Files.walk(dir)) {
+            return s.filter(Files::isRegularFile)
+                    .filter(p -> p.toString().endsWith(".yaml") || p.toString().endsWith(".yml"))
+                    .filter(p -> !p.getFileName().toString().matches(".*\\.machine\\.ya?ml"))
+                    .filter(p -> { for (Path q : dir.relativize(p)) if (q.toString().equals("machines")) return false; return true; })
+                    .sorted().toList();
+        } catch (IOException e) {
+            throw new SpecException(dir.toString(), "cannot list: " + e.getMessage());
+        }
+    }
+
+    static final class RunOptionsMixin {
+        @Option(names = "--out", description = "artifact dir (default build/p2plab-runs/<timestamp>)")
+        Path out;
+        @Option(names = "--junit", description = "write JUnit XML to this file")
+        Path junit;
+        @Option(names = "--shard", description = "K/N: run only the K-th of N deterministic shards")
+        String shard;
+        @Option(names = "--filter", description = "only cases whose name matches this regex")
+        String filter;
+        @Option(names = "--list", description = "list the (expanded) cases and exit")
+        boolean list;
+
+        RunOptions o() {
+            RunOptions r = new RunOptions();
+            r.out = out; r.junit = junit; r.shard = shard; r.filter = filter; r.list = list;
+            return r;
+        }
+    }
+
+    @Command(name = "validate", mixinStandardHelpOptions = true, description = "Check scenario files without running them.")
+    static final class Validate implements Callable<Integer> {
+        @Parameters(arity = "1..*", paramLabel = "FILE|DIR")
+        List<Path> files;
+
+        @Override
+        public Integer call() {
+            int rc = OK;
+            for (Path f : files) {
+                List<Path> fs = Files.isDirectory(f) ? scenarioFiles(f) : List.of(f);
+                for (Path x : fs) {
+                    try {
+                        List<Scenario.Case> cs = Scenario.load(x);
+                        System.out.println("ok: " + x + " (" + cs.size() + " case" + (cs.size() == 1 ? "" : "s") + ")");
+                    } catch (SpecException e) {
+                        System.err.println("error: " + e.getMessage());
+                        rc = USAGE;
+                    }
+                }
+            }
+            return rc;
+        }
+    }
+}

@@ -1,0 +1,72 @@
+package io.p2plab.console;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.p2plab.ga.GuestAgent;
+import io.p2plab.qmp.ConnectionOptions;
+import io.p2plab.qmp.QmpClient;
+import io.p2plab.qmp.Transport;
+import io.p2plab.spec.Doc;
+import io.p2plab.spec.Node;
+import io.p2plab.vm.MachineSpec;
+import io.p2plab.vm.Vm;
+import org.jline.terminal.Terminal;
+import org.jline.terminal.TerminalBuilder;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.concurrent.Callable;
+import java.util.function.Supplier;
+
+@Command(name = "console", mixinStandardHelpOptions = true,
+        description = "Interactive QMP shell (qmp-shell syntax, completion, history, events, hmp, guest, record).")
+public final class ConsoleCommand implements Callable<Integer> {
+    @Option(names = "--attach", paramLabel = "SOCKET", description = "attach to a running QEMU's QMP socket (path or tcp:HOST:PORT)")
+    String attach;
+    @Option(names = "--ga", paramLabel = "SOCKET", description = "qemu-ga socket when attaching")
+    Path gaSocket;
+    @Option(names = "--spec", paramLabel = "FILE", description = "machine spec (or scenario) to boot; default: -machine none")
+    Path spec;
+    @Option(names = "--history", paramLabel = "FILE", description = "history file (default ~/.p2plab_history)")
+    Path history;
+    @Option(names = "--out", paramLabel = "DIR", description = "artifact dir for a booted VM")
+    Path out;
+
+    @Override
+    public Integer call() throws Exception {
+        Path hist = history != null ? history : Path.of(System.getProperty("user.home"), ".p2plab_history");
+        if (attach != null) {
+            try (QmpClient q = QmpClient.connect(Transport.parse(attach), ConnectionOptions.defaults());
+                 Terminal t = TerminalBuilder.builder().system(true).build()) {
+                GuestAgent[] ga = new GuestAgent[1];
+                Supplier<GuestAgent> gs = () -> {
+                    if (gaSocket == null) throw new IllegalStateException("no guest agent: pass --ga SOCKET");
+                    if (ga[0] == null) ga[0] = GuestAgent.connect(gaSocket);
+                    return ga[0];
+                };
+                return new ConsoleRepl(t, q, gs, hist, null).run();
+            }
+        }
+        MachineSpec ms;
+        JsonNode machineJson = null;
+        if (spec != null) {
+            Node n = Doc.load(spec).node();
+            if (n.isObject() && n.has("machine")) n = n.get("machine");
+            ms = MachineSpec.parse(n);
+            machineJson = n.json();
+        } else {
+            ms = MachineSpec.none();
+            machineJson = io.p2plab.util.Json.object().put("type", "none");
+        }
+        Path dir = out != null ? out : Path.of(System.getenv().getOrDefault("P2PLAB_ROOT", "."), "build", "p2plab-console",
+                LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+        try (Vm vm = Vm.launch(ms, dir, System.err::println);
+             Terminal t = TerminalBuilder.builder().system(true).build()) {
+            System.err.println("QEMU pid " + vm.pid() + ", artifacts in " + dir);
+            if (ms.kernel() != null) vm.console().addLineListener(l -> { });
+            return new ConsoleRepl(t, vm.qmp(), vm::guestAgent, hist, machineJson).run();
+        }
+    }
+}

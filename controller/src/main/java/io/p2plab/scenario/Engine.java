@@ -1,0 +1,361 @@
+package io.p2plab.scenario;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.p2plab.ga.GuestAgent;
+import io.p2plab.qmp.QmpClient;
+import io.p2plab.qmp.QmpErrorException;
+import io.p2plab.qmp.QmpEvent;
+import io.p2plab.util.Json;
+import io.p2plab.vm.Console;
+import io.p2plab.vm.Vm;
+import io.p2plab.vm.VmException;
+
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/** Runs cases: one VM per case, steps in order, first failure ends the case. */
+public final class Engine {
+    private final Path outDir;
+    private final PrintStream progress;
+    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "p2plab-case-timer");
+        t.setDaemon(true);
+        return t;
+    });
+
+    public Engine(Path outDir, PrintStream progress) {
+        this.outDir = outDir;
+        this.progress = progress;
+    }
+
+    public List<CaseResult> run(List<Scenario.Case> cases) {
+        List<CaseResult> out = new ArrayList<>();
+        int i = 0;
+        for (Scenario.Case c : cases) {
+            i++;
+            progress.printf("[%d/%d] %s%n", i, cases.size(), c.name());
+            CaseResult r = runCase(c);
+            progress.printf("[%d/%d] %s: %s (%.1f s)%s%n", i, cases.size(), c.name(), r.status(),
+                    r.time().toMillis() / 1000.0, r.message() == null ? "" : " - " + firstLine(r.message()));
+            out.add(r);
+        }
+        timer.shutdownNow();
+        return out;
+    }
+
+    static String firstLine(String s) {
+        int i = s.indexOf('\n');
+        return i < 0 ? s : s.substring(0, i);
+    }
+
+    public static String dirName(String caseName) {
+        return caseName.replaceAll("[^A-Za-z0-9._=,-]+", "_");
+    }
+
+    CaseResult runCase(Scenario.Case c) {
+        Path dir = outDir.resolve(dirName(c.name()));
+        long t0 = System.nanoTime();
+        if (c.skip() != null) {
+            return new CaseResult(c, CaseResult.Status.SKIPPED, "skipped: " + c.skip(), null, Duration.ZERO, dir);
+        }
+        Ctx ctx;
+        try {
+            Files.createDirectories(dir);
+            ctx = new Ctx(c, dir);
+        } catch (IOException e) {
+            return new CaseResult(c, CaseResult.Status.FAILED, "cannot create " + dir + ": " + e.getMessage(), null,
+                    Duration.ZERO, dir);
+        }
+        Thread caseThread = Thread.currentThread();
+        ScheduledFuture<?> tmo = timer.schedule(() -> {
+            ctx.timedOut.set(true);
+            ctx.kill();
+            caseThread.interrupt();
+        }, c.timeout().toMillis(), TimeUnit.MILLISECONDS);
+        String failure = null;
+        String excerpt = null;
+        try {
+            ctx.runSteps(c.steps(), "");
+            ctx.checkWatchdog();
+        } catch (StepFailure f) {
+            failure = f.getMessage();
+            excerpt = f.excerpt();
+        } catch (RuntimeException e) {
+            failure = (ctx.current == null ? "" : "step " + ctx.current + ": ") + describe(e);
+        } finally {
+            tmo.cancel(false);
+            Thread.interrupted();
+            ctx.close();
+        }
+        if (ctx.timedOut.get()) {
+            failure = "case timeout of " + c.timeout().toSeconds() + " s exceeded" + (ctx.current == null ? "" : " in step " + ctx.current);
+        }
+        if (failure != null && excerpt == null) excerpt = ctx.consoleTail();
+        Duration time = Duration.ofNanos(System.nanoTime() - t0);
+        ctx.log("result: " + (failure == null ? "passed" : "FAILED: " + failure));
+        ctx.closeLog();
+        CaseResult.Status st;
+        if (c.expectFail() != null) {
+            st = failure != null ? CaseResult.Status.XFAIL : CaseResult.Status.XPASS;
+            String msg = failure != null ? "expected failure (" + c.expectFail() + "): " + failure
+                    : "passed but was expected to fail (" + c.expectFail() + ")";
+            return new CaseResult(c, st, msg, excerpt, time, dir);
+        }
+        return new CaseResult(c, failure == null ? CaseResult.Status.PASSED : CaseResult.Status.FAILED, failure,
+                excerpt, time, dir);
+    }
+
+    static String describe(Throwable e) {
+        Throwable t = QmpClient.unwrap(e);
+        String m = t.getMessage();
+        return m == null ? t.toString() : m;
+    }
+
+    /** Per-case state. */
+    private final class Ctx {
+        final Scenario.Case c;
+        final Path dir;
+        final BufferedWriter log;
+        final AtomicBoolean timedOut = new AtomicBoolean();
+        volatile Vm vm;
+        long eventCursor;
+        int consoleCursor;
+        String current;
+        int guestSeq;
+
+        Ctx(Scenario.Case c, Path dir) throws IOException {
+            this.c = c;
+            this.dir = dir;
+            this.log = Files.newBufferedWriter(dir.resolve("steps.log"));
+            log("case " + c.name() + " from " + c.file());
+        }
+
+        void log(String s) {
+            try {
+                log.write(Instant.now() + " " + s + "\n");
+                log.flush();
+            } catch (IOException ignored) { }
+        }
+
+        void closeLog() {
+            try { log.close(); } catch (IOException ignored) { }
+        }
+
+        Vm vm() {
+            if (vm == null) {
+                if (timedOut.get()) throw new StepFailure("case timed out");
+                vm = Vm.launch(c.machine(), dir, msg -> { progress.println("    " + msg); log(msg); });
+                log("launched QEMU pid " + vm.pid() + ": " + Vm.shellQuote(vm.commandLine()));
+                vm.console().addLineListener(l -> { });
+            }
+            return vm;
+        }
+
+        void kill() {
+            Vm v = vm;
+            if (v != null) v.process().destroyForcibly();
+        }
+
+        void close() {
+            if (vm != null) {
+                try { vm.close(); } catch (RuntimeException e) { log("close: " + e); }
+            }
+        }
+
+        String consoleTail() {
+            return vm == null ? null : (vm.console().tail(30).isBlank() ? null : vm.console().tail(30));
+        }
+
+        void checkWatchdog() {
+            if (vm == null) return;
+            Console.Problem p = vm.console().problem();
+            if (p != null) throw new StepFailure("console watchdog: " + p.line(), p.excerpt());
+        }
+
+        void runSteps(List<Step> steps, String prefix) {
+            int i = 0;
+            for (Step s : steps) {
+                i++;
+                String idx = prefix + i;
+                current = idx + " (" + s.where() + ") " + s.label();
+                long t0 = System.nanoTime();
+                boolean quiet = !prefix.isEmpty() && !prefix.endsWith("#1.");
+                if (!quiet) progress.printf("    step %s %s ...%n", idx, s.label());
+                log("step " + idx + " " + s.label() + " [" + s.where() + "]");
+                try {
+                    runStep(s, idx);
+                    checkWatchdog();
+                } catch (StepFailure f) {
+                    throw new StepFailure("step " + current + ": " + f.getMessage(), f.excerpt());
+                } catch (RuntimeException e) {
+                    if (timedOut.get()) throw e;
+                    throw new StepFailure("step " + current + ": " + describe(e));
+                }
+                long ms = (System.nanoTime() - t0) / 1_000_000;
+                log("step " + idx + " ok (" + ms + " ms)");
+                if (!quiet) progress.printf("    step %s ok (%d ms)%n", idx, ms);
+            }
+        }
+
+        void runStep(Step s, String idx) {
+            if (s instanceof Step.Boot b) {
+                vm();
+                if (b.waitReady()) vm.waitReady(b.timeout());
+            } else if (s instanceof Step.WaitReady w) {
+                vm().waitReady(w.timeout());
+            } else if (s instanceof Step.Qmp q) {
+                qmp(q);
+            } else if (s instanceof Step.Hmp h) {
+                String out = QmpClient.join(vm().qmp().execute("human-monitor-command",
+                        Json.object().put("command-line", h.command()), h.timeout())).asText();
+                writeArtifact("hmp-" + idx + ".txt", out);
+                if (h.expect() != null && !h.expect().matcher(out).find())
+                    throw new StepFailure("HMP output does not match /" + h.expect().pattern() + "/", out);
+            } else if (s instanceof Step.Guest g) {
+                guest(g, idx);
+            } else if (s instanceof Step.Inject inj) {
+                ObjectNode a = Json.object().put("path", inj.path()).put("property", inj.property());
+                a.set("value", inj.value());
+                expectOutcome("qom-set", a, Steps.QMP_TIMEOUT, inj.expectErrorClass(), null, null);
+            } else if (s instanceof Step.QomGet g) {
+                JsonNode v = QmpClient.join(vm().qmp().execute("qom-get",
+                        Json.object().put("path", g.path()).put("property", g.property())));
+                log("  qom-get = " + Json.compact(v));
+                if (g.expect() != null) {
+                    String m = Json.subsetMismatch(g.expect(), v, g.property());
+                    if (m != null) throw new StepFailure("qom-get " + g.path() + " " + m);
+                }
+                if (g.expectMatch() != null && !g.expectMatch().matcher(v.isValueNode() ? v.asText() : Json.compact(v)).find())
+                    throw new StepFailure("qom-get " + g.path() + "." + g.property() + " = " + Json.compact(v)
+                            + " does not match /" + g.expectMatch().pattern() + "/");
+            } else if (s instanceof Step.Hotplug h) {
+                QmpClient q = vm().qmp();
+                long seq = q.lastEventSeq();
+                QmpClient.join(q.execute("device_add", h.args(), h.timeout()));
+                if (h.waitEvent() != null) {
+                    QmpEvent e = QmpClient.join(q.awaitEvent(h.waitEvent(), null, seq, h.timeout()));
+                    eventCursor = Math.max(eventCursor, e.seq());
+                }
+            } else if (s instanceof Step.Unplug u) {
+                QmpClient q = vm().qmp();
+                long seq = q.lastEventSeq();
+                QmpClient.join(q.execute("device_del", Json.object().put("id", u.id()), u.timeout()));
+                if (u.awaitDeleted()) {
+                    QmpEvent e = QmpClient.join(q.awaitEvent("DEVICE_DELETED", Json.object().put("device", u.id()),
+                            seq, u.timeout()));
+                    eventCursor = Math.max(eventCursor, e.seq());
+                }
+            } else if (s instanceof Step.WaitEvent w) {
+                QmpEvent e = QmpClient.join(vm().qmp().awaitEvent(w.event(), w.data(), eventCursor, w.timeout()));
+                eventCursor = e.seq();
+                log("  event " + Json.compact(e.raw()));
+            } else if (s instanceof Step.ConsoleExpect ce) {
+                try {
+                    Console.Match m = vm().console().await(ce.regex(), consoleCursor, ce.timeout(), true);
+                    if (m == null) throw new StepFailure("/" + ce.regex().pattern() + "/ not seen on the console within "
+                            + ce.timeout().toMillis() + " ms", vm.console().tail(30));
+                    consoleCursor = m.endOffset();
+                } catch (InterruptedException e) {
+                    throw new StepFailure("interrupted");
+                } catch (VmException e) {
+                    Console.Problem p = vm.console().problem();
+                    throw new StepFailure(e.getMessage().split("\n")[0], p != null ? p.excerpt() : vm.console().tail(30));
+                }
+            } else if (s instanceof Step.Sleep sl) {
+                try {
+                    Thread.sleep(sl.duration().toMillis());
+                } catch (InterruptedException e) {
+                    throw new StepFailure("interrupted");
+                }
+            } else if (s instanceof Step.Repeat r) {
+                for (int k = 1; k <= r.count(); k++) {
+                    runSteps(r.steps(), idx + "#" + k + ".");
+                }
+            } else {
+                throw new IllegalStateException("unhandled step " + s);
+            }
+        }
+
+        void qmp(Step.Qmp q) {
+            if (q.oob()) {
+                JsonNode r = QmpClient.join(vm().qmp().executeOob(q.execute(), q.args(), q.timeout()));
+                check(q, r);
+                return;
+            }
+            expectOutcome(q.execute(), q.args(), q.timeout(), q.expectErrorClass(), q.expectErrorDesc(), q);
+        }
+
+        private void check(Step.Qmp q, JsonNode r) {
+            if (q.expect() != null) {
+                String m = Json.subsetMismatch(q.expect(), r, "return");
+                if (m != null) throw new StepFailure(q.execute() + ": " + m);
+            }
+        }
+
+        void expectOutcome(String cmd, JsonNode args, Duration timeout, String errCls, java.util.regex.Pattern errDesc,
+                           Step.Qmp q) {
+            JsonNode r;
+            try {
+                r = QmpClient.join(vm().qmp().execute(cmd, args, timeout));
+            } catch (QmpErrorException e) {
+                if (errCls == null) throw new StepFailure(cmd + " failed: " + e.errorClass() + ": " + e.description());
+                if (!errCls.equals("*") && !errCls.equals(e.errorClass()))
+                    throw new StepFailure(cmd + " failed with " + e.errorClass() + " but " + errCls + " was expected: "
+                            + e.description());
+                if (errDesc != null && !errDesc.matcher(e.description()).find())
+                    throw new StepFailure(cmd + " error description '" + e.description() + "' does not match /"
+                            + errDesc.pattern() + "/");
+                return;
+            }
+            if (errCls != null) throw new StepFailure(cmd + " succeeded (" + Json.compact(r) + ") but error "
+                    + errCls + " was expected");
+            if (q != null) check(q, r);
+        }
+
+        void guest(Step.Guest g, String idx) {
+            GuestAgent ga = vm().guestAgent();
+            List<String> argv = g.argv() != null ? g.argv() : List.of("/bin/sh", "-c", g.shell());
+            GuestAgent.ExecResult r = ga.exec(argv, null, g.timeout());
+            String base = "guest-" + (g.save() != null ? g.save() : String.format("%03d", ++guestSeq));
+            writeArtifact(base + ".stdout", r.out());
+            writeArtifact(base + ".stderr", r.err());
+            log("  guest exit " + r.exitCode() + (r.signal() != null ? " signal " + r.signal() : ""));
+            String outs = "stdout:\n" + tail(r.out()) + "\nstderr:\n" + tail(r.err());
+            if (g.expectExit() != null && r.exitCode() != g.expectExit())
+                throw new StepFailure("exit code " + r.exitCode() + (r.signal() != null ? " (signal " + r.signal() + ")" : "")
+                        + ", expected " + g.expectExit(), outs);
+            if (g.stdout() != null && !g.stdout().matcher(r.out()).find())
+                throw new StepFailure("stdout does not match /" + g.stdout().pattern() + "/", outs);
+            if (g.stderr() != null && !g.stderr().matcher(r.err()).find())
+                throw new StepFailure("stderr does not match /" + g.stderr().pattern() + "/", outs);
+        }
+
+        private String tail(String s) {
+            String[] l = s.split("\n");
+            int from = Math.max(0, l.length - 30);
+            return String.join("\n", java.util.Arrays.copyOfRange(l, from, l.length));
+        }
+
+        void writeArtifact(String name, String content) {
+            try {
+                Files.writeString(dir.resolve(name), content, StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                log("cannot write " + name + ": " + e);
+            }
+        }
+    }
+}
