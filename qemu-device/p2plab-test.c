@@ -1,0 +1,1180 @@
+/*
+ * qtest for the p2plab PCIe DMA-engine device (hw/misc/p2plab.c).
+ *
+ * Copyright (c) 2026 The p2plab authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Every test boots q35 with a PCIe switch and two p2plab endpoints:
+ *   pcie.0 -- 00:02.0 pcie-root-port rp0 -- 01:00.0 x3130-upstream up0
+ *                 +-- 02:00.0 xio3130-downstream dp0 -- 03:00.0 p2plab p0
+ *                 +-- 02:01.0 xio3130-downstream dp1 -- 04:00.0 p2plab p1
+ * No firmware runs under qtest, so the test enumerates by hand through ECAM (q35 PCIEXBAR) and
+ * acts as the guest driver: descriptor ring and buffers in guest RAM, MSI-X messages aimed at
+ * guest RAM so that their delivery can be checked.
+ *
+ * Environment: P2PLAB_QEMU_ARGS (default "-L /usr/share/qemu -L /usr/share/seabios") is added
+ * to every QEMU command line; P2PLAB_BENCH=1 adds /p2plab/bench (256 MiB copies, MB/s).
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include "qemu/units.h"
+#include "qobject/qdict.h"
+#include "standard-headers/linux/pci_regs.h"
+#include "p2plab_hw.h"
+
+#define ECAM            0xb0000000ULL
+#define BAR0_P0         0xc0000000ULL
+#define BAR0_P1         0xc0100000ULL
+#define BAR2_P0         0x1000000000ULL
+#define BAR2_P1         0x2000000000ULL
+#define MSI_BASE        0x00f00000ULL   /* MSI-X messages land here: dev * 16 + vec * 4 */
+#define RING_BASE       0x01000000ULL   /* p0 ring; p1 ring at +0x100000 */
+#define BUF_A           0x02000000ULL
+#define BUF_B           0x06000000ULL
+#define UNMAPPED        0x700000000000ULL
+#define POLL_US         (10 * 1000 * 1000)
+
+typedef struct {
+    QTestState *qts;
+    uint64_t bar0[2], bar2[2];
+    uint64_t mem_size;
+    uint32_t ring_size[2];
+    uint32_t tail[2];
+} Lab;
+
+static const char *fw_args(void)
+{
+    const char *a = getenv("P2PLAB_QEMU_ARGS");
+    return a ? a : "-L /usr/share/qemu -L /usr/share/seabios";
+}
+
+/* ---- config space through ECAM ------------------------------------------------------------- */
+
+static uint64_t ecam(int bus, int dev, int fn, int off)
+{
+    return ECAM + ((uint64_t)bus << 20) + (dev << 15) + (fn << 12) + off;
+}
+static uint32_t cfg_rl(Lab *l, int b, int d, int o) { return qtest_readl(l->qts, ecam(b, d, 0, o)); }
+static uint16_t cfg_rw(Lab *l, int b, int d, int o) { return qtest_readw(l->qts, ecam(b, d, 0, o)); }
+static void cfg_wl(Lab *l, int b, int d, int o, uint32_t v) { qtest_writel(l->qts, ecam(b, d, 0, o), v); }
+static void cfg_ww(Lab *l, int b, int d, int o, uint16_t v) { qtest_writew(l->qts, ecam(b, d, 0, o), v); }
+static void cfg_wb(Lab *l, int b, int d, int o, uint8_t v) { qtest_writeb(l->qts, ecam(b, d, 0, o), v); }
+
+static int find_cap(Lab *l, int b, int d, int id)
+{
+    int pos = qtest_readb(l->qts, ecam(b, d, 0, PCI_CAPABILITY_LIST)) & ~3;
+
+    while (pos) {
+        if (qtest_readb(l->qts, ecam(b, d, 0, pos)) == id) {
+            return pos;
+        }
+        pos = qtest_readb(l->qts, ecam(b, d, 0, pos + 1)) & ~3;
+    }
+    return 0;
+}
+
+static int find_ext_cap(Lab *l, int b, int d, int id)
+{
+    int pos = 0x100;
+
+    while (pos) {
+        uint32_t h = cfg_rl(l, b, d, pos);
+        if ((h & 0xffff) == id) {
+            return pos;
+        }
+        pos = h >> 20;
+    }
+    return 0;
+}
+
+static void bridge_setup(Lab *l, int b, int d, int sec, int sub, uint64_t mem, uint64_t mem_lim,
+                         uint64_t pref, uint64_t pref_lim)
+{
+    cfg_wb(l, b, d, PCI_PRIMARY_BUS, b);
+    cfg_wb(l, b, d, PCI_SECONDARY_BUS, sec);
+    cfg_wb(l, b, d, PCI_SUBORDINATE_BUS, sub);
+    cfg_wb(l, b, d, PCI_IO_BASE, 0xf0);
+    cfg_wb(l, b, d, PCI_IO_LIMIT, 0x00);
+    cfg_ww(l, b, d, PCI_MEMORY_BASE, (mem >> 16) & 0xfff0);
+    cfg_ww(l, b, d, PCI_MEMORY_LIMIT, (mem_lim >> 16) & 0xfff0);
+    cfg_ww(l, b, d, PCI_PREF_MEMORY_BASE, (pref >> 16) & 0xfff0);
+    cfg_ww(l, b, d, PCI_PREF_MEMORY_LIMIT, (pref_lim >> 16) & 0xfff0);
+    cfg_wl(l, b, d, PCI_PREF_BASE_UPPER32, pref >> 32);
+    cfg_wl(l, b, d, PCI_PREF_LIMIT_UPPER32, pref_lim >> 32);
+    cfg_ww(l, b, d, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+}
+
+static void msix_setup(Lab *l, int dev, bool enable)
+{
+    int b = 3 + dev;
+    int cap = find_cap(l, b, 0, PCI_CAP_ID_MSIX);
+
+    g_assert_cmpint(cap, !=, 0);
+    for (int v = 0; v < P2PLAB_NUM_VECTORS; v++) {
+        uint64_t e = l->bar0[dev] + P2PLAB_MSIX_TABLE_OFF + v * 16;
+        qtest_writel(l->qts, e + 0, MSI_BASE + dev * 16 + v * 4);
+        qtest_writel(l->qts, e + 4, 0);
+        qtest_writel(l->qts, e + 8, 0x100 + v);
+        qtest_writel(l->qts, e + 12, 0);    /* unmasked */
+    }
+    cfg_ww(l, b, 0, cap + PCI_MSIX_FLAGS, enable ? PCI_MSIX_FLAGS_ENABLE : 0);
+}
+
+static uint32_t msi_seen(Lab *l, int dev, int vec)
+{
+    uint64_t a = MSI_BASE + dev * 16 + vec * 4;
+    uint32_t v = qtest_readl(l->qts, a);
+    qtest_writel(l->qts, a, 0);
+    return v;
+}
+
+static void lab_enumerate(Lab *l);
+
+static Lab *lab_start(const char *dp0_extra, const char *p_extra, uint64_t mem_size, int ram_mb)
+{
+    Lab *l = g_new0(Lab, 1);
+    g_autofree char *ms = g_strdup_printf("%" PRIu64, mem_size);
+
+    l->mem_size = mem_size;
+    l->bar0[0] = BAR0_P0; l->bar0[1] = BAR0_P1;
+    l->bar2[0] = BAR2_P0; l->bar2[1] = BAR2_P1;
+    l->qts = qtest_initf("%s -machine q35 -m %d -nodefaults "
+        "-device pcie-root-port,id=rp0,bus=pcie.0,addr=02.0,chassis=1 "
+        "-device x3130-upstream,id=up0,bus=rp0 "
+        "-device xio3130-downstream,id=dp0,bus=up0,addr=00.0,chassis=2,slot=0%s "
+        "-device xio3130-downstream,id=dp1,bus=up0,addr=01.0,chassis=3,slot=0 "
+        "-device p2plab,id=p0,bus=dp0,mem-size=%s%s "
+        "-device p2plab,id=p1,bus=dp1,mem-size=%s%s",
+        fw_args(), ram_mb, dp0_extra, ms, p_extra, ms, p_extra);
+    lab_enumerate(l);
+    return l;
+}
+
+/* program ECAM, bus numbers, bridge windows, BARs and MSI-X (as firmware + driver would) */
+static void lab_enumerate(Lab *l)
+{
+    uint64_t mem_size = l->mem_size;
+
+    /* q35 MCH: ECAM at 0xb0000000, 256 buses, enabled (legacy 0xcf8 cycle to 00:00.0 0x60) */
+    qtest_outl(l->qts, 0xcf8, 0x80000000 | 0x60);
+    qtest_outl(l->qts, 0xcfc, (uint32_t)ECAM | 1);
+    qtest_outl(l->qts, 0xcf8, 0x80000000 | 0x64);
+    qtest_outl(l->qts, 0xcfc, 0);
+
+    bridge_setup(l, 0, 2, 1, 4, BAR0_P0, BAR0_P1 + 0xfffff, BAR2_P0, BAR2_P1 + mem_size - 1);
+    bridge_setup(l, 1, 0, 2, 4, BAR0_P0, BAR0_P1 + 0xfffff, BAR2_P0, BAR2_P1 + mem_size - 1);
+    bridge_setup(l, 2, 0, 3, 3, BAR0_P0, BAR0_P0 + 0xfffff, BAR2_P0, BAR2_P0 + mem_size - 1);
+    bridge_setup(l, 2, 1, 4, 4, BAR0_P1, BAR0_P1 + 0xfffff, BAR2_P1, BAR2_P1 + mem_size - 1);
+    for (int i = 0; i < 2; i++) {
+        cfg_wl(l, 3 + i, 0, PCI_BASE_ADDRESS_0, l->bar0[i]);
+        cfg_wl(l, 3 + i, 0, PCI_BASE_ADDRESS_2, (uint32_t)l->bar2[i]);
+        cfg_wl(l, 3 + i, 0, PCI_BASE_ADDRESS_3, l->bar2[i] >> 32);
+        cfg_ww(l, 3 + i, 0, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+        msix_setup(l, i, true);
+    }
+    qtest_memset(l->qts, MSI_BASE, 0, 64);
+}
+
+static Lab *lab_default(void)
+{
+    return lab_start("", "", 16 * MiB, 512);
+}
+
+static void lab_stop(Lab *l)
+{
+    qtest_quit(l->qts);
+    g_free(l);
+}
+
+/* ---- registers, QOM ----------------------------------------------------------------------------- */
+
+static uint32_t rd(Lab *l, int dev, uint32_t reg) { return qtest_readl(l->qts, l->bar0[dev] + reg); }
+static void wr(Lab *l, int dev, uint32_t reg, uint32_t v) { qtest_writel(l->qts, l->bar0[dev] + reg, v); }
+
+static int64_t qom_get_int(Lab *l, const char *dev, const char *prop)
+{
+    QDict *r = qtest_qmp(l->qts, "{'execute':'qom-get','arguments':{'path':%s,'property':%s}}",
+                         dev, prop);
+    int64_t v;
+
+    g_assert(qdict_haskey(r, "return"));
+    v = qdict_get_int(r, "return");
+    qobject_unref(r);
+    return v;
+}
+
+static bool qom_get_bool(Lab *l, const char *dev, const char *prop)
+{
+    QDict *r = qtest_qmp(l->qts, "{'execute':'qom-get','arguments':{'path':%s,'property':%s}}",
+                         dev, prop);
+    bool v;
+
+    g_assert(qdict_haskey(r, "return"));
+    v = qdict_get_bool(r, "return");
+    qobject_unref(r);
+    return v;
+}
+
+static void qom_set_int(Lab *l, const char *dev, const char *prop, int64_t v)
+{
+    QDict *r = qtest_qmp(l->qts, "{'execute':'qom-set','arguments':{'path':%s,'property':%s,"
+                         "'value':%" PRId64 "}}", dev, prop, v);
+    g_assert(qdict_haskey(r, "return"));
+    qobject_unref(r);
+}
+
+static void qom_set_bool(Lab *l, const char *dev, const char *prop, bool v)
+{
+    QDict *r = qtest_qmp(l->qts, "{'execute':'qom-set','arguments':{'path':%s,'property':%s,"
+                         "'value':%i}}", dev, prop, v);
+    g_assert(qdict_haskey(r, "return"));
+    qobject_unref(r);
+}
+
+static void assert_alive(Lab *l)
+{
+    QDict *r = qtest_qmp(l->qts, "{'execute':'query-status'}");
+    g_assert(qdict_haskey(r, "return"));
+    qobject_unref(r);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_ID), ==, P2PLAB_ID_MAGIC);
+}
+
+/* ---- ring driver -------------------------------------------------------------------------------- */
+
+static uint64_t ring_base(int dev) { return RING_BASE + dev * 0x100000; }
+
+static void ring_program(Lab *l, int dev, uint32_t size)
+{
+    wr(l, dev, P2PLAB_REG_CTRL, P2PLAB_CTRL_RESET);
+    wr(l, dev, P2PLAB_REG_RING_BASE_LO, (uint32_t)ring_base(dev));
+    wr(l, dev, P2PLAB_REG_RING_BASE_HI, ring_base(dev) >> 32);
+    wr(l, dev, P2PLAB_REG_RING_SIZE, size);
+    wr(l, dev, P2PLAB_REG_CTRL, P2PLAB_CTRL_ENABLE);
+    l->ring_size[dev] = size;
+    l->tail[dev] = 0;
+}
+
+static void ring_setup(Lab *l, int dev, uint32_t size)
+{
+    ring_program(l, dev, size);
+    g_assert_cmphex(rd(l, dev, P2PLAB_REG_STATUS), ==, P2PLAB_STATUS_ENABLED);
+}
+
+/* write a descriptor at the current tail (no doorbell); returns its index */
+static uint32_t post(Lab *l, int dev, uint64_t src, uint64_t dst, uint32_t len, uint32_t flags)
+{
+    uint32_t idx = l->tail[dev];
+    uint64_t a = ring_base(dev) + idx * P2PLAB_DESC_SIZE;
+
+    qtest_writeq(l->qts, a + 0, src);
+    qtest_writeq(l->qts, a + 8, dst);
+    qtest_writel(l->qts, a + 16, len);
+    qtest_writel(l->qts, a + 20, flags);
+    qtest_writel(l->qts, a + 24, 0);
+    qtest_writel(l->qts, a + 28, 0xc0de0000 | idx);
+    l->tail[dev] = (idx + 1) % l->ring_size[dev];
+    return idx;
+}
+
+static void doorbell(Lab *l, int dev)
+{
+    wr(l, dev, P2PLAB_REG_RING_TAIL, l->tail[dev]);
+}
+
+static uint32_t desc_status(Lab *l, int dev, uint32_t idx)
+{
+    return qtest_readl(l->qts, ring_base(dev) + idx * P2PLAB_DESC_SIZE + 24);
+}
+
+static uint32_t wait_desc(Lab *l, int dev, uint32_t idx)
+{
+    gint64 end = g_get_monotonic_time() + POLL_US;
+    uint32_t st;
+
+    while (!((st = desc_status(l, dev, idx)) & P2PLAB_DESC_DONE)) {
+        g_assert_cmpint(g_get_monotonic_time(), <, end);
+        g_usleep(100);
+    }
+    g_assert_cmphex(qtest_readl(l->qts, ring_base(dev) + idx * P2PLAB_DESC_SIZE + 28), ==,
+                    0xc0de0000 | idx);     /* cookie untouched */
+    return st;
+}
+
+/* give the device a chance to run (no clock advance) */
+static void settle(Lab *l, int dev)
+{
+    for (int i = 0; i < 50; i++) {
+        rd(l, dev, P2PLAB_REG_STATUS);
+    }
+}
+
+static uint32_t run1(Lab *l, int dev, uint64_t src, uint64_t dst, uint32_t len, uint32_t flags)
+{
+    uint32_t idx = post(l, dev, src, dst, len, flags);
+    doorbell(l, dev);
+    return wait_desc(l, dev, idx);
+}
+
+static void fill_random(Lab *l, uint64_t addr, size_t len, uint32_t seed, uint8_t **out)
+{
+    GRand *r = g_rand_new_with_seed(seed);
+    uint8_t *buf = g_malloc(len);
+
+    for (size_t i = 0; i < len; i += 4) {
+        uint32_t v = g_rand_int(r);
+        memcpy(buf + i, &v, MIN(4, len - i));
+    }
+    g_rand_free(r);
+    qtest_bufwrite(l->qts, addr, buf, len);
+    *out = buf;
+}
+
+static void assert_mem_eq(Lab *l, uint64_t addr, const uint8_t *expect, size_t len)
+{
+    g_autofree uint8_t *got = g_malloc(len);
+
+    qtest_bufread(l->qts, addr, got, len);
+    g_assert(memcmp(got, expect, len) == 0);
+}
+
+/* ---- tests -------------------------------------------------------------------------------------- */
+
+static void test_identity(void)
+{
+    Lab *l = lab_default();
+    uint32_t id = cfg_rl(l, 3, 0, PCI_VENDOR_ID);
+    int exp = find_cap(l, 3, 0, PCI_CAP_ID_EXP);
+
+    g_assert_cmphex(id, ==, P2PLAB_VENDOR_ID | (P2PLAB_DEVICE_ID << 16));
+    g_assert_cmphex(cfg_rl(l, 3, 0, PCI_CLASS_REVISION), ==,
+                    (P2PLAB_CLASS << 16) | P2PLAB_REVISION);
+    g_assert_cmpint(exp, !=, 0);
+    g_assert_cmphex((qtest_readb(l->qts, ecam(3, 0, 0, exp + PCI_EXP_FLAGS)) >> 4) & 0xf, ==,
+                    PCI_EXP_TYPE_ENDPOINT);
+    g_assert_cmpint(qtest_readb(l->qts, ecam(3, 0, 0, PCI_INTERRUPT_PIN)), ==, 1);
+    /* MSI-X: 2 vectors, table in BAR0 at 0x2000, PBA at 0x3000 */
+    {
+        int cap = find_cap(l, 3, 0, PCI_CAP_ID_MSIX);
+        g_assert_cmpint((cfg_rw(l, 3, 0, cap + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_QSIZE) + 1, ==,
+                        P2PLAB_NUM_VECTORS);
+        g_assert_cmphex(cfg_rl(l, 3, 0, cap + PCI_MSIX_TABLE), ==, P2PLAB_MSIX_TABLE_OFF | 0);
+        g_assert_cmphex(cfg_rl(l, 3, 0, cap + PCI_MSIX_PBA), ==, P2PLAB_MSIX_PBA_OFF | 0);
+    }
+    /* BAR2 is 64-bit prefetchable */
+    g_assert_cmphex(cfg_rl(l, 3, 0, PCI_BASE_ADDRESS_2) & 0xf, ==,
+                    PCI_BASE_ADDRESS_MEM_TYPE_64 | PCI_BASE_ADDRESS_MEM_PREFETCH);
+
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_ID), ==, P2PLAB_ID_MAGIC);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_VERSION), ==, P2PLAB_IF_VERSION);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_CAPS), ==, P2PLAB_CAP_P2P_ROUTING | P2PLAB_CAP_FAULT_INJ);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_MEM_SIZE_LO), ==, 16 * MiB);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_MEM_SIZE_HI), ==, 0);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_RING_MAX), ==, 4096);
+    g_assert_cmpuint(qom_get_int(l, "p0", "mem-size"), ==, 16 * MiB);
+    for (uint32_t r = P2PLAB_REG_CTRL; r < P2PLAB_NUM_REGS * 4; r += 4) {
+        if (r != P2PLAB_REG_RING_MAX) {
+            g_assert_cmphex(rd(l, 0, r), ==, 0);
+        }
+    }
+    /* SCRATCH is RW; RO registers ignore writes; bad accesses are harmless */
+    wr(l, 0, P2PLAB_REG_SCRATCH, 0xdeadbeef);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_SCRATCH), ==, 0xdeadbeef);
+    wr(l, 0, P2PLAB_REG_ID, 0);
+    wr(l, 0, P2PLAB_REG_RING_HEAD, 5);
+    wr(l, 0, P2PLAB_REG_COMPLETED, 5);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_ID), ==, P2PLAB_ID_MAGIC);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_RING_HEAD), ==, 0);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_COMPLETED), ==, 0);
+    g_assert_cmphex(qtest_readw(l->qts, l->bar0[0] + P2PLAB_REG_ID), ==, 0xffff);
+    g_assert_cmphex(qtest_readl(l->qts, l->bar0[0] + P2PLAB_REG_ID + 1), ==, 0xffffffff);
+    g_assert_cmphex(qtest_readq(l->qts, l->bar0[0]), ==, ~0ULL);
+    qtest_writeb(l->qts, l->bar0[0] + P2PLAB_REG_SCRATCH, 0x11);
+    qtest_writeq(l->qts, l->bar0[0] + P2PLAB_REG_ERR_INDEX, 0x11ULL << 32); /* 8-byte */
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_SCRATCH), ==, 0xdeadbeef);
+    g_assert_cmphex(rd(l, 0, 0x1000), ==, 0);
+    wr(l, 0, 0x1000, 1);
+    wr(l, 0, P2PLAB_REG_CTRL, 0xfffffff0);     /* reserved bits only */
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_CTRL), ==, 0);
+    /* device memory is plain memory through BAR2 */
+    qtest_writel(l->qts, l->bar2[0] + 0x100, 0x12345678);
+    g_assert_cmphex(qtest_readl(l->qts, l->bar2[0] + 0x100), ==, 0x12345678);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+/* bad configurations are refused with a clear error */
+static void expect_start_failure(const char *args, const char *msg)
+{
+    const char *bin = getenv("QTEST_QEMU_BINARY");
+    g_autofree char *cmd = g_strdup_printf("%s %s -machine q35 -nodefaults -display none -S "
+                                           "-accel qtest -qtest null %s", bin, fw_args(), args);
+    g_autofree char *out = NULL, *err = NULL;
+    int status;
+
+    g_assert(g_spawn_command_line_sync(cmd, &out, &err, &status, NULL));
+    g_assert(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    if (!strstr(err, msg)) {
+        g_test_message("stderr: %s", err);
+    }
+    g_assert(strstr(err, msg));
+}
+
+static void test_bad_config(void)
+{
+    expect_start_failure("-device p2plab,mem-size=3M", "must be a power of two");
+    expect_start_failure("-device p2plab,mem-size=512K", "must be a power of two");
+    expect_start_failure("-device p2plab,mem-size=128G", "must be a power of two");
+    expect_start_failure("-object memory-backend-ram,id=m,size=3M -device p2plab,memdev=m",
+                         "memdev size");
+    expect_start_failure("-object memory-backend-ram,id=m,size=4M "
+                         "-device p2plab,memdev=m,mem-size=8M", "differs from the size");
+    expect_start_failure("-object memory-backend-ram,id=m,size=4M "
+                         "-device p2plab,memdev=m -device p2plab,memdev=m", "already in use");
+}
+
+static void test_memdev(void)
+{
+    {
+        QTestState *qts = qtest_initf("%s -machine q35 -m 256 -nodefaults "
+                                      "-object memory-backend-ram,id=m0,size=8M "
+                                      "-device p2plab,id=p9,memdev=m0,addr=04.0", fw_args());
+        uint32_t bar;
+        qtest_outl(qts, 0xcf8, 0x80000000 | 0x60);
+        qtest_outl(qts, 0xcfc, (uint32_t)ECAM | 1);
+        qtest_writel(qts, ECAM + (4 << 15) + PCI_BASE_ADDRESS_0, BAR0_P0);
+        qtest_writew(qts, ECAM + (4 << 15) + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+        bar = qtest_readl(qts, BAR0_P0 + P2PLAB_REG_CAPS);
+        g_assert_cmphex(bar & P2PLAB_CAP_MEMDEV, ==, P2PLAB_CAP_MEMDEV);
+        g_assert_cmphex(qtest_readl(qts, BAR0_P0 + P2PLAB_REG_MEM_SIZE_LO), ==, 8 * MiB);
+        qtest_quit(qts);
+    }
+}
+
+static void test_roundtrip(void)
+{
+    Lab *l = lab_default();
+    const size_t len = 4 * MiB + 4096 + 3;      /* several chunks and an odd tail */
+    g_autofree uint8_t *data = NULL;
+    uint32_t a, b;
+
+    fill_random(l, BUF_A, len, 1, &data);
+    qtest_memset(l->qts, BUF_B, 0, len);
+    ring_setup(l, 0, 16);
+    a = post(l, 0, BUF_A, 0x10000, len, P2PLAB_DESC_F_DST_LOCAL);
+    b = post(l, 0, 0x10000, BUF_B, len, P2PLAB_DESC_F_SRC_LOCAL | P2PLAB_DESC_F_IRQ);
+    doorbell(l, 0);
+    g_assert_cmphex(wait_desc(l, 0, a), ==, P2PLAB_DESC_DONE);
+    g_assert_cmphex(wait_desc(l, 0, b), ==, P2PLAB_DESC_DONE);
+    assert_mem_eq(l, BUF_B, data, len);
+    assert_mem_eq(l, l->bar2[0] + 0x10000, data, 65536);     /* visible through BAR2 */
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_RING_HEAD), ==, 2);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_COMPLETED), ==, 2);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_STATUS), ==, P2PLAB_STATUS_ENABLED);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_INT_STATUS), ==, P2PLAB_INT_DONE);
+    g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_DONE), ==, 0x100);
+    g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_ERROR), ==, 0);
+    wr(l, 0, P2PLAB_REG_INT_STATUS, P2PLAB_INT_DONE);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_INT_STATUS), ==, 0);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-descriptors"), ==, 2);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-host"), ==, 2 * len);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer"), ==, 0);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-local"), ==, 0);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-irqs"), ==, 1);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-errors"), ==, 0);
+
+    /* local -> local, overlapping both ways: memmove semantics across chunks */
+    {
+        const size_t n = 3 * MiB;
+        g_autofree uint8_t *exp = g_malloc(n + MiB);
+
+        memcpy(exp, data, n + MiB);
+        g_assert_cmphex(run1(l, 0, 0x10000, 0x10000 + MiB, n,
+                             P2PLAB_DESC_F_SRC_LOCAL | P2PLAB_DESC_F_DST_LOCAL), ==,
+                        P2PLAB_DESC_DONE);
+        memmove(exp + MiB, exp, n);
+        assert_mem_eq(l, l->bar2[0] + 0x10000, exp, n + MiB);
+        g_assert_cmphex(run1(l, 0, 0x10000 + MiB, 0x10000 + 4096, n,
+                             P2PLAB_DESC_F_SRC_LOCAL | P2PLAB_DESC_F_DST_LOCAL), ==,
+                        P2PLAB_DESC_DONE);
+        memmove(exp + 4096, exp + MiB, n);
+        assert_mem_eq(l, l->bar2[0] + 0x10000, exp, n + MiB);
+        g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-local"), ==, 2 * n);
+    }
+    /* RAM -> RAM through the device (bus to bus) */
+    g_assert_cmphex(run1(l, 0, BUF_A, BUF_B + 1, 100000, 0), ==, P2PLAB_DESC_DONE);
+    assert_mem_eq(l, BUF_B + 1, data, 100000);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void p2p_transfer(Lab *l, size_t len, uint8_t **data)
+{
+    fill_random(l, BUF_A, len, 2, data);
+    ring_setup(l, 0, 16);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, len, P2PLAB_DESC_F_DST_LOCAL), ==, P2PLAB_DESC_DONE);
+    /* p0 device memory -> p1 BAR2 (a peer under the same switch) */
+    g_assert_cmphex(run1(l, 0, 0, l->bar2[1] + 0x100000, len, P2PLAB_DESC_F_SRC_LOCAL), ==,
+                    P2PLAB_DESC_DONE);
+    assert_mem_eq(l, l->bar2[1] + 0x100000, *data, len);
+    /* and back: p1 BAR2 -> p0 device memory */
+    g_assert_cmphex(run1(l, 0, l->bar2[1] + 0x100000, 2 * MiB, len, P2PLAB_DESC_F_DST_LOCAL), ==,
+                    P2PLAB_DESC_DONE);
+    assert_mem_eq(l, l->bar2[0] + 2 * MiB, *data, len);
+}
+
+static void test_p2p_switch(void)
+{
+    Lab *l = lab_default();
+    const size_t len = 1 * MiB + 512;
+    g_autofree uint8_t *data = NULL;
+
+    p2p_transfer(l, len, &data);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-host"), ==, len);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer"), ==, 2 * len);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, 2 * len);
+    /* the peer itself did nothing */
+    g_assert_cmpuint(qom_get_int(l, "p1", "stat-descriptors"), ==, 0);
+    /* peer registers (MMIO, BAR0 of p1) are reachable the same way */
+    wr(l, 1, P2PLAB_REG_SCRATCH, 0x5a5a1234);
+    g_assert_cmphex(run1(l, 0, l->bar0[1] + P2PLAB_REG_SCRATCH, BUF_B, 4, 0), ==,
+                    P2PLAB_DESC_DONE);
+    g_assert_cmphex(qtest_readl(l->qts, BUF_B), ==, 0x5a5a1234);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, 2 * len + 4);
+    /* memory decoding off on the peer's port: the window is not routed, goes upstream */
+    cfg_ww(l, 2, 1, PCI_COMMAND, 0);
+    g_assert_cmphex(run1(l, 0, 0, l->bar2[1], 4096, P2PLAB_DESC_F_SRC_LOCAL), ==,
+                    P2PLAB_DESC_DONE | P2PLAB_ERR_DST_DMA);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void test_p2p_acs(void)
+{
+    Lab *l = lab_start(",acs=on", "", 16 * MiB, 512);
+    const size_t len = 1 * MiB;
+    g_autofree uint8_t *data = NULL;
+    g_autofree uint8_t *data2 = NULL;
+    int acs = find_ext_cap(l, 2, 0, PCI_EXT_CAP_ID_ACS);
+
+    g_assert_cmpint(acs, !=, 0);
+    g_assert_cmphex(cfg_rw(l, 2, 0, acs + PCI_ACS_CAP) & PCI_ACS_RR, ==, PCI_ACS_RR);
+    g_assert_cmphex(cfg_rw(l, 2, 0, acs + PCI_ACS_CTRL), ==, 0);
+    /* no ACS cap on dp1 (default off) */
+    g_assert_cmpint(find_ext_cap(l, 2, 1, PCI_EXT_CAP_ID_ACS), ==, 0);
+
+    /* ACS present but RR clear: still routed inside the switch */
+    p2p_transfer(l, len, &data);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, 2 * len);
+
+    /* RR set on p0's downstream port: requests are redirected upstream (root complex) */
+    cfg_ww(l, 2, 0, acs + PCI_ACS_CTRL, PCI_ACS_RR);
+    g_assert_cmphex(cfg_rw(l, 2, 0, acs + PCI_ACS_CTRL), ==, PCI_ACS_RR);
+    g_assert_cmphex(run1(l, 0, 0, l->bar2[1] + 0x300000, len, P2PLAB_DESC_F_SRC_LOCAL), ==,
+                    P2PLAB_DESC_DONE);
+    assert_mem_eq(l, l->bar2[1] + 0x300000, data, len);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, 2 * len);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer"), ==, 3 * len);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-host"), ==, len);
+    (void)data2;
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void test_batch(void)
+{
+    Lab *l = lab_default();
+    g_autofree uint8_t *data = NULL;
+    uint32_t first, n = 0;
+    const int count = 13;
+
+    fill_random(l, BUF_A, 2 * MiB, 3, &data);
+    qtest_memset(l->qts, BUF_B, 0, 2 * MiB);
+    ring_setup(l, 0, 8);
+    /* 3 rounds on a ring of 8: HEAD/TAIL wrap; only the last of each round asks for an IRQ */
+    for (int round = 0; round < 3; round++) {
+        first = l->tail[0];
+        for (int i = 0; i < 5; i++, n++) {
+            uint32_t off = n * 65536;
+            post(l, 0, BUF_A + off, off, 65536 - n, P2PLAB_DESC_F_DST_LOCAL);
+        }
+        post(l, 0, 0, BUF_B, n * 65536, P2PLAB_DESC_F_SRC_LOCAL |
+             (round == 2 ? P2PLAB_DESC_F_IRQ : 0));
+        doorbell(l, 0);
+        for (int i = 0; i < 6; i++) {
+            g_assert_cmphex(wait_desc(l, 0, (first + i) % 8), ==, P2PLAB_DESC_DONE);
+        }
+    }
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_COMPLETED), ==, 18);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_RING_HEAD), ==, 18 % 8);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_RING_TAIL), ==, 18 % 8);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_mem_eq(l, BUF_B + i * 65536, data + i * 65536, 65536 - i);
+    }
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-irqs"), ==, 1);
+    g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_DONE), ==, 0x100);
+    (void)count;
+    /* a full ring: 7 entries (size - 1) in one doorbell */
+    first = l->tail[0];
+    for (int i = 0; i < 7; i++) {
+        post(l, 0, BUF_A, i * 4096, 4096, P2PLAB_DESC_F_DST_LOCAL);
+    }
+    doorbell(l, 0);
+    for (int i = 0; i < 7; i++) {
+        g_assert_cmphex(wait_desc(l, 0, (first + i) % 8), ==, P2PLAB_DESC_DONE);
+    }
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_COMPLETED), ==, 25);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void test_desc_errors(void)
+{
+    Lab *l = lab_default();
+    const uint32_t L = P2PLAB_DESC_F_SRC_LOCAL, D = P2PLAB_DESC_F_DST_LOCAL;
+    const uint64_t ms = 16 * MiB;
+    struct { uint64_t src, dst; uint32_t len, flags, err; } c[] = {
+        { BUF_A, 0, 0, D, P2PLAB_ERR_BAD_LEN },
+        { BUF_A, 0, P2PLAB_DESC_MAX_LEN + 1, D, P2PLAB_ERR_BAD_LEN },
+        { BUF_A, 0, 0xffffffff, D, P2PLAB_ERR_BAD_LEN },
+        { BUF_A, 0, 16, 0x8 | D, P2PLAB_ERR_BAD_FLAGS },
+        { BUF_A, 0, 16, 0x80000000, P2PLAB_ERR_BAD_FLAGS },
+        { ms - 8, BUF_B, 16, L, P2PLAB_ERR_SRC_RANGE },
+        { ms, BUF_B, 1, L, P2PLAB_ERR_SRC_RANGE },
+        { ~0ULL - 4, BUF_B, 16, L, P2PLAB_ERR_SRC_RANGE },
+        { BUF_A, ms - 1, 2, D, P2PLAB_ERR_DST_RANGE },
+        { BUF_A, ~0ULL, 16, D, P2PLAB_ERR_DST_RANGE },
+        { 0, 0, P2PLAB_DESC_MAX_LEN, L | D, P2PLAB_ERR_SRC_RANGE },
+        { UNMAPPED, 0, 4096, D, P2PLAB_ERR_SRC_DMA },
+        { ~0ULL - 0x10, 0, 0x100, D, P2PLAB_ERR_SRC_DMA },
+        { 0, UNMAPPED, 4096, L, P2PLAB_ERR_DST_DMA },
+        { 0, ~0ULL - 0x10, 0x100, L, P2PLAB_ERR_DST_DMA },
+        { UNMAPPED, BUF_B, 64, 0, P2PLAB_ERR_SRC_DMA },
+        { BUF_A, UNMAPPED, 64, 0, P2PLAB_ERR_DST_DMA },
+        /* own registers as a DMA target: blocked re-entrancy is a DMA error, not a hang */
+        { 0, BAR0_P0 + P2PLAB_REG_CTRL, 4, L, P2PLAB_ERR_DST_DMA },
+        { BAR0_P0, 0, 4, D, P2PLAB_ERR_SRC_DMA },
+    };
+    uint64_t errs = 0;
+
+    ring_setup(l, 0, 64);
+    for (size_t i = 0; i < G_N_ELEMENTS(c); i++) {
+        uint32_t idx = post(l, 0, c[i].src, c[i].dst, c[i].len, c[i].flags);
+        uint32_t st;
+
+        doorbell(l, 0);
+        st = wait_desc(l, 0, idx);
+        if (st != (P2PLAB_DESC_DONE | c[i].err)) {
+            g_test_message("case %zu: status 0x%x, expected 0x%x", i, st,
+                           P2PLAB_DESC_DONE | c[i].err);
+        }
+        g_assert_cmphex(st, ==, P2PLAB_DESC_DONE | c[i].err);
+        g_assert_cmpuint(rd(l, 0, P2PLAB_REG_ERR_INDEX), ==, idx);
+        g_assert_cmphex(rd(l, 0, P2PLAB_REG_INT_STATUS) & P2PLAB_INT_ERROR, ==, P2PLAB_INT_ERROR);
+        g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_ERROR), ==, 0x101);
+        wr(l, 0, P2PLAB_REG_INT_STATUS, P2PLAB_INT_ERROR);
+        errs++;
+        /* each descriptor is independent: the next one works */
+        g_assert_cmphex(run1(l, 0, BUF_A, 0, 64, D), ==, P2PLAB_DESC_DONE);
+        g_assert_cmphex(rd(l, 0, P2PLAB_REG_STATUS), ==, P2PLAB_STATUS_ENABLED);
+    }
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-errors"), ==, errs);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_ERR_CODE), ==, 0);
+    /* bus mastering off: DMA fails, no access happens */
+    cfg_ww(l, 3, 0, PCI_COMMAND, PCI_COMMAND_MEMORY);
+    {
+        uint32_t idx = post(l, 0, 0, BUF_B, 64, L);
+        doorbell(l, 0);
+        settle(l, 0);
+        /* no descriptor fetch either: the ring is not reachable */
+        g_assert_cmphex(rd(l, 0, P2PLAB_REG_STATUS) & P2PLAB_STATUS_HALTED, ==,
+                        P2PLAB_STATUS_HALTED);
+        g_assert_cmphex(rd(l, 0, P2PLAB_REG_ERR_CODE), ==, P2PLAB_ERR_DESC_READ);
+        (void)idx;
+    }
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void expect_halt(Lab *l, uint32_t code)
+{
+    settle(l, 0);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_STATUS) & P2PLAB_STATUS_HALTED, ==, P2PLAB_STATUS_HALTED);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_ERR_CODE), ==, code);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_INT_STATUS) & P2PLAB_INT_ERROR, ==, P2PLAB_INT_ERROR);
+    g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_ERROR), ==, 0x101);
+    /* stays halted: ENABLE and TAIL are ignored until CTRL.RESET */
+    wr(l, 0, P2PLAB_REG_CTRL, P2PLAB_CTRL_ENABLE);
+    wr(l, 0, P2PLAB_REG_RING_TAIL, 1);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_STATUS) & P2PLAB_STATUS_HALTED, ==, P2PLAB_STATUS_HALTED);
+    wr(l, 0, P2PLAB_REG_CTRL, P2PLAB_CTRL_RESET);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_STATUS), ==, 0);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_ERR_CODE), ==, 0);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_CTRL), ==, 0);
+    assert_alive(l);
+}
+
+static void ring_raw(Lab *l, uint64_t base, uint32_t size, bool enable)
+{
+    wr(l, 0, P2PLAB_REG_RING_BASE_LO, (uint32_t)base);
+    wr(l, 0, P2PLAB_REG_RING_BASE_HI, base >> 32);
+    wr(l, 0, P2PLAB_REG_RING_SIZE, size);
+    if (enable) {
+        wr(l, 0, P2PLAB_REG_CTRL, P2PLAB_CTRL_ENABLE);
+    }
+}
+
+static void test_ring_errors(void)
+{
+    Lab *l = lab_default();
+
+    ring_raw(l, RING_BASE + 32, 16, true);
+    expect_halt(l, P2PLAB_ERR_RING_BASE);
+    ring_raw(l, RING_BASE, 3, true);
+    expect_halt(l, P2PLAB_ERR_RING_SIZE);
+    ring_raw(l, RING_BASE, 1, true);
+    expect_halt(l, P2PLAB_ERR_RING_SIZE);
+    ring_raw(l, RING_BASE, 8192, true);
+    expect_halt(l, P2PLAB_ERR_RING_SIZE);
+    ring_raw(l, RING_BASE, 0, true);
+    expect_halt(l, P2PLAB_ERR_RING_SIZE);
+    /* TAIL >= SIZE, while enabled and at enable time */
+    ring_raw(l, RING_BASE, 16, true);
+    wr(l, 0, P2PLAB_REG_RING_TAIL, 16);
+    expect_halt(l, P2PLAB_ERR_RING_TAIL);
+    ring_raw(l, RING_BASE, 16, false);
+    wr(l, 0, P2PLAB_REG_RING_TAIL, 17);
+    expect_halt(l, P2PLAB_ERR_RING_TAIL);
+    /* descriptor fetch from unmapped bus space */
+    ring_raw(l, UNMAPPED, 16, true);
+    wr(l, 0, P2PLAB_REG_RING_TAIL, 1);
+    expect_halt(l, P2PLAB_ERR_DESC_READ);
+    /* status write-back into read-only memory (the BIOS ROM); fail-nth makes whatever the ROM
+     * holds a failed descriptor, so nothing is copied before the write-back */
+    qom_set_int(l, "p0", "fail-nth", 1);
+    ring_raw(l, 0xfffe0000, 16, true);
+    wr(l, 0, P2PLAB_REG_RING_TAIL, 1);
+    expect_halt(l, P2PLAB_ERR_STATUS_WRITE);
+    /* ring registers are ignored while enabled */
+    ring_setup(l, 0, 16);
+    wr(l, 0, P2PLAB_REG_RING_SIZE, 32);
+    wr(l, 0, P2PLAB_REG_RING_BASE_LO, 0x40);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_RING_SIZE), ==, 16);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_RING_BASE_LO), ==, (uint32_t)RING_BASE);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL), ==, P2PLAB_DESC_DONE);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void test_fail_nth(void)
+{
+    Lab *l = lab_default();
+    uint32_t i0, i1, i2;
+
+    ring_setup(l, 0, 16);
+    g_assert_cmpuint(qom_get_int(l, "p0", "fail-code"), ==, P2PLAB_ERR_INJECTED);
+    qom_set_int(l, "p0", "fail-nth", 2);
+    g_assert_cmpuint(qom_get_int(l, "p0", "fail-nth"), ==, 2);
+    i0 = post(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL);
+    i1 = post(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL);
+    i2 = post(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL);
+    doorbell(l, 0);
+    g_assert_cmphex(wait_desc(l, 0, i0), ==, P2PLAB_DESC_DONE);
+    g_assert_cmphex(wait_desc(l, 0, i1), ==, P2PLAB_DESC_DONE | P2PLAB_ERR_INJECTED);
+    g_assert_cmphex(wait_desc(l, 0, i2), ==, P2PLAB_DESC_DONE);
+    g_assert_cmpuint(qom_get_int(l, "p0", "fail-nth"), ==, 0);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_ERR_INDEX), ==, i1);
+    /* custom code */
+    qom_set_int(l, "p0", "fail-code", 0x42);
+    qom_set_int(l, "p0", "fail-nth", 1);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL), ==, P2PLAB_DESC_DONE | 0x42);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL), ==, P2PLAB_DESC_DONE);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-errors"), ==, 2);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void test_latency(void)
+{
+    Lab *l = lab_default();
+    uint32_t idx;
+
+    ring_setup(l, 0, 16);
+    qom_set_int(l, "p0", "latency-us", 5000);
+    g_assert_cmpuint(qom_get_int(l, "p0", "latency-us"), ==, 5000);
+    idx = post(l, 0, BUF_A, 0, 4096, P2PLAB_DESC_F_DST_LOCAL | P2PLAB_DESC_F_IRQ);
+    doorbell(l, 0);
+    settle(l, 0);
+    g_assert_cmphex(desc_status(l, 0, idx), ==, 0);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_STATUS), ==, P2PLAB_STATUS_ENABLED | P2PLAB_STATUS_BUSY);
+    qtest_clock_step(l->qts, 4000 * 1000);
+    settle(l, 0);
+    g_assert_cmphex(desc_status(l, 0, idx), ==, 0);
+    qtest_clock_step(l->qts, 1001 * 1000);
+    g_assert_cmphex(wait_desc(l, 0, idx), ==, P2PLAB_DESC_DONE);
+    qom_set_int(l, "p0", "latency-us", 0);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL), ==, P2PLAB_DESC_DONE);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void test_bandwidth(void)
+{
+    Lab *l = lab_default();
+    uint32_t idx;
+
+    ring_setup(l, 0, 16);
+    qom_set_int(l, "p0", "bandwidth-mbps", 10);     /* 10 MB/s: 1 MB takes 100 ms */
+    idx = post(l, 0, BUF_A, 0, 1000000, P2PLAB_DESC_F_DST_LOCAL);
+    doorbell(l, 0);
+    settle(l, 0);
+    g_assert_cmphex(desc_status(l, 0, idx), ==, 0);
+    for (int i = 0; i < 9; i++) {           /* 90 ms: not yet */
+        qtest_clock_step(l->qts, 10 * 1000 * 1000);
+        settle(l, 0);
+    }
+    g_assert_cmphex(desc_status(l, 0, idx), ==, 0);
+    for (int i = 0; i < 20 && !(desc_status(l, 0, idx) & P2PLAB_DESC_DONE); i++) {
+        qtest_clock_step(l->qts, 2 * 1000 * 1000);
+        settle(l, 0);
+    }
+    g_assert_cmphex(wait_desc(l, 0, idx), ==, P2PLAB_DESC_DONE);
+    qom_set_int(l, "p0", "bandwidth-mbps", 0);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, 1000000, P2PLAB_DESC_F_DST_LOCAL), ==, P2PLAB_DESC_DONE);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void test_corrupt(void)
+{
+    Lab *l = lab_default();
+    g_autofree uint8_t *data = NULL;
+
+    fill_random(l, BUF_A, 8192, 4, &data);
+    ring_setup(l, 0, 16);
+    qom_set_bool(l, "p0", "corrupt-next", true);
+    g_assert(qom_get_bool(l, "p0", "corrupt-next"));
+    /* a failing descriptor does not consume it */
+    g_assert_cmphex(run1(l, 0, UNMAPPED, 0, 64, P2PLAB_DESC_F_DST_LOCAL), ==,
+                    P2PLAB_DESC_DONE | P2PLAB_ERR_SRC_DMA);
+    g_assert(qom_get_bool(l, "p0", "corrupt-next"));
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, 8192, P2PLAB_DESC_F_DST_LOCAL), ==, P2PLAB_DESC_DONE);
+    g_assert(!qom_get_bool(l, "p0", "corrupt-next"));
+    data[0] ^= 1;
+    assert_mem_eq(l, l->bar2[0], data, 8192);
+    data[0] ^= 1;
+    /* to a bus destination too */
+    qom_set_bool(l, "p0", "corrupt-next", true);
+    g_assert_cmphex(run1(l, 0, BUF_A, BUF_B, 8192, 0), ==, P2PLAB_DESC_DONE);
+    data[0] ^= 1;
+    assert_mem_eq(l, BUF_B, data, 8192);
+    data[0] ^= 1;
+    /* one-shot */
+    g_assert_cmphex(run1(l, 0, BUF_A, BUF_B, 8192, 0), ==, P2PLAB_DESC_DONE);
+    assert_mem_eq(l, BUF_B, data, 8192);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void test_drop_irqs(void)
+{
+    Lab *l = lab_default();
+
+    ring_setup(l, 0, 16);
+    qom_set_int(l, "p0", "drop-irqs", 1);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL | P2PLAB_DESC_F_IRQ), ==,
+                    P2PLAB_DESC_DONE);
+    g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_DONE), ==, 0);    /* dropped */
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_INT_STATUS), ==, P2PLAB_INT_DONE); /* status still set */
+    g_assert_cmpuint(qom_get_int(l, "p0", "drop-irqs"), ==, 0);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL | P2PLAB_DESC_F_IRQ), ==,
+                    P2PLAB_DESC_DONE);
+    g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_DONE), ==, 0x100);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-irqs"), ==, 1);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-irqs-dropped"), ==, 1);
+    /* INT_MASK masks a cause: no message, not counted as dropped */
+    wr(l, 0, P2PLAB_REG_INT_MASK, P2PLAB_INT_DONE);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL | P2PLAB_DESC_F_IRQ), ==,
+                    P2PLAB_DESC_DONE);
+    g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_DONE), ==, 0);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-irqs"), ==, 1);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void test_intx(void)
+{
+    Lab *l = lab_default();
+
+    msix_setup(l, 0, false);
+    ring_setup(l, 0, 16);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL | P2PLAB_DESC_F_IRQ), ==,
+                    P2PLAB_DESC_DONE);
+    g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_DONE), ==, 0);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_INT_STATUS), ==, P2PLAB_INT_DONE);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-irqs"), ==, 1);
+    wr(l, 0, P2PLAB_REG_INT_STATUS, P2PLAB_INT_DONE);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_INT_STATUS), ==, 0);
+    /* PCI status "interrupt status" bit follows the INTx line */
+    g_assert_cmphex(cfg_rw(l, 3, 0, PCI_STATUS) & PCI_STATUS_INTERRUPT, ==, 0);
+    g_assert_cmphex(run1(l, 0, UNMAPPED, 0, 64, P2PLAB_DESC_F_DST_LOCAL), ==,
+                    P2PLAB_DESC_DONE | P2PLAB_ERR_SRC_DMA);
+    g_assert_cmphex(cfg_rw(l, 3, 0, PCI_STATUS) & PCI_STATUS_INTERRUPT, ==, PCI_STATUS_INTERRUPT);
+    wr(l, 0, P2PLAB_REG_INT_STATUS, P2PLAB_INT_ERROR);
+    g_assert_cmphex(cfg_rw(l, 3, 0, PCI_STATUS) & PCI_STATUS_INTERRUPT, ==, 0);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-irqs"), ==, 2);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void test_link_down(void)
+{
+    Lab *l = lab_default();
+    uint32_t idx;
+
+    ring_setup(l, 0, 16);
+    wr(l, 0, P2PLAB_REG_SCRATCH, 7);
+    qom_set_bool(l, "p0", "link-down", true);
+    g_assert(qom_get_bool(l, "p0", "link-down"));
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_ID), ==, 0xffffffff);
+    g_assert_cmphex(qtest_readl(l->qts, l->bar2[0]), ==, 0xffffffff);
+    g_assert_cmphex(cfg_rl(l, 3, 0, PCI_VENDOR_ID), ==, 0xffffffff);
+    wr(l, 0, P2PLAB_REG_SCRATCH, 9);
+    idx = post(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL);
+    doorbell(l, 0);                 /* lost */
+    settle(l, 0);
+    g_assert_cmphex(desc_status(l, 0, idx), ==, 0);
+    qom_set_bool(l, "p0", "link-down", false);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_ID), ==, P2PLAB_ID_MAGIC);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_SCRATCH), ==, 7);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_RING_TAIL), ==, 0);
+    doorbell(l, 0);
+    g_assert_cmphex(wait_desc(l, 0, idx), ==, P2PLAB_DESC_DONE);
+
+    /* link lost in the middle of a (throttled) transfer: DMA stops, resumes afterwards */
+    qom_set_int(l, "p0", "bandwidth-mbps", 10);
+    idx = post(l, 0, BUF_A, 0, 1000000, P2PLAB_DESC_F_DST_LOCAL);
+    doorbell(l, 0);
+    qtest_clock_step(l->qts, 20 * 1000 * 1000);
+    settle(l, 0);
+    qom_set_bool(l, "p0", "link-down", true);
+    qtest_clock_step(l->qts, 500 * 1000 * 1000);
+    settle(l, 0);
+    g_assert_cmphex(desc_status(l, 0, idx), ==, 0);
+    qom_set_bool(l, "p0", "link-down", false);
+    for (int i = 0; i < 200 && !(desc_status(l, 0, idx) & P2PLAB_DESC_DONE); i++) {
+        qtest_clock_step(l->qts, 5 * 1000 * 1000);
+        settle(l, 0);
+    }
+    g_assert_cmphex(wait_desc(l, 0, idx), ==, P2PLAB_DESC_DONE);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+static void test_reset(void)
+{
+    Lab *l = lab_default();
+    uint32_t idx;
+    uint64_t descs;
+
+    ring_setup(l, 0, 16);
+    /* CTRL.RESET aborts the in-flight descriptor and zeroes the registers */
+    qom_set_int(l, "p0", "latency-us", 100000);
+    idx = post(l, 0, BUF_A, 0, 4096, P2PLAB_DESC_F_DST_LOCAL);
+    post(l, 0, BUF_A, 0, 4096, P2PLAB_DESC_F_DST_LOCAL);
+    doorbell(l, 0);
+    settle(l, 0);
+    wr(l, 0, P2PLAB_REG_SCRATCH, 1);
+    wr(l, 0, P2PLAB_REG_INT_MASK, 3);
+    wr(l, 0, P2PLAB_REG_CTRL, P2PLAB_CTRL_RESET);
+    g_assert_cmphex(desc_status(l, 0, idx), ==, P2PLAB_DESC_DONE | P2PLAB_ERR_ABORTED);
+    g_assert_cmphex(desc_status(l, 0, idx + 1), ==, 0);
+    for (uint32_t r = P2PLAB_REG_CTRL; r < P2PLAB_NUM_REGS * 4; r += 4) {
+        if (r != P2PLAB_REG_RING_MAX) {
+            g_assert_cmphex(rd(l, 0, r), ==, 0);
+        }
+    }
+    descs = qom_get_int(l, "p0", "stat-descriptors");
+    qtest_clock_step(l->qts, 1000 * 1000 * 1000);       /* the latency timer must not fire */
+    settle(l, 0);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-descriptors"), ==, descs);
+    g_assert_cmphex(desc_status(l, 0, idx + 1), ==, 0);
+
+    /* CTRL.ENABLE cleared while in flight: that descriptor is aborted, HEAD moves on */
+    ring_setup(l, 0, 16);
+    idx = post(l, 0, BUF_A, 0, 4096, P2PLAB_DESC_F_DST_LOCAL);
+    post(l, 0, BUF_A, 0, 4096, P2PLAB_DESC_F_DST_LOCAL);
+    doorbell(l, 0);
+    settle(l, 0);
+    wr(l, 0, P2PLAB_REG_CTRL, 0);
+    g_assert_cmphex(desc_status(l, 0, idx), ==, P2PLAB_DESC_DONE | P2PLAB_ERR_ABORTED);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_RING_HEAD), ==, 1);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_STATUS), ==, P2PLAB_STATUS_BUSY);
+    qom_set_int(l, "p0", "latency-us", 0);
+    wr(l, 0, P2PLAB_REG_CTRL, P2PLAB_CTRL_ENABLE);     /* resumes with the next one */
+    g_assert_cmphex(wait_desc(l, 0, idx + 1), ==, P2PLAB_DESC_DONE);
+
+    /* system reset quiesces too (no write-back) */
+    qom_set_int(l, "p0", "latency-us", 100000);
+    idx = post(l, 0, BUF_A, 0, 4096, P2PLAB_DESC_F_DST_LOCAL);
+    doorbell(l, 0);
+    settle(l, 0);
+    descs = qom_get_int(l, "p0", "stat-descriptors");
+    qobject_unref(qtest_qmp(l->qts, "{'execute':'system_reset'}"));
+    qtest_qmp_eventwait(l->qts, "RESET");
+    qtest_clock_step(l->qts, 1000 * 1000 * 1000);
+    g_assert_cmphex(desc_status(l, 0, idx), ==, 0);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-descriptors"), ==, descs);
+    /* config space was reset as well: enumerate again */
+    lab_enumerate(l);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_RING_SIZE), ==, 0);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_CTRL), ==, 0);
+    lab_stop(l);
+}
+
+/* random MMIO / descriptor / knob stress with a fixed seed; QEMU must survive */
+static void test_stress(void)
+{
+    Lab *l = lab_default();
+    GRand *r = g_rand_new_with_seed(0x5eed2026);
+    gint64 end = g_get_monotonic_time() + 20 * 1000 * 1000;
+    static const uint64_t bases[] = { BUF_A, BUF_B, 0, BAR2_P0, BAR2_P1, BAR0_P0, BAR0_P1,
+                                      UNMAPPED, RING_BASE, 0xfffe0000, ~0ULL - 100 };
+    int ops = 0;
+
+    ring_setup(l, 0, 32);
+    ring_setup(l, 1, 32);
+    for (ops = 0; ops < 3000 && g_get_monotonic_time() < end; ops++) {
+        int dev = g_rand_int_range(r, 0, 2);
+        int what = g_rand_int_range(r, 0, 100);
+
+        if (what < 45) {
+            uint32_t flags = g_rand_int_range(r, 0, 8) | (g_rand_int_range(r, 0, 20) == 0 ? 8 : 0);
+            uint64_t src = bases[g_rand_int_range(r, 0, G_N_ELEMENTS(bases))] +
+                           g_rand_int_range(r, 0, 1 << 20);
+            uint64_t dst = bases[g_rand_int_range(r, 0, G_N_ELEMENTS(bases))] +
+                           g_rand_int_range(r, 0, 1 << 20);
+            uint32_t len = g_rand_int_range(r, 0, 20) == 0 ? g_rand_int(r)
+                                                            : g_rand_int_range(r, 0, 300000);
+            if (flags & P2PLAB_DESC_F_SRC_LOCAL) {
+                src = g_rand_int_range(r, 0, 17 << 20);
+            }
+            if (flags & P2PLAB_DESC_F_DST_LOCAL) {
+                dst = g_rand_int_range(r, 0, 17 << 20);
+            }
+            if (l->ring_size[dev] >= 2) {
+                post(l, dev, src, dst, len, flags);
+                if (g_rand_boolean(r)) {
+                    doorbell(l, dev);
+                }
+            }
+        } else if (what < 70) {
+            static const uint32_t regs[] = { P2PLAB_REG_CTRL, P2PLAB_REG_RING_TAIL,
+                P2PLAB_REG_INT_STATUS, P2PLAB_REG_INT_MASK, P2PLAB_REG_RING_SIZE,
+                P2PLAB_REG_RING_BASE_LO, P2PLAB_REG_SCRATCH, P2PLAB_REG_ID };
+            uint32_t reg = g_rand_int_range(r, 0, 10) == 0 ? g_rand_int_range(r, 0, 0x4000)
+                           : regs[g_rand_int_range(r, 0, G_N_ELEMENTS(regs))];
+            uint32_t val = g_rand_int_range(r, 0, 4) == 0 ? g_rand_int(r)
+                           : g_rand_int_range(r, 0, 40);
+            if (reg == P2PLAB_REG_RING_BASE_LO) {
+                val = (uint32_t)ring_base(dev) + (g_rand_boolean(r) ? 0 : 8);
+            }
+            if (reg >= P2PLAB_MSIX_TABLE_OFF) {
+                qtest_readl(l->qts, l->bar0[dev] + (reg & ~3));     /* leave MSI-X alone */
+            } else {
+                wr(l, dev, reg & ~3, val);
+            }
+            if (reg == P2PLAB_REG_RING_SIZE || reg == P2PLAB_REG_RING_BASE_LO) {
+                l->tail[dev] = 0;
+            }
+        } else if (what < 80) {
+            rd(l, dev, g_rand_int_range(r, 0, P2PLAB_NUM_REGS) * 4);
+        } else if (what < 86) {
+            ring_program(l, dev, 1 << g_rand_int_range(r, 1, 7));
+        } else if (what < 92) {
+            static const char *knobs[] = { "fail-nth", "latency-us", "bandwidth-mbps",
+                                           "drop-irqs", "fail-code" };
+            qom_set_int(l, dev ? "p1" : "p0", knobs[g_rand_int_range(r, 0, 5)],
+                        g_rand_int_range(r, 0, 4) * (g_rand_boolean(r) ? 1 : 100));
+        } else if (what < 94) {
+            qom_set_bool(l, dev ? "p1" : "p0", g_rand_boolean(r) ? "link-down" : "corrupt-next",
+                         g_rand_boolean(r));
+        } else {
+            qtest_clock_step(l->qts, g_rand_int_range(r, 1, 5000000));
+        }
+    }
+    g_test_message("stress: %d operations", ops);
+    g_rand_free(r);
+    /* bring both devices back and check they still work */
+    for (int dev = 0; dev < 2; dev++) {
+        const char *name = dev ? "p1" : "p0";
+        qom_set_bool(l, name, "link-down", false);
+        qom_set_int(l, name, "latency-us", 0);
+        qom_set_int(l, name, "bandwidth-mbps", 0);
+        qom_set_int(l, name, "fail-nth", 0);
+        ring_setup(l, dev, 16);
+        g_assert_cmphex(run1(l, dev, BUF_A, 0, 4096, P2PLAB_DESC_F_DST_LOCAL), ==,
+                        P2PLAB_DESC_DONE);
+    }
+    assert_alive(l);
+    lab_stop(l);
+}
+
+/* P2PLAB_BENCH=1: 256 MiB RAM -> device memory and device memory -> peer BAR2 */
+static void test_bench(void)
+{
+    const uint64_t len = 256 * MiB;
+    Lab *l = lab_start("", "", 256 * MiB, 1024);
+    const uint64_t src = 0x10000000;
+    struct { const char *name; uint64_t s, d; uint32_t f; } runs[] = {
+        { "ram->device", src, 0, P2PLAB_DESC_F_DST_LOCAL },
+        { "device->peer", 0, BAR2_P1, P2PLAB_DESC_F_SRC_LOCAL },
+        { "device->ram", 0, src, P2PLAB_DESC_F_SRC_LOCAL },
+    };
+
+    qtest_memset(l->qts, src, 0xa5, len);
+    ring_setup(l, 0, 16);
+    for (size_t i = 0; i < G_N_ELEMENTS(runs); i++) {
+        gint64 t0 = g_get_monotonic_time(), us;
+        uint32_t idx = post(l, 0, runs[i].s, runs[i].d, len, runs[i].f);
+
+        doorbell(l, 0);
+        while (!(desc_status(l, 0, idx) & P2PLAB_DESC_DONE)) {
+            g_usleep(200);
+        }
+        us = g_get_monotonic_time() - t0;
+        g_assert_cmphex(desc_status(l, 0, idx), ==, P2PLAB_DESC_DONE);
+        printf("# bench %-13s %" PRIu64 " MiB in %.3f s = %.0f MB/s\n", runs[i].name,
+               len / MiB, us / 1e6, len / (double)us);
+    }
+    g_assert_cmphex(qtest_readl(l->qts, BAR2_P1 + len - 4), ==, 0xa5a5a5a5);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, len);
+    lab_stop(l);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/p2plab/identity", test_identity);
+    qtest_add_func("/p2plab/bad-config", test_bad_config);
+    qtest_add_func("/p2plab/memdev", test_memdev);
+    qtest_add_func("/p2plab/roundtrip", test_roundtrip);
+    qtest_add_func("/p2plab/p2p-switch", test_p2p_switch);
+    qtest_add_func("/p2plab/p2p-acs-redirect", test_p2p_acs);
+    qtest_add_func("/p2plab/batch", test_batch);
+    qtest_add_func("/p2plab/desc-errors", test_desc_errors);
+    qtest_add_func("/p2plab/ring-errors", test_ring_errors);
+    qtest_add_func("/p2plab/fault/fail-nth", test_fail_nth);
+    qtest_add_func("/p2plab/fault/latency", test_latency);
+    qtest_add_func("/p2plab/fault/bandwidth", test_bandwidth);
+    qtest_add_func("/p2plab/fault/corrupt-next", test_corrupt);
+    qtest_add_func("/p2plab/fault/drop-irqs", test_drop_irqs);
+    qtest_add_func("/p2plab/fault/link-down", test_link_down);
+    qtest_add_func("/p2plab/intx", test_intx);
+    qtest_add_func("/p2plab/reset", test_reset);
+    qtest_add_func("/p2plab/stress", test_stress);
+    if (getenv("P2PLAB_BENCH")) {
+        qtest_add_func("/p2plab/bench", test_bench);
+    }
+    return g_test_run();
+}

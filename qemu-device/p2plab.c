@@ -1,0 +1,1151 @@
+/*
+ * p2plab - a PCIe DMA-engine endpoint for Linux P2PDMA / HMM labs.
+ *
+ * Copyright (c) 2026 The p2plab authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The device<->driver contract (registers, descriptor ring, error codes, interrupts, routing
+ * rule, QOM properties) is docs/device.md in the p2plab repository; the register and descriptor
+ * definitions come from p2plab_hw.h, shared with the guest driver.
+ *
+ *   BAR0  16 KiB   registers (0x0000), MSI-X table (0x2000), PBA (0x3000); 2 vectors (DONE, ERROR)
+ *   BAR2  mem-size 64-bit prefetchable device memory (RAM, or a memory backend)
+ *
+ * QOM properties
+ *   Configuration (set on -device, fixed after realize):
+ *     mem-size=SIZE    BAR2 size; power of two, 1 MiB .. 64 GiB; default 256 MiB, or the size
+ *                      of memdev when memdev is given (qom-get returns the effective size)
+ *     memdev=ID        back BAR2 with a host memory backend (memory-backend-ram/-file/-memfd)
+ *   Fault injection (read/write at any time, e.g. QMP qom-set/qom-get):
+ *     fail-nth=N       uint32: the Nth descriptor fetched from now fails with fail-code (1 = next);
+ *                      counts down, 0 = off
+ *     fail-code=C      uint32: error code for fail-nth (bits 7:0 used; 0 -> P2PLAB_ERR_INJECTED);
+ *                      default P2PLAB_ERR_INJECTED
+ *     latency-us=U     uint32: extra latency before each descriptor starts (QEMU_CLOCK_VIRTUAL)
+ *     bandwidth-mbps=M uint32: cap the copy rate at M MB/s (10^6 bytes/s); 0 = unlimited
+ *     corrupt-next=B   bool: flip bit 0 of the first destination byte of the next descriptor that
+ *                      completes successfully (self-clearing)
+ *     drop-irqs=N      uint32: drop the next N interrupt messages (MSI-X or INTx assertions)
+ *     link-down=B      bool: surprise link down: BAR/config reads all-ones, writes ignored, DMA
+ *                      stops (in-flight work resumes when set back to false)
+ *   Counters (read-only, uint64, since realize): stat-descriptors, stat-bytes-host,
+ *     stat-bytes-local, stat-bytes-peer, stat-bytes-peer-switch, stat-errors, stat-irqs,
+ *     stat-irqs-dropped
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "qemu/units.h"
+#include "qemu/module.h"
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
+#include "qemu/rcu.h"
+#include "qemu/queue.h"
+#include "qapi/error.h"
+#include "qapi/visitor.h"
+#include "qom/object.h"
+#include "hw/pci/pci_device.h"
+#include "hw/pci/pci_bridge.h"
+#include "hw/pci/pci_bus.h"
+#include "hw/pci/pcie.h"
+#include "hw/pci/msix.h"
+#include "hw/qdev-properties.h"
+#include "hw/registerfields.h"
+#include "system/hostmem.h"
+#include "migration/vmstate.h"
+#include "trace.h"
+#include "p2plab_hw.h"
+
+/* QEMU 10.1 made class_init's data pointer const */
+#if QEMU_VERSION_MAJOR > 10 || (QEMU_VERSION_MAJOR == 10 && QEMU_VERSION_MINOR >= 1)
+#define P2PLAB_CLASS_DATA const void
+#else
+#define P2PLAB_CLASS_DATA void
+#endif
+
+#define TYPE_P2PLAB "p2plab"
+OBJECT_DECLARE_SIMPLE_TYPE(P2plabState, P2PLAB)
+
+REG32(ID,           P2PLAB_REG_ID)
+REG32(VERSION,      P2PLAB_REG_VERSION)
+REG32(CAPS,         P2PLAB_REG_CAPS)
+REG32(MEM_SIZE_LO,  P2PLAB_REG_MEM_SIZE_LO)
+REG32(MEM_SIZE_HI,  P2PLAB_REG_MEM_SIZE_HI)
+REG32(CTRL,         P2PLAB_REG_CTRL)
+    FIELD(CTRL, ENABLE, 0, 1)
+    FIELD(CTRL, RESET, 1, 1)
+REG32(STATUS,       P2PLAB_REG_STATUS)
+    FIELD(STATUS, ENABLED, 0, 1)
+    FIELD(STATUS, BUSY, 1, 1)
+    FIELD(STATUS, HALTED, 2, 1)
+REG32(RING_MAX,     P2PLAB_REG_RING_MAX)
+REG32(RING_BASE_LO, P2PLAB_REG_RING_BASE_LO)
+REG32(RING_BASE_HI, P2PLAB_REG_RING_BASE_HI)
+REG32(RING_SIZE,    P2PLAB_REG_RING_SIZE)
+REG32(RING_HEAD,    P2PLAB_REG_RING_HEAD)
+REG32(RING_TAIL,    P2PLAB_REG_RING_TAIL)
+REG32(INT_STATUS,   P2PLAB_REG_INT_STATUS)
+    FIELD(INT, DONE, 0, 1)
+    FIELD(INT, ERROR, 1, 1)
+REG32(INT_MASK,     P2PLAB_REG_INT_MASK)
+REG32(ERR_CODE,     P2PLAB_REG_ERR_CODE)
+REG32(ERR_INDEX,    P2PLAB_REG_ERR_INDEX)
+REG32(SCRATCH,      P2PLAB_REG_SCRATCH)
+REG32(COMPLETED,    P2PLAB_REG_COMPLETED)
+
+#define P2PLAB_RING_MAX         4096            /* entries (128 KiB of descriptors) */
+#define P2PLAB_RING_ALIGN       64
+#define P2PLAB_MEM_DEFAULT      (256 * MiB)
+#define P2PLAB_MEM_MIN          (1 * MiB)
+#define P2PLAB_MEM_MAX          (64 * GiB)
+#define P2PLAB_SLICE_DESCS      64              /* per bottom-half run */
+#define P2PLAB_SLICE_BYTES      (4 * MiB)       /* per bottom-half run */
+#define P2PLAB_CHUNK            (1 * MiB)       /* largest single copy step */
+#define P2PLAB_BW_CHUNK         (64 * KiB)      /* copy step while bandwidth-capped */
+#define P2PLAB_BOUNCE           (256 * KiB)     /* bus->bus and MMIO staging buffer */
+#define P2PLAB_EXP_OFFSET       0x80
+#define P2PLAB_INT_ALL          (P2PLAB_INT_DONE | P2PLAB_INT_ERROR)
+#define P2PLAB_VALID_CTRL       (P2PLAB_CTRL_ENABLE | P2PLAB_CTRL_RESET)
+
+struct P2plabState {
+    PCIDevice parent_obj;
+
+    /* configuration */
+    uint64_t mem_size;
+    HostMemoryBackend *hostmem;
+
+    /* BARs */
+    MemoryRegion bar0;          /* container: regs + MSI-X + link-down overlay */
+    MemoryRegion regs_io;
+    MemoryRegion bar0_dead;
+    MemoryRegion bar2;          /* container: device memory + link-down overlay */
+    MemoryRegion mem_ram;       /* when no memdev */
+    MemoryRegion bar2_dead;
+    MemoryRegion *mem_mr;       /* the RAM region behind BAR2 */
+    uint8_t *mem_ptr;
+
+    /* register file and engine state (migrated) */
+    uint32_t regs[P2PLAB_NUM_REGS];
+    bool in_flight;             /* descriptor at HEAD fetched and being processed */
+    uint64_t cur_src, cur_dst, cur_done;
+    uint32_t cur_len, cur_flags;
+    bool intx_level;
+
+    /* not migrated */
+    QEMUBH *bh;
+    QEMUTimer *timer;
+    int64_t wait_until;         /* QEMU_CLOCK_VIRTUAL ns; work waits until then */
+    uint8_t *bounce;
+    AddressSpace peer_as;       /* over the switch's internal bus (see p2plab_route) */
+    MemoryRegion *peer_as_root;
+    QLIST_ENTRY(P2plabState) link;
+
+    /* fault injection */
+    uint32_t fail_nth, fail_code, latency_us, bandwidth_mbps, drop_irqs;
+    bool corrupt_next, link_down;
+
+    /* counters */
+    uint64_t stat_descs, stat_bytes_host, stat_bytes_local, stat_bytes_peer,
+             stat_bytes_peer_switch, stat_errors, stat_irqs, stat_irqs_dropped;
+};
+
+static QLIST_HEAD(, P2plabState) p2plab_devices = QLIST_HEAD_INITIALIZER(p2plab_devices);
+
+static void p2plab_guest_error(P2plabState *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void p2plab_guest_error(P2plabState *s, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    qemu_log_mask(LOG_GUEST_ERROR, "p2plab %s: %s\n",
+                  DEVICE(s)->id ? DEVICE(s)->id : "(anon)", msg);
+}
+
+static bool p2plab_ring_size_ok(uint32_t size)
+{
+    return size >= 2 && size <= P2PLAB_RING_MAX && is_power_of_2(size);
+}
+
+static uint64_t p2plab_ring_base(P2plabState *s)
+{
+    return deposit64(s->regs[R_RING_BASE_LO], 32, 32, s->regs[R_RING_BASE_HI]);
+}
+
+static bool p2plab_pending(P2plabState *s)
+{
+    return s->in_flight || s->regs[R_RING_HEAD] != s->regs[R_RING_TAIL];
+}
+
+static bool p2plab_runnable(P2plabState *s)
+{
+    return (s->regs[R_CTRL] & P2PLAB_CTRL_ENABLE) &&
+           !(s->regs[R_STATUS] & P2PLAB_STATUS_HALTED) && !s->link_down;
+}
+
+static void p2plab_kick(P2plabState *s)
+{
+    if (p2plab_runnable(s) && p2plab_pending(s)) {
+        qemu_bh_schedule(s->bh);
+    }
+}
+
+/* ---- interrupts ------------------------------------------------------------------------------- */
+
+static void p2plab_update_intx(P2plabState *s, bool assert_allowed)
+{
+    PCIDevice *pd = PCI_DEVICE(s);
+    bool want = !msix_enabled(pd) &&
+                (s->regs[R_INT_STATUS] & ~s->regs[R_INT_MASK] & P2PLAB_INT_ALL);
+
+    if (!want && s->intx_level) {
+        s->intx_level = false;
+        pci_set_irq(pd, 0);
+    } else if (want && !s->intx_level && assert_allowed) {
+        s->intx_level = true;
+        pci_set_irq(pd, 1);
+    }
+}
+
+/* Set INT_STATUS bits and send one message per unmasked cause (MSI-X vector or INTx). */
+static void p2plab_raise(P2plabState *s, uint32_t bits)
+{
+    PCIDevice *pd = PCI_DEVICE(s);
+
+    s->regs[R_INT_STATUS] |= bits;
+    for (unsigned vec = 0; vec < P2PLAB_NUM_VECTORS; vec++) {
+        uint32_t bit = vec == P2PLAB_VEC_DONE ? P2PLAB_INT_DONE : P2PLAB_INT_ERROR;
+
+        if (!(bits & bit) || (s->regs[R_INT_MASK] & bit)) {
+            continue;
+        }
+        if (s->drop_irqs) {
+            s->drop_irqs--;
+            s->stat_irqs_dropped++;
+            trace_p2plab_irq_dropped(vec, s->drop_irqs);
+            continue;
+        }
+        s->stat_irqs++;
+        if (msix_enabled(pd)) {
+            trace_p2plab_irq_msix(vec);
+            msix_notify(pd, vec);
+        } else {
+            trace_p2plab_irq_intx(vec);
+            p2plab_update_intx(s, true);
+        }
+    }
+}
+
+/* ---- peer-to-peer routing -------------------------------------------------------------------- */
+
+typedef struct {
+    PCIDevice *self_port;
+    uint64_t addr, last;
+    bool hit;
+} P2plabPeerSearch;
+
+static bool p2plab_window_contains(PCIDevice *br, uint8_t type, uint64_t addr, uint64_t last)
+{
+    pcibus_t base = pci_bridge_get_base(br, type);
+    pcibus_t limit = pci_bridge_get_limit(br, type);
+
+    return base <= limit && addr >= base && last <= limit;
+}
+
+static void p2plab_peer_search(PCIBus *bus, PCIDevice *dev, void *opaque)
+{
+    P2plabPeerSearch *ps = opaque;
+
+    if (ps->hit || dev == ps->self_port || !object_dynamic_cast(OBJECT(dev), TYPE_PCI_BRIDGE) ||
+        !pci_is_express(dev) || pcie_cap_get_type(dev) != PCI_EXP_TYPE_DOWNSTREAM ||
+        !(pci_get_word(dev->config + PCI_COMMAND) & PCI_COMMAND_MEMORY)) {
+        return;
+    }
+    ps->hit = p2plab_window_contains(dev, PCI_BASE_ADDRESS_SPACE_MEMORY, ps->addr, ps->last) ||
+              p2plab_window_contains(dev, PCI_BASE_ADDRESS_SPACE_MEMORY |
+                                          PCI_BASE_ADDRESS_MEM_PREFETCH, ps->addr, ps->last);
+}
+
+/*
+ * Where does a bus-address request [addr, addr+len) from this device go?
+ * Like a PCIe switch without ACS redirect: if our parent bridge is a switch downstream port whose
+ * ACS control lacks P2P Request Redirect, and the range lies in the memory or prefetchable window
+ * of a sibling downstream port (memory decoding on), the switch routes it to that port directly
+ * (no IOMMU, no root complex): return an AddressSpace over the switch's internal bus and set
+ * *sw. Otherwise the request goes upstream: the bus-master address space (IOMMU, system memory).
+ */
+static AddressSpace *p2plab_route(P2plabState *s, uint64_t addr, uint64_t len, bool *sw)
+{
+    PCIDevice *pd = PCI_DEVICE(s);
+    PCIDevice *port = pci_bridge_get_device(pci_get_bus(pd));
+    P2plabPeerSearch ps = { .self_port = port, .addr = addr, .last = addr + len - 1 };
+    PCIBus *ibus;
+    uint16_t acs;
+
+    *sw = false;
+    if (!port || !pci_is_express(port) || pcie_cap_get_type(port) != PCI_EXP_TYPE_DOWNSTREAM) {
+        return pci_get_address_space(pd);
+    }
+    acs = pcie_find_capability(port, PCI_EXT_CAP_ID_ACS);
+    if (acs && (pci_get_word(port->config + acs + PCI_ACS_CTRL) & PCI_ACS_RR)) {
+        trace_p2plab_route_acs_redirect(addr, len);
+        return pci_get_address_space(pd);
+    }
+    ibus = pci_get_bus(port);
+    pci_for_each_device_under_bus(ibus, p2plab_peer_search, &ps);
+    if (!ps.hit) {
+        return pci_get_address_space(pd);
+    }
+    if (s->peer_as_root != ibus->address_space_mem) {
+        if (s->peer_as_root) {
+            address_space_destroy(&s->peer_as);
+        }
+        address_space_init(&s->peer_as, ibus->address_space_mem, "p2plab-switch-peer");
+        s->peer_as_root = ibus->address_space_mem;
+    }
+    *sw = true;
+    return &s->peer_as;
+}
+
+/* Is the memory region that a bus access reached a device's (a BAR) rather than system RAM? */
+static bool p2plab_mr_is_device(MemoryRegion *mr)
+{
+    Object *owner = memory_region_owner(mr);
+    P2plabState *p;
+
+    if (!memory_region_is_ram(mr) || (owner && object_dynamic_cast(owner, TYPE_PCI_DEVICE))) {
+        return true;
+    }
+    QLIST_FOREACH(p, &p2plab_devices, link) {
+        if (p->mem_mr == mr) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void p2plab_count_bus(P2plabState *s, bool sw, bool dev, uint64_t n)
+{
+    if (sw) {
+        s->stat_bytes_peer += n;
+        s->stat_bytes_peer_switch += n;
+    } else if (dev) {
+        s->stat_bytes_peer += n;
+    } else {
+        s->stat_bytes_host += n;
+    }
+}
+
+/*
+ * Copy between host buffer @buf and bus range [addr, addr+len) through @as.
+ * RAM targets are mapped and memmove'd in large pieces; anything else (MMIO such as an NVMe CMB,
+ * unassigned space, IOMMU faults) goes through address_space_rw so that errors are seen.
+ */
+static MemTxResult p2plab_bus_rw(P2plabState *s, AddressSpace *as, bool sw, uint64_t addr,
+                                 uint8_t *buf, uint64_t len, bool is_write)
+{
+    MemTxAttrs attrs = MEMTXATTRS_UNSPECIFIED;
+
+    while (len) {
+        hwaddr xlat, l = len;
+        MemoryRegion *mr;
+        bool direct, dev;
+        MemTxResult r;
+
+        WITH_RCU_READ_LOCK_GUARD() {
+            mr = address_space_translate(as, addr, &xlat, &l, is_write, attrs);
+            direct = memory_region_is_ram(mr) && !memory_region_is_ram_device(mr) &&
+                     !(is_write && memory_region_is_rom(mr));
+            dev = p2plab_mr_is_device(mr);
+        }
+        if (l == 0) {
+            return MEMTX_DECODE_ERROR;
+        }
+        if (direct) {
+            hwaddr ml = l;
+            void *p = address_space_map(as, addr, &ml, is_write, attrs);
+
+            if (p && ml) {
+                if (is_write) {
+                    memmove(p, buf, ml);
+                } else {
+                    memmove(buf, p, ml);
+                }
+                address_space_unmap(as, p, ml, is_write, ml);
+                p2plab_count_bus(s, sw, dev, ml);
+                addr += ml; buf += ml; len -= ml;
+                continue;
+            }
+            if (p) {
+                address_space_unmap(as, p, ml, is_write, 0);
+            }
+        }
+        l = MIN(l, (hwaddr)P2PLAB_BOUNCE);
+        r = address_space_rw(as, addr, attrs, buf, l, is_write);
+        if (r != MEMTX_OK) {
+            trace_p2plab_err_bus_access(addr, l, is_write, r);
+            return r;
+        }
+        p2plab_count_bus(s, sw, dev, l);
+        addr += l; buf += l; len -= l;
+    }
+    return MEMTX_OK;
+}
+
+static MemTxResult p2plab_bus_xfer(P2plabState *s, uint64_t addr, uint8_t *buf, uint64_t len,
+                                   bool is_write)
+{
+    PCIDevice *pd = PCI_DEVICE(s);
+    bool sw;
+    AddressSpace *as;
+
+    if (!(pci_get_word(pd->config + PCI_COMMAND) & PCI_COMMAND_MASTER)) {
+        trace_p2plab_err_bus_master_off(addr, len);
+        return MEMTX_ERROR;
+    }
+    as = p2plab_route(s, addr, len, &sw);
+    trace_p2plab_route(addr, len, is_write, sw ? "switch" : "upstream");
+    return p2plab_bus_rw(s, as, sw, addr, buf, len, is_write);
+}
+
+/* ---- DMA engine --------------------------------------------------------------------------------- */
+
+static void p2plab_halt(P2plabState *s, uint32_t code)
+{
+    trace_p2plab_err_halt(code, s->regs[R_RING_HEAD], s->regs[R_RING_TAIL]);
+    p2plab_guest_error(s, "engine halted, error 0x%x (head %u tail %u)", code,
+                       s->regs[R_RING_HEAD], s->regs[R_RING_TAIL]);
+    s->regs[R_STATUS] |= P2PLAB_STATUS_HALTED;
+    s->regs[R_ERR_CODE] = code;
+    s->in_flight = false;
+    s->stat_errors++;
+    qemu_bh_cancel(s->bh);
+    timer_del(s->timer);
+    p2plab_raise(s, P2PLAB_INT_ERROR);
+}
+
+static uint64_t p2plab_desc_addr(P2plabState *s, uint32_t idx)
+{
+    return p2plab_ring_base(s) + (uint64_t)idx * P2PLAB_DESC_SIZE;
+}
+
+/* Write back status for the descriptor at HEAD, advance HEAD, count, interrupt. */
+static void p2plab_complete(P2plabState *s, uint32_t err)
+{
+    uint32_t idx = s->regs[R_RING_HEAD];
+    uint32_t status = cpu_to_le32(P2PLAB_DESC_DONE | (err & P2PLAB_DESC_ERR_MASK));
+    uint32_t bits = 0;
+
+    if (pci_dma_write(PCI_DEVICE(s), p2plab_desc_addr(s, idx) + 24, &status, 4) != MEMTX_OK) {
+        p2plab_halt(s, P2PLAB_ERR_STATUS_WRITE);
+        return;
+    }
+    s->in_flight = false;
+    s->regs[R_RING_HEAD] = (idx + 1) & (s->regs[R_RING_SIZE] - 1);
+    s->regs[R_COMPLETED]++;
+    s->stat_descs++;
+    trace_p2plab_desc_done(idx, err);
+    if (err) {
+        s->stat_errors++;
+        s->regs[R_ERR_INDEX] = idx;
+        trace_p2plab_err_desc(idx, err);
+        p2plab_guest_error(s, "descriptor %u failed with error 0x%x", idx, err);
+        bits |= P2PLAB_INT_ERROR;
+    }
+    if (s->cur_flags & P2PLAB_DESC_F_IRQ) {
+        bits |= P2PLAB_INT_DONE;
+    }
+    if (bits) {
+        p2plab_raise(s, bits);
+    }
+}
+
+/* Fetch and validate the descriptor at HEAD. Returns false if the engine halted. */
+static bool p2plab_fetch(P2plabState *s, uint32_t *err)
+{
+    struct p2plab_desc d;
+    uint32_t idx = s->regs[R_RING_HEAD];
+    uint64_t ms = s->mem_size;
+
+    if (pci_dma_read(PCI_DEVICE(s), p2plab_desc_addr(s, idx), &d, sizeof(d)) != MEMTX_OK) {
+        p2plab_halt(s, P2PLAB_ERR_DESC_READ);
+        return false;
+    }
+    s->cur_src = le64_to_cpu(d.src);
+    s->cur_dst = le64_to_cpu(d.dst);
+    s->cur_len = le32_to_cpu(d.len);
+    s->cur_flags = le32_to_cpu(d.flags);
+    s->cur_done = 0;
+    s->in_flight = true;
+    trace_p2plab_desc_fetch(idx, s->cur_src, s->cur_dst, s->cur_len, s->cur_flags);
+
+    *err = P2PLAB_ERR_OK;
+    if (s->fail_nth && --s->fail_nth == 0) {
+        *err = (s->fail_code & P2PLAB_DESC_ERR_MASK) ?: P2PLAB_ERR_INJECTED;
+        trace_p2plab_inject_fail(idx, *err);
+    } else if (s->cur_len == 0 || s->cur_len > P2PLAB_DESC_MAX_LEN) {
+        *err = P2PLAB_ERR_BAD_LEN;
+    } else if (s->cur_flags & ~P2PLAB_DESC_F_VALID_MASK) {
+        *err = P2PLAB_ERR_BAD_FLAGS;
+    } else if ((s->cur_flags & P2PLAB_DESC_F_SRC_LOCAL) &&
+               (s->cur_src >= ms || s->cur_len > ms - s->cur_src)) {
+        *err = P2PLAB_ERR_SRC_RANGE;
+    } else if ((s->cur_flags & P2PLAB_DESC_F_DST_LOCAL) &&
+               (s->cur_dst >= ms || s->cur_len > ms - s->cur_dst)) {
+        *err = P2PLAB_ERR_DST_RANGE;
+    } else if (!(s->cur_flags & P2PLAB_DESC_F_SRC_LOCAL) &&
+               s->cur_src + s->cur_len - 1 < s->cur_src) {
+        *err = P2PLAB_ERR_SRC_DMA;
+    } else if (!(s->cur_flags & P2PLAB_DESC_F_DST_LOCAL) &&
+               s->cur_dst + s->cur_len - 1 < s->cur_dst) {
+        *err = P2PLAB_ERR_DST_DMA;
+    }
+    return true;
+}
+
+/* Copy the next piece (at most @max bytes) of the in-flight descriptor. Returns an error code. */
+static uint32_t p2plab_copy_step(P2plabState *s, uint64_t max, uint64_t *copied)
+{
+    bool sl = s->cur_flags & P2PLAB_DESC_F_SRC_LOCAL;
+    bool dl = s->cur_flags & P2PLAB_DESC_F_DST_LOCAL;
+    uint64_t n = MIN(s->cur_len - s->cur_done, max);
+    uint64_t off = s->cur_done;
+
+    *copied = 0;
+    if (sl && dl) {
+        /* memmove semantics across steps: copy backwards when dst overlaps above src */
+        if (s->cur_dst > s->cur_src && s->cur_dst < s->cur_src + s->cur_len) {
+            off = s->cur_len - s->cur_done - n;
+        }
+        memmove(s->mem_ptr + s->cur_dst + off, s->mem_ptr + s->cur_src + off, n);
+        memory_region_set_dirty(s->mem_mr, s->cur_dst + off, n);
+        s->stat_bytes_local += n;
+    } else if (dl) {
+        if (p2plab_bus_xfer(s, s->cur_src + off, s->mem_ptr + s->cur_dst + off, n, false)
+            != MEMTX_OK) {
+            return P2PLAB_ERR_SRC_DMA;
+        }
+        memory_region_set_dirty(s->mem_mr, s->cur_dst + off, n);
+    } else if (sl) {
+        if (p2plab_bus_xfer(s, s->cur_dst + off, s->mem_ptr + s->cur_src + off, n, true)
+            != MEMTX_OK) {
+            return P2PLAB_ERR_DST_DMA;
+        }
+    } else {
+        n = MIN(n, (uint64_t)P2PLAB_BOUNCE);
+        if (p2plab_bus_xfer(s, s->cur_src + off, s->bounce, n, false) != MEMTX_OK) {
+            return P2PLAB_ERR_SRC_DMA;
+        }
+        if (p2plab_bus_xfer(s, s->cur_dst + off, s->bounce, n, true) != MEMTX_OK) {
+            return P2PLAB_ERR_DST_DMA;
+        }
+    }
+    s->cur_done += n;
+    *copied = n;
+    return P2PLAB_ERR_OK;
+}
+
+/* corrupt-next: flip bit 0 of the first destination byte of a successfully copied descriptor. */
+static void p2plab_corrupt(P2plabState *s)
+{
+    uint8_t b;
+
+    s->corrupt_next = false;
+    if (s->cur_flags & P2PLAB_DESC_F_DST_LOCAL) {
+        s->mem_ptr[s->cur_dst] ^= 1;
+        memory_region_set_dirty(s->mem_mr, s->cur_dst, 1);
+    } else if (p2plab_bus_xfer(s, s->cur_dst, &b, 1, false) == MEMTX_OK) {
+        b ^= 1;
+        p2plab_bus_xfer(s, s->cur_dst, &b, 1, true);
+    }
+    trace_p2plab_inject_corrupt(s->regs[R_RING_HEAD], s->cur_dst);
+}
+
+static bool p2plab_wait(P2plabState *s)
+{
+    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+
+    if (s->wait_until > now) {
+        timer_mod(s->timer, s->wait_until);
+        return true;
+    }
+    return false;
+}
+
+static void p2plab_bh(void *opaque)
+{
+    P2plabState *s = opaque;
+    unsigned descs = 0;
+    uint64_t bytes = 0;
+
+    trace_p2plab_bh(s->regs[R_RING_HEAD], s->regs[R_RING_TAIL], s->in_flight);
+    while (p2plab_runnable(s) && p2plab_pending(s)) {
+        uint32_t err;
+        uint64_t n;
+
+        if (descs >= P2PLAB_SLICE_DESCS || bytes >= P2PLAB_SLICE_BYTES) {
+            qemu_bh_schedule(s->bh);        /* yield to the main loop */
+            return;
+        }
+        if (p2plab_wait(s)) {
+            return;                         /* the timer reschedules us */
+        }
+        if (!s->in_flight) {
+            if (!p2plab_fetch(s, &err)) {
+                return;                     /* halted */
+            }
+            descs++;
+            if (err) {
+                p2plab_complete(s, err);
+                continue;
+            }
+            if (s->latency_us) {
+                s->wait_until = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) +
+                                (int64_t)s->latency_us * SCALE_US;
+                trace_p2plab_inject_latency(s->regs[R_RING_HEAD], s->latency_us);
+                continue;
+            }
+        }
+        if (s->cur_done < s->cur_len) {
+            uint64_t max = s->bandwidth_mbps ? P2PLAB_BW_CHUNK : P2PLAB_CHUNK;
+
+            err = p2plab_copy_step(s, MIN(max, P2PLAB_SLICE_BYTES - bytes), &n);
+            bytes += n;
+            if (err) {
+                p2plab_complete(s, err);
+                continue;
+            }
+            if (s->bandwidth_mbps) {
+                /*
+                 * n bytes at M MB/s take n * 1000 / M ns. Within a descriptor the budget is
+                 * cumulative from its first byte, so the average rate holds however late the
+                 * bottom half runs; a new descriptor starts from now.
+                 */
+                int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+                int64_t base = s->cur_done == n ? MAX(s->wait_until, now) : s->wait_until;
+                s->wait_until = base + (int64_t)(n * 1000 / s->bandwidth_mbps);
+            }
+            if (s->cur_done < s->cur_len) {
+                continue;
+            }
+            if (s->corrupt_next) {
+                p2plab_corrupt(s);
+            }
+        }
+        if (p2plab_wait(s)) {
+            return;                         /* complete after the bandwidth delay */
+        }
+        p2plab_complete(s, P2PLAB_ERR_OK);
+    }
+}
+
+static void p2plab_timer_cb(void *opaque)
+{
+    P2plabState *s = opaque;
+
+    /* never process from the timer itself: the guarded bottom half does the work */
+    p2plab_kick(s);
+}
+
+/* Abort the in-flight descriptor (write back ABORTED if @writeback), stop all deferred work. */
+static void p2plab_quiesce(P2plabState *s, bool writeback)
+{
+    qemu_bh_cancel(s->bh);
+    timer_del(s->timer);
+    s->wait_until = 0;
+    if (s->in_flight && writeback && p2plab_ring_size_ok(s->regs[R_RING_SIZE])) {
+        uint32_t status = cpu_to_le32(P2PLAB_DESC_DONE | P2PLAB_ERR_ABORTED);
+
+        trace_p2plab_abort(s->regs[R_RING_HEAD]);
+        pci_dma_write(PCI_DEVICE(s),
+                      p2plab_desc_addr(s, s->regs[R_RING_HEAD]) + 24, &status, 4);
+    }
+    s->in_flight = false;
+}
+
+static void p2plab_reset_regs(P2plabState *s)
+{
+    memset(s->regs, 0, sizeof(s->regs));
+    s->regs[R_ID] = P2PLAB_ID_MAGIC;
+    s->regs[R_VERSION] = P2PLAB_IF_VERSION;
+    s->regs[R_CAPS] = P2PLAB_CAP_P2P_ROUTING | P2PLAB_CAP_FAULT_INJ |
+                      (s->hostmem ? P2PLAB_CAP_MEMDEV : 0);
+    s->regs[R_MEM_SIZE_LO] = (uint32_t)s->mem_size;
+    s->regs[R_MEM_SIZE_HI] = s->mem_size >> 32;
+    s->regs[R_RING_MAX] = P2PLAB_RING_MAX;
+    s->cur_src = s->cur_dst = s->cur_done = 0;
+    s->cur_len = s->cur_flags = 0;
+    p2plab_update_intx(s, false);
+}
+
+static void p2plab_engine_reset(P2plabState *s, bool writeback)
+{
+    trace_p2plab_reset(writeback);
+    p2plab_quiesce(s, writeback);
+    p2plab_reset_regs(s);
+}
+
+/* ---- MMIO ---------------------------------------------------------------------------------------- */
+
+static uint64_t p2plab_mmio_read(void *opaque, hwaddr addr, unsigned size)
+{
+    P2plabState *s = opaque;
+    uint32_t val;
+
+    if (size != 4 || (addr & 3)) {
+        trace_p2plab_err_mmio_access(addr, size, false);
+        p2plab_guest_error(s, "bad register read: offset 0x%" HWADDR_PRIx " size %u "
+                           "(only aligned 32-bit accesses)", addr, size);
+        return ~0ULL;
+    }
+    if (addr >= P2PLAB_NUM_REGS * 4) {
+        trace_p2plab_err_mmio_unknown(addr, false);
+        p2plab_guest_error(s, "read of unimplemented register 0x%" HWADDR_PRIx, addr);
+        return 0;
+    }
+    val = s->regs[addr / 4];
+    if (addr == A_STATUS) {
+        val = (s->regs[R_STATUS] & P2PLAB_STATUS_HALTED) |
+              ((s->regs[R_CTRL] & P2PLAB_CTRL_ENABLE) ? P2PLAB_STATUS_ENABLED : 0) |
+              (p2plab_pending(s) ? P2PLAB_STATUS_BUSY : 0);
+    }
+    trace_p2plab_mmio_read(addr, val);
+    return val;
+}
+
+static void p2plab_write_ctrl(P2plabState *s, uint32_t val)
+{
+    uint32_t old = s->regs[R_CTRL];
+
+    if (val & ~P2PLAB_VALID_CTRL) {
+        trace_p2plab_err_reserved_bits(A_CTRL, val);
+        p2plab_guest_error(s, "CTRL: reserved bits 0x%x ignored", val & ~P2PLAB_VALID_CTRL);
+    }
+    if (val & P2PLAB_CTRL_RESET) {
+        p2plab_engine_reset(s, true);
+        return;
+    }
+    if (s->regs[R_STATUS] & P2PLAB_STATUS_HALTED) {
+        if (val & P2PLAB_CTRL_ENABLE) {
+            trace_p2plab_err_halted_write(A_CTRL, val);
+            p2plab_guest_error(s, "CTRL.ENABLE while halted: write CTRL.RESET first");
+        }
+        s->regs[R_CTRL] = 0;
+        return;
+    }
+    if ((old & P2PLAB_CTRL_ENABLE) && !(val & P2PLAB_CTRL_ENABLE)) {
+        /* disable: abort the in-flight descriptor, keep HEAD/TAIL */
+        s->regs[R_CTRL] = 0;
+        if (s->in_flight) {
+            p2plab_quiesce(s, false);
+            s->in_flight = true;
+            p2plab_complete(s, P2PLAB_ERR_ABORTED);
+        }
+        qemu_bh_cancel(s->bh);
+        timer_del(s->timer);
+        s->wait_until = 0;
+        return;
+    }
+    if (!(old & P2PLAB_CTRL_ENABLE) && (val & P2PLAB_CTRL_ENABLE)) {
+        s->regs[R_CTRL] = P2PLAB_CTRL_ENABLE;
+        if (p2plab_ring_base(s) & (P2PLAB_RING_ALIGN - 1)) {
+            p2plab_halt(s, P2PLAB_ERR_RING_BASE);
+        } else if (!p2plab_ring_size_ok(s->regs[R_RING_SIZE])) {
+            p2plab_halt(s, P2PLAB_ERR_RING_SIZE);
+        } else if (s->regs[R_RING_TAIL] >= s->regs[R_RING_SIZE]) {
+            p2plab_halt(s, P2PLAB_ERR_RING_TAIL);
+        } else {
+            trace_p2plab_enable(p2plab_ring_base(s), s->regs[R_RING_SIZE]);
+            p2plab_kick(s);
+        }
+    }
+}
+
+static void p2plab_mmio_write(void *opaque, hwaddr addr, uint64_t val64, unsigned size)
+{
+    P2plabState *s = opaque;
+    uint32_t val = val64;
+
+    if (size != 4 || (addr & 3)) {
+        trace_p2plab_err_mmio_access(addr, size, true);
+        p2plab_guest_error(s, "bad register write: offset 0x%" HWADDR_PRIx " size %u "
+                           "(only aligned 32-bit accesses)", addr, size);
+        return;
+    }
+    trace_p2plab_mmio_write(addr, val);
+    switch (addr) {
+    case A_CTRL:
+        p2plab_write_ctrl(s, val);
+        break;
+    case A_RING_BASE_LO:
+    case A_RING_BASE_HI:
+    case A_RING_SIZE:
+        if (s->regs[R_CTRL] & P2PLAB_CTRL_ENABLE) {
+            trace_p2plab_err_ring_write_enabled(addr, val);
+            p2plab_guest_error(s, "ring register 0x%" HWADDR_PRIx " written while enabled: "
+                               "ignored", addr);
+            break;
+        }
+        s->regs[addr / 4] = val;
+        /* (re)programming the ring restarts it at index 0 */
+        s->regs[R_RING_HEAD] = s->regs[R_RING_TAIL] = 0;
+        break;
+    case A_RING_TAIL:
+        if (s->regs[R_STATUS] & P2PLAB_STATUS_HALTED) {
+            trace_p2plab_err_halted_write(addr, val);
+            p2plab_guest_error(s, "TAIL written while halted: ignored");
+            break;
+        }
+        if (p2plab_ring_size_ok(s->regs[R_RING_SIZE]) && val >= s->regs[R_RING_SIZE]) {
+            s->regs[R_RING_TAIL] = val;
+            p2plab_halt(s, P2PLAB_ERR_RING_TAIL);
+            break;
+        }
+        s->regs[R_RING_TAIL] = val;
+        p2plab_kick(s);
+        break;
+    case A_INT_STATUS:
+        s->regs[R_INT_STATUS] &= ~(val & P2PLAB_INT_ALL);
+        p2plab_update_intx(s, false);
+        break;
+    case A_INT_MASK:
+        s->regs[R_INT_MASK] = val & P2PLAB_INT_ALL;
+        p2plab_update_intx(s, true);
+        break;
+    case A_SCRATCH:
+        s->regs[R_SCRATCH] = val;
+        break;
+    default:
+        if (addr < P2PLAB_NUM_REGS * 4) {
+            trace_p2plab_err_ro_write(addr, val);
+            p2plab_guest_error(s, "write to read-only register 0x%" HWADDR_PRIx " ignored",
+                               addr);
+        } else {
+            trace_p2plab_err_mmio_unknown(addr, true);
+            p2plab_guest_error(s, "write to unimplemented register 0x%" HWADDR_PRIx, addr);
+        }
+        break;
+    }
+}
+
+static const MemoryRegionOps p2plab_mmio_ops = {
+    .read = p2plab_mmio_read,
+    .write = p2plab_mmio_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = { .min_access_size = 1, .max_access_size = 8 },
+    .impl = { .min_access_size = 1, .max_access_size = 8 },
+};
+
+/* link-down overlay: reads all-ones, writes dropped */
+static uint64_t p2plab_dead_read(void *opaque, hwaddr addr, unsigned size)
+{
+    trace_p2plab_link_down_access(addr, false);
+    return ~0ULL;
+}
+
+static void p2plab_dead_write(void *opaque, hwaddr addr, uint64_t val, unsigned size)
+{
+    trace_p2plab_link_down_access(addr, true);
+}
+
+static const MemoryRegionOps p2plab_dead_ops = {
+    .read = p2plab_dead_read,
+    .write = p2plab_dead_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = { .min_access_size = 1, .max_access_size = 8 },
+    .impl = { .min_access_size = 1, .max_access_size = 8 },
+};
+
+static uint32_t p2plab_config_read(PCIDevice *pd, uint32_t addr, int len)
+{
+    if (P2PLAB(pd)->link_down) {
+        return len == 4 ? ~0u : (1u << (len * 8)) - 1;
+    }
+    return pci_default_read_config(pd, addr, len);
+}
+
+static void p2plab_config_write(PCIDevice *pd, uint32_t addr, uint32_t val, int len)
+{
+    if (P2PLAB(pd)->link_down) {
+        return;
+    }
+    pci_default_write_config(pd, addr, val, len);
+    /* MSI-X enable/disable changes where INTx stands */
+    p2plab_update_intx(P2PLAB(pd), true);
+}
+
+/* ---- QOM: fault injection and counters ---------------------------------------------------------- */
+
+static bool p2plab_get_link_down(Object *obj, Error **errp)
+{
+    return P2PLAB(obj)->link_down;
+}
+
+static void p2plab_set_link_down(Object *obj, bool value, Error **errp)
+{
+    P2plabState *s = P2PLAB(obj);
+
+    if (s->link_down == value) {
+        return;
+    }
+    s->link_down = value;
+    trace_p2plab_link(value);
+    if (DEVICE(obj)->realized) {
+        memory_region_set_enabled(&s->bar0_dead, value);
+        memory_region_set_enabled(&s->bar2_dead, value);
+        if (value) {
+            qemu_bh_cancel(s->bh);
+            timer_del(s->timer);
+        } else {
+            p2plab_kick(s);
+        }
+    }
+}
+
+static bool p2plab_get_corrupt_next(Object *obj, Error **errp)
+{
+    return P2PLAB(obj)->corrupt_next;
+}
+
+static void p2plab_set_corrupt_next(Object *obj, bool value, Error **errp)
+{
+    P2PLAB(obj)->corrupt_next = value;
+}
+
+static void p2plab_instance_init(Object *obj)
+{
+    P2plabState *s = P2PLAB(obj);
+    static const struct { const char *name; size_t off; } stats[] = {
+        { "stat-descriptors", offsetof(P2plabState, stat_descs) },
+        { "stat-bytes-host", offsetof(P2plabState, stat_bytes_host) },
+        { "stat-bytes-local", offsetof(P2plabState, stat_bytes_local) },
+        { "stat-bytes-peer", offsetof(P2plabState, stat_bytes_peer) },
+        { "stat-bytes-peer-switch", offsetof(P2plabState, stat_bytes_peer_switch) },
+        { "stat-errors", offsetof(P2plabState, stat_errors) },
+        { "stat-irqs", offsetof(P2plabState, stat_irqs) },
+        { "stat-irqs-dropped", offsetof(P2plabState, stat_irqs_dropped) },
+    };
+
+    s->fail_code = P2PLAB_ERR_INJECTED;
+    object_property_add_uint32_ptr(obj, "fail-nth", &s->fail_nth, OBJ_PROP_FLAG_READWRITE);
+    object_property_add_uint32_ptr(obj, "fail-code", &s->fail_code, OBJ_PROP_FLAG_READWRITE);
+    object_property_add_uint32_ptr(obj, "latency-us", &s->latency_us, OBJ_PROP_FLAG_READWRITE);
+    object_property_add_uint32_ptr(obj, "bandwidth-mbps", &s->bandwidth_mbps,
+                                   OBJ_PROP_FLAG_READWRITE);
+    object_property_add_uint32_ptr(obj, "drop-irqs", &s->drop_irqs, OBJ_PROP_FLAG_READWRITE);
+    object_property_add_bool(obj, "corrupt-next", p2plab_get_corrupt_next,
+                             p2plab_set_corrupt_next);
+    object_property_add_bool(obj, "link-down", p2plab_get_link_down, p2plab_set_link_down);
+    for (size_t i = 0; i < ARRAY_SIZE(stats); i++) {
+        object_property_add_uint64_ptr(obj, stats[i].name,
+                                       (uint64_t *)((char *)s + stats[i].off), OBJ_PROP_FLAG_READ);
+    }
+}
+
+/* ---- realize / reset / migration ---------------------------------------------------------------- */
+
+static void p2plab_realize(PCIDevice *pd, Error **errp)
+{
+    P2plabState *s = P2PLAB(pd);
+    Error *err = NULL;
+
+    if (s->hostmem) {
+        uint64_t bsize;
+
+        if (host_memory_backend_is_mapped(s->hostmem)) {
+            error_setg(errp, "p2plab: memdev '%s' is already in use",
+                       object_get_canonical_path_component(OBJECT(s->hostmem)));
+            return;
+        }
+        s->mem_mr = host_memory_backend_get_memory(s->hostmem);
+        bsize = memory_region_size(s->mem_mr);
+        if (s->mem_size && s->mem_size != bsize) {
+            error_setg(errp, "p2plab: mem-size 0x%" PRIx64 " differs from the size of memdev "
+                       "'%s' (0x%" PRIx64 "); give only one", s->mem_size,
+                       object_get_canonical_path_component(OBJECT(s->hostmem)), bsize);
+            return;
+        }
+        s->mem_size = bsize;
+    } else if (!s->mem_size) {
+        s->mem_size = P2PLAB_MEM_DEFAULT;
+    }
+    if (!is_power_of_2(s->mem_size) || s->mem_size < P2PLAB_MEM_MIN ||
+        s->mem_size > P2PLAB_MEM_MAX) {
+        error_setg(errp, "p2plab: %s size 0x%" PRIx64 " must be a power of two between 1 MiB "
+                   "and 64 GiB", s->hostmem ? "memdev" : "mem-size", s->mem_size);
+        return;
+    }
+
+    pci_config_set_revision(pd->config, P2PLAB_REVISION);
+    pci_config_set_class(pd->config, P2PLAB_CLASS);
+    pd->config[PCI_INTERRUPT_PIN] = 1;
+
+    if (pcie_endpoint_cap_init(pd, P2PLAB_EXP_OFFSET) < 0) {
+        error_setg(errp, "p2plab: failed to add the PCIe capability");
+        return;
+    }
+
+    /* BAR0: registers, MSI-X table and PBA; link-down overlay on top */
+    memory_region_init(&s->bar0, OBJECT(s), "p2plab-bar0", P2PLAB_REGS_SIZE);
+    memory_region_init_io(&s->regs_io, OBJECT(s), &p2plab_mmio_ops, s, "p2plab-regs",
+                          P2PLAB_MSIX_TABLE_OFF);
+    memory_region_add_subregion(&s->bar0, 0, &s->regs_io);
+    memory_region_init_io(&s->bar0_dead, OBJECT(s), &p2plab_dead_ops, s, "p2plab-bar0-down",
+                          P2PLAB_REGS_SIZE);
+    memory_region_add_subregion_overlap(&s->bar0, 0, &s->bar0_dead, 10);
+    memory_region_set_enabled(&s->bar0_dead, s->link_down);
+    pci_register_bar(pd, P2PLAB_BAR_REGS, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->bar0);
+    if (msix_init(pd, P2PLAB_NUM_VECTORS, &s->bar0, P2PLAB_BAR_REGS, P2PLAB_MSIX_TABLE_OFF,
+                  &s->bar0, P2PLAB_BAR_REGS, P2PLAB_MSIX_PBA_OFF, 0, &err) < 0) {
+        error_propagate_prepend(errp, err, "p2plab: MSI-X: ");
+        pcie_cap_exit(pd);
+        return;
+    }
+    for (unsigned v = 0; v < P2PLAB_NUM_VECTORS; v++) {
+        msix_vector_use(pd, v);
+    }
+
+    /* BAR2: device memory */
+    if (s->hostmem) {
+        host_memory_backend_set_mapped(s->hostmem, true);
+    } else {
+        if (!memory_region_init_ram(&s->mem_ram, OBJECT(s), "p2plab-mem", s->mem_size, errp)) {
+            msix_uninit(pd, &s->bar0, &s->bar0);
+            pcie_cap_exit(pd);
+            return;
+        }
+        s->mem_mr = &s->mem_ram;
+    }
+    s->mem_ptr = memory_region_get_ram_ptr(s->mem_mr);
+    memory_region_init(&s->bar2, OBJECT(s), "p2plab-bar2", s->mem_size);
+    memory_region_add_subregion(&s->bar2, 0, s->mem_mr);
+    memory_region_init_io(&s->bar2_dead, OBJECT(s), &p2plab_dead_ops, s, "p2plab-bar2-down",
+                          s->mem_size);
+    memory_region_add_subregion_overlap(&s->bar2, 0, &s->bar2_dead, 10);
+    memory_region_set_enabled(&s->bar2_dead, s->link_down);
+    pci_register_bar(pd, P2PLAB_BAR_MEM, PCI_BASE_ADDRESS_SPACE_MEMORY |
+                     PCI_BASE_ADDRESS_MEM_TYPE_64 | PCI_BASE_ADDRESS_MEM_PREFETCH, &s->bar2);
+
+    s->bounce = g_malloc(P2PLAB_BOUNCE);
+    s->bh = qemu_bh_new_guarded(p2plab_bh, s, &DEVICE(s)->mem_reentrancy_guard);
+    s->timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, p2plab_timer_cb, s);
+    QLIST_INSERT_HEAD(&p2plab_devices, s, link);
+    p2plab_reset_regs(s);
+}
+
+static void p2plab_exit(PCIDevice *pd)
+{
+    P2plabState *s = P2PLAB(pd);
+
+    p2plab_quiesce(s, false);
+    QLIST_REMOVE(s, link);
+    qemu_bh_delete(s->bh);
+    timer_free(s->timer);
+    g_free(s->bounce);
+    if (s->peer_as_root) {
+        address_space_destroy(&s->peer_as);
+        s->peer_as_root = NULL;
+    }
+    if (s->hostmem) {
+        host_memory_backend_set_mapped(s->hostmem, false);
+    }
+    msix_uninit(pd, &s->bar0, &s->bar0);
+    pcie_cap_exit(pd);
+}
+
+static void p2plab_device_reset(DeviceState *dev)
+{
+    P2plabState *s = P2PLAB(dev);
+
+    /* a bus/system reset: no DMA any more, no write-back */
+    p2plab_engine_reset(s, false);
+}
+
+static int p2plab_post_load(void *opaque, int version_id)
+{
+    P2plabState *s = opaque;
+
+    if (s->regs[R_RING_HEAD] >= P2PLAB_RING_MAX || s->regs[R_RING_TAIL] >= P2PLAB_RING_MAX ||
+        s->cur_len > P2PLAB_DESC_MAX_LEN || s->cur_done > s->cur_len ||
+        (s->in_flight && !p2plab_ring_size_ok(s->regs[R_RING_SIZE]))) {
+        return -EINVAL;
+    }
+    /* pending latency/bandwidth waits are not migrated: work resumes at once */
+    s->wait_until = 0;
+    p2plab_kick(s);
+    return 0;
+}
+
+static const VMStateDescription vmstate_p2plab = {
+    .name = "p2plab",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = p2plab_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_PCI_DEVICE(parent_obj, P2plabState),
+        VMSTATE_MSIX(parent_obj, P2plabState),
+        VMSTATE_UINT32_ARRAY(regs, P2plabState, P2PLAB_NUM_REGS),
+        VMSTATE_BOOL(in_flight, P2plabState),
+        VMSTATE_UINT64(cur_src, P2plabState),
+        VMSTATE_UINT64(cur_dst, P2plabState),
+        VMSTATE_UINT64(cur_done, P2plabState),
+        VMSTATE_UINT32(cur_len, P2plabState),
+        VMSTATE_UINT32(cur_flags, P2plabState),
+        VMSTATE_BOOL(intx_level, P2plabState),
+        VMSTATE_UINT64(stat_descs, P2plabState),
+        VMSTATE_UINT64(stat_bytes_host, P2plabState),
+        VMSTATE_UINT64(stat_bytes_local, P2plabState),
+        VMSTATE_UINT64(stat_bytes_peer, P2plabState),
+        VMSTATE_UINT64(stat_bytes_peer_switch, P2plabState),
+        VMSTATE_UINT64(stat_errors, P2plabState),
+        VMSTATE_UINT64(stat_irqs, P2plabState),
+        VMSTATE_UINT64(stat_irqs_dropped, P2plabState),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static const Property p2plab_properties[] = {
+    DEFINE_PROP_SIZE("mem-size", P2plabState, mem_size, 0),
+    DEFINE_PROP_LINK("memdev", P2plabState, hostmem, TYPE_MEMORY_BACKEND, HostMemoryBackend *),
+};
+
+static void p2plab_class_init(ObjectClass *klass, P2PLAB_CLASS_DATA *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
+
+    k->realize = p2plab_realize;
+    k->exit = p2plab_exit;
+    k->config_read = p2plab_config_read;
+    k->config_write = p2plab_config_write;
+    k->vendor_id = P2PLAB_VENDOR_ID;
+    k->device_id = P2PLAB_DEVICE_ID;
+    k->revision = P2PLAB_REVISION;
+    k->class_id = P2PLAB_CLASS;
+    dc->desc = "p2plab PCIe DMA engine with device memory (P2PDMA/HMM lab)";
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+    device_class_set_legacy_reset(dc, p2plab_device_reset);
+    dc->vmsd = &vmstate_p2plab;
+    device_class_set_props(dc, p2plab_properties);
+}
+
+static const TypeInfo p2plab_info = {
+    .name = TYPE_P2PLAB,
+    .parent = TYPE_PCI_DEVICE,
+    .instance_size = sizeof(P2plabState),
+    .instance_init = p2plab_instance_init,
+    .class_init = p2plab_class_init,
+    .interfaces = (InterfaceInfo[]) {
+        { INTERFACE_PCIE_DEVICE },
+        { }
+    },
+};
+
+static void p2plab_register_types(void)
+{
+    type_register_static(&p2plab_info);
+}
+
+type_init(p2plab_register_types)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Build QEMU with the p2plab device if needed (scripts/build-qemu.sh) and run the device qtests.
+#
+#   scripts/qemu-test.sh                 # all qtests
+#   scripts/qemu-test.sh -p /p2plab/batch    # extra arguments go to the GLib test binary
+#   P2PLAB_BENCH=1 scripts/qemu-test.sh -p /p2plab/bench   # bandwidth benchmark (see qemu-bench.sh)
+#
+# Prints the TAP stream and a summary line "qtest: N passed, N failed"; exits non-zero on failure.
+source "$(dirname "$0")/lib.sh"
+
+qemu=$("$P2PLAB_ROOT/scripts/build-qemu.sh" | tail -1)
+[ -x "$qemu" ] || die "build-qemu.sh did not produce a QEMU binary"
+test_bin=$(dirname "$qemu")/p2plab-test
+[ -x "$test_bin" ] || die "missing $test_bin"
+
+export QTEST_QEMU_BINARY=$qemu
+export P2PLAB_QEMU_ARGS=${P2PLAB_QEMU_ARGS:--L /usr/share/qemu -L /usr/share/seabios}
+export G_TEST_DBUS_DAEMON=/bin/true
+# QEMU reports guest errors (bad registers, failed descriptors) to stderr only with -d guest_errors;
+# the tests provoke them on purpose, so keep the TAP output readable.
+log "running $test_bin against $qemu"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+set +e
+timeout "${P2PLAB_QTEST_TIMEOUT:-600}" "$test_bin" --tap -k "$@" 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+set -e
+pass=$(grep -c '^ok ' "$out" || true)
+fail=$(grep -c '^not ok ' "$out" || true)
+[ "$rc" -eq 0 ] || [ "$fail" -gt 0 ] || fail=$((fail + 1))   # crash/timeout without a TAP line
+echo "qtest: $pass passed, $fail failed"
+[ "$rc" -eq 0 ] && [ "$fail" -eq 0 ]
