@@ -1,0 +1,265 @@
+package io.p2plab.qmp;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.p2plab.util.Json;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+
+/** The QMP client against an in-process fake server doing what real QEMU will not. */
+@Timeout(value = 20, unit = TimeUnit.SECONDS)
+class FakeQmpClientTest {
+    @TempDir
+    Path tmp;
+
+    private FakeQmpServer server(FakeQmpServer.Behavior b) throws Exception {
+        return new FakeQmpServer(tmp.resolve("qmp.sock"), FakeQmpServer.GREETING, b);
+    }
+
+    private static ConnectionOptions opts() {
+        return ConnectionOptions.defaults().withConnectTimeout(Duration.ofSeconds(2));
+    }
+
+    @Test
+    void negotiatesOobAndAnswers() throws Exception {
+        try (FakeQmpServer s = server((c, req, raw) -> c.reply(req, "{\"status\": \"running\"}"));
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            assertThat(q.oobEnabled()).isTrue();
+            assertThat(s.received.get(0)).contains("\"enable\":[\"oob\"]");
+            assertThat(q.call("query-status").path("status").asText()).isEqualTo("running");
+        }
+    }
+
+    @Test
+    void noOobWhenNotOffered() throws Exception {
+        String greeting = "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n";
+        try (FakeQmpServer s = new FakeQmpServer(tmp.resolve("q.sock"), greeting, (c, req, raw) -> c.reply(req, "{}"));
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            assertThat(q.oobEnabled()).isFalse();
+            assertThat(s.received.get(0)).doesNotContain("enable");
+            assertThatThrownBy(() -> QmpClient.join(q.executeOob("x-oob-test", null, null)))
+                    .hasMessageContaining("out-of-band");
+        }
+    }
+
+    @Test
+    void worksOverTcp() throws Exception {
+        try (FakeQmpServer s = new FakeQmpServer(null, FakeQmpServer.GREETING, (c, req, raw) -> c.reply(req, "42"));
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            assertThat(q.peer()).startsWith("tcp:");
+            assertThat(q.call("anything").asInt()).isEqualTo(42);
+        }
+    }
+
+    @Test
+    void strayBytesAndSplitWritesAreTolerated() throws Exception {
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            String id = Json.compact(req.get("id"));
+            c.send("garbage \r\n ## ");
+            String reply = "{\"return\": {\"s\": \"}{ \\\" ]\"}, \"id\": " + id + "}";
+            for (int i = 0; i < reply.length(); i += 3) {
+                c.send(reply.substring(i, Math.min(reply.length(), i + 3)));
+                Thread.sleep(1);
+            }
+            c.send("\r\n");
+        });
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            assertThat(q.call("x").path("s").asText()).isEqualTo("}{ \" ]");
+            assertThat(q.call("y").path("s").asText()).isEqualTo("}{ \" ]");
+        }
+    }
+
+    @Test
+    void idlessErrorFailsTheOnlyOutstandingCommand() throws Exception {
+        try (FakeQmpServer s = server((c, req, raw) ->
+                c.send("{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, invalid keyword\"}}\r\n"));
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            assertThatThrownBy(() -> q.call("query-status"))
+                    .isInstanceOf(QmpProtocolException.class)
+                    .hasMessageContaining("id-less error")
+                    .hasMessageContaining("JSON parse error");
+            assertThat(q.isOpen()).isTrue();
+        }
+    }
+
+    @Test
+    void idlessErrorWithSeveralOutstandingFailsNone() throws Exception {
+        List<JsonNode> held = new CopyOnWriteArrayList<>();
+        CountDownLatch two = new CountDownLatch(2);
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            held.add(req);
+            two.countDown();
+            if (held.size() == 2) {
+                c.send("{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\n");
+                for (JsonNode r : held) c.reply(r, "\"ok\"");
+            }
+        });
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            var a = q.execute("a");
+            var b = q.execute("b");
+            assertThat(a.get(5, TimeUnit.SECONDS).asText()).isEqualTo("ok");
+            assertThat(b.get(5, TimeUnit.SECONDS).asText()).isEqualTo("ok");
+        }
+    }
+
+    @Test
+    void typedErrorClasses() throws Exception {
+        try (FakeQmpServer s = server((c, req, raw) -> c.send("{\"error\": {\"class\": \"DeviceNotFound\", \"desc\": "
+                + "\"Device 'x' not found\"}, \"id\": " + Json.compact(req.get("id")) + "}\n"));
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            assertThatThrownBy(() -> q.call("device_del", Json.object().put("id", "x")))
+                    .isInstanceOfSatisfying(QmpErrorException.DeviceNotFound.class, e -> {
+                        assertThat(e.errorClass()).isEqualTo("DeviceNotFound");
+                        assertThat(e.description()).isEqualTo("Device 'x' not found");
+                        assertThat(e.command()).isEqualTo("device_del");
+                    });
+        }
+    }
+
+    @Test
+    void replyOverTheCapFailsClearlyAndCloses() throws Exception {
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            if (req.path("execute").asText().equals("big"))
+                c.send("{\"return\": \"" + "x".repeat(5000) + "\", \"id\": " + Json.compact(req.get("id")) + "}\n");
+        });
+             QmpClient q = QmpClient.connect(s.address, opts().withMaxReplyBytes(1024))) {
+            CompletableFuture<JsonNode> other = q.execute("never-answered");
+            assertThatThrownBy(() -> q.call("big"))
+                    .isInstanceOf(QmpProtocolException.class)
+                    .hasMessageContaining("reply size cap of 1024 bytes");
+            assertThatThrownBy(() -> QmpClient.join(other)).isInstanceOf(QmpException.class);
+            q.closeFuture().get(5, TimeUnit.SECONDS);
+            assertThat(q.isOpen()).isFalse();
+        }
+    }
+
+    @Test
+    void eofMidReplyFailsPendingCommands() throws Exception {
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            c.send("{\"return\": {\"status\": \"runn");
+            c.close();
+        });
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            assertThatThrownBy(() -> q.call("query-status"))
+                    .isInstanceOf(QmpClosedException.class)
+                    .hasMessageContaining("closed the connection in the middle of a message");
+            assertThatThrownBy(() -> q.call("query-status")).isInstanceOf(QmpClosedException.class);
+        }
+    }
+
+    @Test
+    void eventsInterleavedWithRepliesGoToListenersAndHistory() throws Exception {
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            c.send("{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 5}}\n"
+                    + "{\"return\": {}, \"id\": " + Json.compact(req.get("id")) + "}"
+                    + "{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"d0\", \"path\": \"/x\"}, "
+                    + "\"timestamp\": {\"seconds\": 2, \"microseconds\": 0}}\n");
+        });
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            List<String> seen = new CopyOnWriteArrayList<>();
+            q.addEventListener(e -> seen.add(e.name()));
+            CompletableFuture<QmpEvent> dd = q.awaitEvent("DEVICE_DELETED", Json.object().put("device", "d0"), 0,
+                    Duration.ofSeconds(5));
+            q.call("stop");
+            QmpEvent e = dd.get(5, TimeUnit.SECONDS);
+            assertThat(e.data().path("path").asText()).isEqualTo("/x");
+            assertThat(e.timestampMicros()).isEqualTo(2_000_000L);
+            assertThat(seen).containsExactly("STOP", "DEVICE_DELETED");
+            assertThat(q.eventHistory()).extracting(QmpEvent::name).containsExactly("STOP", "DEVICE_DELETED");
+            // history search: an await registered after the fact still finds it
+            assertThat(q.awaitEvent("STOP", null, 0, Duration.ofMillis(100)).get().seq()).isEqualTo(1);
+            // a non-matching data subset times out
+            assertThatThrownBy(() -> QmpClient.join(q.awaitEvent("DEVICE_DELETED",
+                    Json.object().put("device", "other"), 0, Duration.ofMillis(200))))
+                    .isInstanceOf(QmpTimeoutException.class).hasMessageContaining("DEVICE_DELETED");
+        }
+    }
+
+    @Test
+    void slowReplyTimesOutAndConnectionStaysUsable() throws Exception {
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            if (req.path("execute").asText().equals("slow")) {
+                Thread.sleep(700);
+            }
+            c.reply(req, "\"" + req.path("execute").asText() + "\"");
+        });
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            long t0 = System.nanoTime();
+            assertThatThrownBy(() -> QmpClient.join(q.execute("slow", null, Duration.ofMillis(200))))
+                    .isInstanceOf(QmpTimeoutException.class).hasMessageContaining("200 ms");
+            assertThat((System.nanoTime() - t0) / 1_000_000).isLessThan(600);
+            // the late reply to "slow" is discarded, the next command gets its own answer
+            assertThat(q.call("fast").asText()).isEqualTo("fast");
+        }
+    }
+
+    @Test
+    void atMostNInFlightTheRestQueued() throws Exception {
+        List<JsonNode> held = new CopyOnWriteArrayList<>();
+        CountDownLatch release = new CountDownLatch(1);
+        FakeQmpServer.Conn[] conn = new FakeQmpServer.Conn[1];
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            conn[0] = c;
+            held.add(req);
+        });
+             QmpClient q = QmpClient.connect(s.address, opts().withMaxInFlight(2))) {
+            List<CompletableFuture<JsonNode>> fs = new ArrayList<>();
+            for (int i = 0; i < 5; i++) fs.add(q.execute("cmd" + i));
+            Thread.sleep(300);
+            assertThat(held).hasSize(2);
+            assertThat(q.inFlight()).isEqualTo(2);
+            assertThat(q.queued()).isEqualTo(3);
+            // answer one at a time: each answer lets exactly one more through
+            for (int i = 0; i < 5; i++) {
+                JsonNode r = held.get(i);
+                conn[0].reply(r, "" + i);
+                assertThat(fs.get(i).get(5, TimeUnit.SECONDS).asInt()).isEqualTo(i);
+                final int expect = Math.min(5, i + 3);
+                assertTimeoutPreemptively(Duration.ofSeconds(5), () -> {
+                    while (held.size() < expect) Thread.sleep(5);
+                });
+            }
+            assertThat(q.inFlight()).isZero();
+            assertThat(q.queued()).isZero();
+        }
+    }
+
+    @Test
+    void missingGreetingTimesOut() throws Exception {
+        try (FakeQmpServer s = new FakeQmpServer(tmp.resolve("mute.sock"), null, (c, req, raw) -> { })) {
+            assertThatThrownBy(() -> QmpClient.connect(s.address,
+                    ConnectionOptions.defaults().withConnectTimeout(Duration.ofMillis(300))))
+                    .isInstanceOf(QmpProtocolException.class).hasMessageContaining("no QMP greeting");
+        }
+    }
+
+    @Test
+    void connectToNothingFailsClearly() {
+        assertThatThrownBy(() -> QmpClient.connect(Transport.unix(tmp.resolve("absent.sock")), opts()))
+                .isInstanceOf(QmpClosedException.class).hasMessageContaining("cannot connect");
+    }
+
+    @Test
+    void closeFailsPendingCommands() throws Exception {
+        try (FakeQmpServer s = server((c, req, raw) -> { })) {
+            QmpClient q = QmpClient.connect(s.address, opts());
+            CompletableFuture<JsonNode> f = q.execute("hang");
+            q.close();
+            assertThatThrownBy(() -> QmpClient.join(f)).isInstanceOf(QmpClosedException.class)
+                    .hasMessageContaining("closed by client");
+        }
+    }
+}
