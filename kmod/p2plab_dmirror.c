@@ -1,0 +1,1218 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * p2plab_dmirror.c - a device mirror of a process address space on a REAL (emulated) p2plab PCIe
+ * device, with the uAPI of lib/test_hmm.c (/dev/hmm_dmirrorN, lib/test_hmm_uapi.h of Linux 7.3)
+ * so that tools/testing/selftests/mm/hmm-tests runs unmodified against it.
+ *
+ * Enabled with p2plab.dmirror=1 (must not be combined with test_hmm.ko: same device nodes).
+ *   hmm_dmirror0 / 1 : device-private memory of p2plab0 / p2plab1
+ *   hmm_dmirror2 / 3 : device-coherent memory (over BAR2) of p2plab0 / p2plab1
+ *
+ * Differences from test_hmm (which copies with the CPU):
+ *  - the mirror "page table" (an xarray) holds the pages hmm_range_fault() resolved AND their DMA
+ *    mapping for the device; the device's DMA engine does every read/write of the process memory
+ *    (device-local pages are addressed by their BAR2 offset, P2PLAB_DESC_F_*_LOCAL);
+ *  - invalidations erase entries and unmap them under the mirror mutex, which DMA batches on the
+ *    mirror also hold: an invalidation waits for (stops) the device's access;
+ *  - migrations are p2plab_hmm.c copies on the DMA engine; a DMA error fails the ioctl with -EIO
+ *    leaving the data where it was.
+ * Based on lib/test_hmm.c (GPL-2.0), Copyright the Linux kernel authors.
+ */
+#define pr_fmt(fmt) "p2plab-dmirror: " fmt
+#define P2PLAB_HMM_INTERNAL
+
+#include <linux/module.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/cdev.h>
+#include <linux/device.h>
+#include <linux/memremap.h>
+#include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/highmem.h>
+#include <linux/hmm.h>
+#include <linux/vmalloc.h>
+#include <linux/swap.h>
+#include <linux/rmap.h>
+#include <linux/mmu_notifier.h>
+#include <linux/migrate.h>
+#include <linux/huge_mm.h>
+#include <linux/uaccess.h>
+
+#include "p2plab.h"
+#include "p2plab_hmm.h"
+
+/* ---- uAPI: identical to lib/test_hmm_uapi.h (Linux 7.3) ---- */
+struct hmm_dmirror_cmd {
+	__u64 addr;
+	__u64 ptr;
+	__u64 npages;
+	__u64 cpages;
+	__u64 faults;
+};
+#define HMM_DMIRROR_READ		_IOWR('H', 0x00, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_WRITE		_IOWR('H', 0x01, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_MIGRATE_TO_DEV	_IOWR('H', 0x02, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_MIGRATE_TO_SYS	_IOWR('H', 0x03, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_SNAPSHOT		_IOWR('H', 0x04, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_EXCLUSIVE		_IOWR('H', 0x05, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_CHECK_EXCLUSIVE	_IOWR('H', 0x06, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_RELEASE		_IOWR('H', 0x07, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_READ_UNLOCKED	_IOWR('H', 0x09, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_FLAG_FAIL_ALLOC	(1ULL << 0)
+enum {
+	HMM_DMIRROR_PROT_ERROR			= 0xFF,
+	HMM_DMIRROR_PROT_NONE			= 0x00,
+	HMM_DMIRROR_PROT_READ			= 0x01,
+	HMM_DMIRROR_PROT_WRITE			= 0x02,
+	HMM_DMIRROR_PROT_PMD			= 0x04,
+	HMM_DMIRROR_PROT_PUD			= 0x08,
+	HMM_DMIRROR_PROT_ZERO			= 0x10,
+	HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL	= 0x20,
+	HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE	= 0x30,
+	HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL	= 0x40,
+	HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE	= 0x50,
+};
+
+static bool dmirror;
+module_param(dmirror, bool, 0444);
+MODULE_PARM_DESC(dmirror, "create /dev/hmm_dmirror0..3 (test_hmm uAPI) on p2plab0/1 (default 0)");
+
+#define DMIRROR_NDEVICES	4
+#define DMIRROR_CHUNK		512UL	/* pages per DMA batch / hmm_range_fault() call */
+
+#define DPT_XA_TAG_ATOMIC	1UL
+#define DPT_XA_TAG_WRITE	3UL
+
+/* dma xarray value: (addr >> PAGE_SHIFT) << 3 | flags */
+#define DMA_V_BIDIR		1UL
+#define DMA_V_MMIO		2UL
+
+struct dmirror_device {
+	struct cdev		cdevice;
+	struct device		device;
+	int			id;		/* minor */
+	int			type;		/* P2PLAB_MEM_* */
+	struct rw_semaphore	sem;		/* protects hmm/dm against unbind */
+	struct p2plab_hmm	*hmm;
+	struct p2plab_devmem	*dm;
+	struct mutex		mlock;		/* protects mirrors */
+	struct list_head	mirrors;
+	bool			added;
+};
+
+struct dmirror {
+	struct dmirror_device		*mdevice;
+	struct xarray			pt;	/* pfn -> tagged struct page */
+	struct xarray			dma;	/* pfn -> DMA mapping of a non-local page */
+	struct p2plab_hmm		*map_hmm; /* device the mappings belong to */
+	struct mmu_interval_notifier	notifier;
+	struct mutex			mutex;
+	struct list_head		node;
+	__u64				flags;
+};
+
+struct dmirror_interval {
+	struct mmu_interval_notifier	notifier;
+	struct dmirror			*dmirror;
+};
+
+/* a kernel buffer the device DMAs into / out of */
+struct dmirror_bounce {
+	void			*ptr;
+	unsigned long		size;
+	unsigned long		addr;
+	unsigned long		cpages;
+	unsigned long		npages;
+	dma_addr_t		*dma;
+	struct device		*dev;
+};
+
+static const struct mmu_interval_notifier_ops dmirror_min_ops;
+static dev_t dmirror_dev;
+static struct dmirror_device *dmirror_devices[DMIRROR_NDEVICES];
+static struct p2plab_hmm *dmirror_bound[2];
+static DEFINE_MUTEX(dmirror_lock);	/* devices[] and bound[] */
+
+/* ------------------------------------------------------------------------------------------ */
+
+static int dmirror_bounce_init(struct dmirror_bounce *bounce, struct p2plab_hmm *hmm,
+			       unsigned long addr, unsigned long size)
+{
+	unsigned long i;
+
+	memset(bounce, 0, sizeof(*bounce));
+	bounce->addr = addr;
+	bounce->size = size;
+	bounce->npages = DIV_ROUND_UP(size, PAGE_SIZE);
+	bounce->dev = hmm->dma_dev;
+	bounce->ptr = vmalloc(bounce->npages << PAGE_SHIFT);
+	bounce->dma = kvcalloc(bounce->npages, sizeof(dma_addr_t), GFP_KERNEL);
+	if (!bounce->ptr || !bounce->dma)
+		goto err;
+	for (i = 0; i < bounce->npages; i++) {
+		struct page *p = vmalloc_to_page(bounce->ptr + (i << PAGE_SHIFT));
+
+		bounce->dma[i] = dma_map_page(bounce->dev, p, 0, PAGE_SIZE, DMA_BIDIRECTIONAL);
+		if (dma_mapping_error(bounce->dev, bounce->dma[i])) {
+			bounce->npages = i;
+			goto err;
+		}
+	}
+	return 0;
+err:
+	for (i = 0; bounce->dma && i < bounce->npages; i++)
+		dma_unmap_page(bounce->dev, bounce->dma[i], PAGE_SIZE, DMA_BIDIRECTIONAL);
+	kvfree(bounce->dma);
+	vfree(bounce->ptr);
+	bounce->ptr = NULL;
+	return -ENOMEM;
+}
+
+static void dmirror_bounce_fini(struct dmirror_bounce *bounce)
+{
+	unsigned long i;
+
+	for (i = 0; i < bounce->npages; i++)
+		dma_unmap_page(bounce->dev, bounce->dma[i], PAGE_SIZE, DMA_BIDIRECTIONAL);
+	kvfree(bounce->dma);
+	vfree(bounce->ptr);
+}
+
+static void dmirror_bounce_sync(struct dmirror_bounce *bounce, bool for_cpu)
+{
+	unsigned long i;
+
+	for (i = 0; i < bounce->npages; i++) {
+		if (for_cpu)
+			dma_sync_single_for_cpu(bounce->dev, bounce->dma[i], PAGE_SIZE,
+						DMA_BIDIRECTIONAL);
+		else
+			dma_sync_single_for_device(bounce->dev, bounce->dma[i], PAGE_SIZE,
+						   DMA_BIDIRECTIONAL);
+	}
+}
+
+static bool dmirror_is_private_zone(struct dmirror_device *mdevice)
+{
+	return mdevice->type == P2PLAB_MEM_PRIVATE;
+}
+
+static enum migrate_vma_direction dmirror_select_device(struct dmirror *dmirror)
+{
+	return dmirror_is_private_zone(dmirror->mdevice) ? MIGRATE_VMA_SELECT_DEVICE_PRIVATE :
+							   MIGRATE_VMA_SELECT_DEVICE_COHERENT;
+}
+
+/* Is @page memory of the device this mirror runs on (addressable as a BAR2 offset)? */
+static bool dmirror_page_local(struct p2plab_hmm *hmm, struct page *page)
+{
+	struct p2plab_devmem *dm = p2plab_page_devmem(page);
+
+	return dm && dm->hmm == hmm;
+}
+
+/* ---- mirror page table: entries + their DMA mappings (under dmirror->mutex) ---- */
+
+static void dmirror_unmap_value(struct dmirror *dmirror, void *v)
+{
+	unsigned long val;
+
+	if (!v || !xa_is_value(v) || WARN_ON_ONCE(!dmirror->map_hmm))
+		return;
+	val = xa_to_value(v);
+	dma_unmap_phys(dmirror->map_hmm->dma_dev, (dma_addr_t)(val >> 3) << PAGE_SHIFT, PAGE_SIZE,
+		       val & DMA_V_BIDIR ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE,
+		       val & DMA_V_MMIO ? DMA_ATTR_MMIO : 0);
+}
+
+static void dmirror_erase(struct dmirror *dmirror, unsigned long pfn)
+{
+	xa_erase(&dmirror->pt, pfn);
+	dmirror_unmap_value(dmirror, xa_erase(&dmirror->dma, pfn));
+}
+
+static void dmirror_do_update(struct dmirror *dmirror, unsigned long start, unsigned long end)
+{
+	unsigned long pfn;
+	void *entry;
+
+	/*
+	 * The XArray doesn't hold references to pages since it relies on the mmu notifier to
+	 * clear page pointers when they become stale; the DMA mappings go with them.
+	 */
+	xa_for_each_range(&dmirror->pt, pfn, entry, start >> PAGE_SHIFT, (end >> PAGE_SHIFT) - 1)
+		dmirror_erase(dmirror, pfn);
+	xa_for_each_range(&dmirror->dma, pfn, entry, start >> PAGE_SHIFT, (end >> PAGE_SHIFT) - 1)
+		dmirror_erase(dmirror, pfn);
+}
+
+static void dmirror_clear_all(struct dmirror *dmirror)
+{
+	dmirror_do_update(dmirror, 0, ULONG_MAX & PAGE_MASK);
+	dmirror->map_hmm = NULL;
+}
+
+/* Store a mirror entry for @page at @pfn, DMA-mapping it if it is not device-local. */
+static int dmirror_store(struct dmirror *dmirror, struct p2plab_hmm *hmm, unsigned long pfn,
+			 struct page *page, unsigned long tag)
+{
+	void *entry = page, *old;
+	unsigned long val = 0;
+
+	dmirror_erase(dmirror, pfn);
+	if (dmirror->map_hmm && dmirror->map_hmm != hmm)
+		dmirror_clear_all(dmirror);
+	dmirror->map_hmm = hmm;
+
+	if (!dmirror_page_local(hmm, page)) {
+		bool bidir = tag != 0;
+		bool mmio = p2plab_page_devmem(page) != NULL;	/* a peer's BAR */
+		dma_addr_t a;
+
+		/* zone-device pages of another device: P2P, through the MMIO path */
+		a = dma_map_phys(hmm->dma_dev, page_to_phys(page), PAGE_SIZE,
+				 bidir ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE, mmio ? DMA_ATTR_MMIO : 0);
+		if (dma_mapping_error(hmm->dma_dev, a))
+			return -EFAULT;
+		val = ((unsigned long)(a >> PAGE_SHIFT) << 3) | (bidir ? DMA_V_BIDIR : 0) |
+		      (mmio ? DMA_V_MMIO : 0);
+		old = xa_store(&dmirror->dma, pfn, xa_mk_value(val), GFP_ATOMIC);
+		if (xa_is_err(old)) {
+			dmirror_unmap_value(dmirror, xa_mk_value(val));
+			return xa_err(old);
+		}
+	}
+	if (tag)
+		entry = xa_tag_pointer(entry, tag);
+	old = xa_store(&dmirror->pt, pfn, entry, GFP_ATOMIC);
+	if (xa_is_err(old)) {
+		dmirror_unmap_value(dmirror, xa_erase(&dmirror->dma, pfn));
+		return xa_err(old);
+	}
+	return 0;
+}
+
+/* Device address of the page mirrored at @pfn: BAR2 offset (local) or DMA address. */
+static bool dmirror_addr(struct dmirror *dmirror, unsigned long pfn, struct page *page,
+			 u64 *addr, u32 *local)
+{
+	void *v;
+
+	if (dmirror_page_local(dmirror->map_hmm, page)) {
+		*addr = p2plab_page_dev_off(page);
+		*local = 1;
+		return true;
+	}
+	v = xa_load(&dmirror->dma, pfn);
+	if (!v || !xa_is_value(v))
+		return false;
+	*addr = (u64)(xa_to_value(v) >> 3) << PAGE_SHIFT;
+	*local = 0;
+	return true;
+}
+
+static int dmirror_fops_open(struct inode *inode, struct file *filp)
+{
+	struct dmirror_device *mdevice = container_of(inode->i_cdev, struct dmirror_device,
+						       cdevice);
+	struct dmirror *dmirror;
+	bool bound;
+	int ret;
+
+	/* no p2plab device (or no memory of this kind) behind this node: like a missing node */
+	down_read(&mdevice->sem);
+	bound = mdevice->dm != NULL;
+	up_read(&mdevice->sem);
+	if (!bound)
+		return -ENODEV;
+	dmirror = kzalloc(sizeof(*dmirror), GFP_KERNEL);
+	if (!dmirror)
+		return -ENOMEM;
+	dmirror->mdevice = mdevice;
+	mutex_init(&dmirror->mutex);
+	xa_init(&dmirror->pt);
+	xa_init(&dmirror->dma);
+
+	ret = mmu_interval_notifier_insert(&dmirror->notifier, current->mm, 0,
+					   ULONG_MAX & PAGE_MASK, &dmirror_min_ops);
+	if (ret) {
+		kfree(dmirror);
+		return ret;
+	}
+	mutex_lock(&mdevice->mlock);
+	list_add(&dmirror->node, &mdevice->mirrors);
+	mutex_unlock(&mdevice->mlock);
+	filp->private_data = dmirror;
+	return 0;
+}
+
+static int dmirror_fops_release(struct inode *inode, struct file *filp)
+{
+	struct dmirror *dmirror = filp->private_data;
+	struct dmirror_device *mdevice = dmirror->mdevice;
+
+	mmu_interval_notifier_remove(&dmirror->notifier);
+	down_read(&mdevice->sem);
+	mutex_lock(&mdevice->mlock);
+	list_del(&dmirror->node);
+	mutex_unlock(&mdevice->mlock);
+	mutex_lock(&dmirror->mutex);
+	dmirror_clear_all(dmirror);
+	mutex_unlock(&dmirror->mutex);
+	up_read(&mdevice->sem);
+	/*
+	 * Unlike test_hmm, closing does not evict the device's memory: the device pages do not
+	 * point at this mirror, they stay valid until the process frees or touches them.
+	 */
+	xa_destroy(&dmirror->pt);
+	xa_destroy(&dmirror->dma);
+	kfree(dmirror);
+	return 0;
+}
+
+static bool dmirror_interval_invalidate(struct mmu_interval_notifier *mni,
+					const struct mmu_notifier_range *range,
+					unsigned long cur_seq)
+{
+	struct dmirror *dmirror = container_of(mni, struct dmirror, notifier);
+
+	if (mmu_notifier_range_blockable(range))
+		mutex_lock(&dmirror->mutex);
+	else if (!mutex_trylock(&dmirror->mutex))
+		return false;
+
+	mmu_interval_set_seq(mni, cur_seq);
+	dmirror_do_update(dmirror, range->start, range->end);
+
+	mutex_unlock(&dmirror->mutex);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops dmirror_min_ops = {
+	.invalidate = dmirror_interval_invalidate,
+};
+
+/* ---- device page faults: hmm_range_fault() + DMA mapping ---- */
+
+static int dmirror_do_fault(struct dmirror *dmirror, struct hmm_range *range,
+			    struct p2plab_hmm *hmm)
+{
+	unsigned long *pfns = range->hmm_pfns;
+	unsigned long pfn;
+	int ret;
+
+	for (pfn = range->start >> PAGE_SHIFT; pfn < (range->end >> PAGE_SHIFT); pfn++, pfns++) {
+		struct page *page;
+
+		/* we asked hmm_range_fault() to populate pages: no error entries on success */
+		if (WARN_ON(*pfns & HMM_PFN_ERROR) || WARN_ON(!(*pfns & HMM_PFN_VALID)))
+			return -EFAULT;
+		page = hmm_pfn_to_page(*pfns);
+		if (WARN_ON(!page))
+			return -EFAULT;
+		if (!(*pfns & HMM_PFN_WRITE) && WARN_ON(range->default_flags & HMM_PFN_WRITE))
+			return -EFAULT;
+		ret = dmirror_store(dmirror, hmm, pfn, page,
+				    *pfns & HMM_PFN_WRITE ? DPT_XA_TAG_WRITE : 0);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int dmirror_range_fault(struct dmirror *dmirror, struct hmm_range *range,
+			       struct p2plab_hmm *hmm, bool unlocked)
+{
+	struct mm_struct *mm = dmirror->notifier.mm;
+	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	int ret;
+
+	while (true) {
+		if (unlocked) {
+			ret = hmm_range_fault_unlocked_timeout(range, 0);
+			if (ret)
+				return ret;
+		} else {
+			if (time_after(jiffies, timeout))
+				return -EBUSY;
+			range->notifier_seq = mmu_interval_read_begin(range->notifier);
+			mmap_read_lock(mm);
+			ret = hmm_range_fault(range);
+			mmap_read_unlock(mm);
+			if (ret) {
+				if (ret == -EBUSY)
+					continue;
+				return ret;
+			}
+		}
+		mutex_lock(&dmirror->mutex);
+		if (mmu_interval_read_retry(range->notifier, range->notifier_seq)) {
+			mutex_unlock(&dmirror->mutex);
+			continue;
+		}
+		break;
+	}
+	ret = dmirror_do_fault(dmirror, range, hmm);
+	mutex_unlock(&dmirror->mutex);
+	return ret;
+}
+
+static int dmirror_fault(struct dmirror *dmirror, struct p2plab_devmem *dm, unsigned long start,
+			 unsigned long end, bool write, bool unlocked)
+{
+	struct mm_struct *mm = dmirror->notifier.mm;
+	unsigned long addr, *pfns;
+	struct hmm_range range = {
+		.notifier = &dmirror->notifier,
+		.pfn_flags_mask = 0,
+		.default_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
+		/* device-private pages of any other owner are migrated back (migrate_to_ram) */
+		.dev_private_owner = dm,
+	};
+	int ret = 0;
+
+	pfns = kvmalloc_array(DMIRROR_CHUNK, sizeof(*pfns), GFP_KERNEL);
+	if (!pfns)
+		return -ENOMEM;
+	range.hmm_pfns = pfns;
+	/* Since the mm is for the mirrored process, get a reference first. */
+	if (!mmget_not_zero(mm)) {
+		kvfree(pfns);
+		return -EFAULT;
+	}
+	for (addr = start; addr < end; addr = range.end) {
+		range.start = addr;
+		range.end = min(ALIGN(addr + 1, DMIRROR_CHUNK << PAGE_SHIFT), end);
+		ret = dmirror_range_fault(dmirror, &range, dm->hmm, unlocked);
+		if (ret)
+			break;
+	}
+	mmput(mm);
+	kvfree(pfns);
+	return ret;
+}
+
+/* ---- the device reads / writes the process memory through the mirror (DMA engine) ---- */
+
+static int dmirror_do_rw(struct dmirror *dmirror, unsigned long start, unsigned long end,
+			 struct dmirror_bounce *bounce, bool write)
+{
+	struct p2plab_hmm *hmm = dmirror->mdevice->hmm;
+	unsigned long pfn, idx;
+	struct p2plab_batch b;
+	unsigned int pending = 0;
+	int ret, stop = 0;
+
+	ret = p2plab_batch_init(&b, hmm, DMIRROR_CHUNK);
+	if (ret)
+		return ret;
+	idx = (start - bounce->addr) >> PAGE_SHIFT;
+	for (pfn = start >> PAGE_SHIFT; pfn < (end >> PAGE_SHIFT); pfn++, idx++) {
+		void *entry = xa_load(&dmirror->pt, pfn);
+		struct page *page = xa_untag_pointer(entry);
+		u64 addr;
+		u32 local;
+
+		if (!page || (write && xa_pointer_tag(entry) != DPT_XA_TAG_WRITE) ||
+		    dmirror->map_hmm != hmm || !dmirror_addr(dmirror, pfn, page, &addr, &local)) {
+			stop = -ENOENT;
+			break;
+		}
+		if (write)
+			p2plab_batch_add(&b, bounce->dma[idx], addr, PAGE_SIZE,
+					 local ? P2PLAB_DESC_F_DST_LOCAL : 0);
+		else
+			p2plab_batch_add(&b, addr, bounce->dma[idx], PAGE_SIZE,
+					 local ? P2PLAB_DESC_F_SRC_LOCAL : 0);
+		if (++pending == DMIRROR_CHUNK) {
+			ret = p2plab_batch_run(&b);
+			if (ret)
+				goto out;
+			bounce->cpages += pending;
+			pending = 0;
+		}
+	}
+	ret = p2plab_batch_run(&b);
+	if (!ret) {
+		bounce->cpages += pending;
+		ret = stop;
+	}
+out:
+	p2plab_batch_fini(&b);
+	return ret;
+}
+
+static int dmirror_rw(struct dmirror *dmirror, struct p2plab_devmem *dm,
+		      struct hmm_dmirror_cmd *cmd, bool write, bool unlocked)
+{
+	struct dmirror_bounce bounce;
+	unsigned long start, end;
+	unsigned long size = cmd->npages << PAGE_SHIFT;
+	int ret;
+
+	start = cmd->addr;
+	end = start + size;
+	if (end < start)
+		return -EINVAL;
+	ret = dmirror_bounce_init(&bounce, dm->hmm, start, size);
+	if (ret)
+		return ret;
+	if (write) {
+		if (copy_from_user(bounce.ptr, u64_to_user_ptr(cmd->ptr), bounce.size)) {
+			ret = -EFAULT;
+			goto fini;
+		}
+		dmirror_bounce_sync(&bounce, false);
+	}
+	while (1) {
+		mutex_lock(&dmirror->mutex);
+		ret = dmirror_do_rw(dmirror, start, end, &bounce, write);
+		mutex_unlock(&dmirror->mutex);
+		if (ret != -ENOENT)
+			break;
+		start = cmd->addr + (bounce.cpages << PAGE_SHIFT);
+		ret = dmirror_fault(dmirror, dm, start, end, write, unlocked);
+		if (ret)
+			break;
+		cmd->faults++;
+	}
+	if (ret == 0 && !write) {
+		dmirror_bounce_sync(&bounce, true);
+		if (copy_to_user(u64_to_user_ptr(cmd->ptr), bounce.ptr, bounce.size))
+			ret = -EFAULT;
+	}
+fini:
+	cmd->cpages = bounce.cpages;
+	dmirror_bounce_fini(&bounce);
+	return ret;
+}
+
+/* ---- migration ---- */
+
+static int dmirror_migrate_finalize_and_map(struct migrate_vma *args, struct dmirror *dmirror,
+					    struct p2plab_hmm *hmm)
+{
+	const unsigned long *src = args->src;
+	const unsigned long *dst = args->dst;
+	const unsigned long start_pfn = args->start >> PAGE_SHIFT;
+	const unsigned long end_pfn = args->end >> PAGE_SHIFT;
+	unsigned long pfn;
+	int ret = 0;
+
+	/* Map the migrated pages into the device's page tables. */
+	mutex_lock(&dmirror->mutex);
+	for (pfn = start_pfn; pfn < end_pfn; pfn++, src++, dst++) {
+		struct page *dpage;
+		int nr, i;
+
+		if (!(*src & MIGRATE_PFN_MIGRATE))
+			continue;
+		dpage = migrate_pfn_to_page(*dst);
+		if (!dpage)
+			continue;
+		nr = (*dst & MIGRATE_PFN_COMPOUND) ? folio_nr_pages(page_folio(dpage)) : 1;
+		WARN_ON_ONCE(end_pfn < pfn + nr);
+		for (i = 0; i < nr && pfn + i < end_pfn; i++) {
+			ret = dmirror_store(dmirror, hmm, pfn + i, pfn_to_page(page_to_pfn(dpage) + i),
+					    *dst & MIGRATE_PFN_WRITE ? DPT_XA_TAG_WRITE : 0);
+			if (ret)
+				goto out;
+		}
+	}
+out:
+	mutex_unlock(&dmirror->mutex);
+	return ret;
+}
+
+static unsigned long dmirror_successful_migrated_pages(struct migrate_vma *migrate)
+{
+	unsigned long cpages = 0, i;
+
+	for (i = 0; i < migrate->npages; i++)
+		if (migrate->src[i] & MIGRATE_PFN_VALID && migrate->src[i] & MIGRATE_PFN_MIGRATE)
+			cpages++;
+	return cpages;
+}
+
+static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
+			   struct hmm_dmirror_cmd *cmd, bool to_dev)
+{
+	unsigned long start, end, addr, next;
+	unsigned long size = cmd->npages << PAGE_SHIFT;
+	struct mm_struct *mm = dmirror->notifier.mm;
+	struct migrate_vma args = { 0 };
+	struct vm_area_struct *vma;
+	unsigned long *src_pfns, *dst_pfns;
+	int ret = 0;
+
+	start = cmd->addr;
+	end = start + size;
+	if (end < start)
+		return -EINVAL;
+	/* Since the mm is for the mirrored process, get a reference first. */
+	if (!mmget_not_zero(mm))
+		return -EINVAL;
+	src_pfns = kvcalloc(PTRS_PER_PTE, sizeof(*src_pfns), GFP_KERNEL | __GFP_NOFAIL);
+	dst_pfns = kvcalloc(PTRS_PER_PTE, sizeof(*dst_pfns), GFP_KERNEL | __GFP_NOFAIL);
+
+	cmd->cpages = 0;
+	mmap_read_lock(mm);
+	for (addr = start; addr < end; addr = next) {
+		bool fail = dmirror->flags & HMM_DMIRROR_FLAG_FAIL_ALLOC;
+
+		vma = vma_lookup(mm, addr);
+		if (!vma || !(vma->vm_flags & VM_READ)) {
+			ret = -EINVAL;
+			break;
+		}
+		next = min(end, addr + (PTRS_PER_PTE << PAGE_SHIFT));
+		if (next > vma->vm_end)
+			next = vma->vm_end;
+
+		memset(dst_pfns, 0, PTRS_PER_PTE * sizeof(*dst_pfns));
+		args.vma = vma;
+		args.src = src_pfns;
+		args.dst = dst_pfns;
+		args.start = addr;
+		args.end = next;
+		args.pgmap_owner = dm;
+		args.flags = (to_dev ? MIGRATE_VMA_SELECT_SYSTEM : dmirror_select_device(dmirror)) |
+			     MIGRATE_VMA_SELECT_COMPOUND;
+		ret = migrate_vma_setup(&args);
+		if (ret)
+			break;
+		dmirror->flags &= ~HMM_DMIRROR_FLAG_FAIL_ALLOC;
+		if (to_dev)
+			ret = p2plab_migrate_copy_to_dev(dm, &args, fail);
+		else
+			ret = p2plab_migrate_copy_to_ram(&args, fail);
+		if (ret) {
+			/* nothing of this range moved: the data is intact where it was */
+			migrate_vma_finalize(&args);
+			break;
+		}
+		migrate_vma_pages(&args);
+		if (to_dev)
+			ret = dmirror_migrate_finalize_and_map(&args, dmirror, dm->hmm);
+		else
+			cmd->cpages += dmirror_successful_migrated_pages(&args);
+		migrate_vma_finalize(&args);
+		if (ret)
+			break;
+	}
+	mmap_read_unlock(mm);
+	mmput(mm);
+	kvfree(src_pfns);
+	kvfree(dst_pfns);
+	if (ret || !to_dev)
+		return ret;
+
+	/* Return the migrated data for verification: read through the mirror by DMA. */
+	{
+		struct dmirror_bounce bounce;
+
+		ret = dmirror_bounce_init(&bounce, dm->hmm, start, size);
+		if (ret)
+			return ret;
+		mutex_lock(&dmirror->mutex);
+		ret = dmirror_do_rw(dmirror, start, end, &bounce, false);
+		mutex_unlock(&dmirror->mutex);
+		if (ret == 0) {
+			dmirror_bounce_sync(&bounce, true);
+			if (copy_to_user(u64_to_user_ptr(cmd->ptr), bounce.ptr, bounce.size))
+				ret = -EFAULT;
+		}
+		cmd->cpages = bounce.cpages;
+		dmirror_bounce_fini(&bounce);
+	}
+	return ret;
+}
+
+/* ---- exclusive access (device atomics) ---- */
+
+static int dmirror_check_atomic(struct dmirror *dmirror, unsigned long start, unsigned long end)
+{
+	unsigned long pfn;
+
+	for (pfn = start >> PAGE_SHIFT; pfn < (end >> PAGE_SHIFT); pfn++) {
+		void *entry = xa_load(&dmirror->pt, pfn);
+
+		if (xa_pointer_tag(entry) == DPT_XA_TAG_ATOMIC)
+			return -EPERM;
+	}
+	return 0;
+}
+
+static int dmirror_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
+			     struct hmm_dmirror_cmd *cmd)
+{
+	unsigned long start, end, addr;
+	unsigned long size = cmd->npages << PAGE_SHIFT;
+	struct mm_struct *mm = dmirror->notifier.mm;
+	struct dmirror_bounce bounce;
+	int ret = 0;
+
+	start = cmd->addr;
+	end = start + size;
+	if (end < start)
+		return -EINVAL;
+	if (!mmget_not_zero(mm))
+		return -EINVAL;
+
+	mmap_read_lock(mm);
+	for (addr = start; !ret && addr < end; addr += PAGE_SIZE) {
+		struct folio *folio;
+		struct page *page;
+
+		/* CPU mappings replaced by device-exclusive entries: a CPU access revokes it */
+		page = make_device_exclusive(mm, addr, NULL, &folio);
+		if (IS_ERR(page)) {
+			ret = PTR_ERR(page);
+			break;
+		}
+		mutex_lock(&dmirror->mutex);
+		ret = dmirror_store(dmirror, dm->hmm, addr >> PAGE_SHIFT, page, DPT_XA_TAG_ATOMIC);
+		mutex_unlock(&dmirror->mutex);
+		folio_unlock(folio);
+		folio_put(folio);
+	}
+	mmap_read_unlock(mm);
+	mmput(mm);
+	if (ret)
+		return ret;
+
+	/* Return the data for verification: the device reads it while it holds exclusivity. */
+	ret = dmirror_bounce_init(&bounce, dm->hmm, start, size);
+	if (ret)
+		return ret;
+	mutex_lock(&dmirror->mutex);
+	ret = dmirror_do_rw(dmirror, start, end, &bounce, false);
+	mutex_unlock(&dmirror->mutex);
+	if (ret == 0) {
+		dmirror_bounce_sync(&bounce, true);
+		if (copy_to_user(u64_to_user_ptr(cmd->ptr), bounce.ptr, bounce.size))
+			ret = -EFAULT;
+	}
+	cmd->cpages = bounce.cpages;
+	dmirror_bounce_fini(&bounce);
+	return ret;
+}
+
+/* ---- snapshot ---- */
+
+static void dmirror_mkentry(struct dmirror *dmirror, struct p2plab_devmem *dm,
+			    unsigned char *perm, unsigned long entry)
+{
+	struct page *page;
+
+	if (entry & HMM_PFN_ERROR) {
+		*perm = HMM_DMIRROR_PROT_ERROR;
+		return;
+	}
+	if (!(entry & HMM_PFN_VALID)) {
+		*perm = HMM_DMIRROR_PROT_NONE;
+		return;
+	}
+	page = hmm_pfn_to_page(entry);
+	if (is_device_private_page(page)) {
+		/* Is the page migrated to this device or some other? */
+		if (p2plab_page_devmem(page) == dm)
+			*perm = HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL;
+		else
+			*perm = HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
+	} else if (is_device_coherent_page(page)) {
+		if (p2plab_page_devmem(page) == dm)
+			*perm = HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL;
+		else
+			*perm = HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE;
+	} else if (is_zero_pfn(page_to_pfn(page))) {
+		*perm = HMM_DMIRROR_PROT_ZERO;
+	} else {
+		*perm = HMM_DMIRROR_PROT_NONE;
+	}
+	if (entry & HMM_PFN_WRITE)
+		*perm |= HMM_DMIRROR_PROT_WRITE;
+	else
+		*perm |= HMM_DMIRROR_PROT_READ;
+	if (hmm_pfn_to_map_order(entry) + PAGE_SHIFT == PMD_SHIFT)
+		*perm |= HMM_DMIRROR_PROT_PMD;
+	else if (hmm_pfn_to_map_order(entry) + PAGE_SHIFT == PUD_SHIFT)
+		*perm |= HMM_DMIRROR_PROT_PUD;
+}
+
+static bool dmirror_snapshot_invalidate(struct mmu_interval_notifier *mni,
+					const struct mmu_notifier_range *range,
+					unsigned long cur_seq)
+{
+	struct dmirror_interval *dmi = container_of(mni, struct dmirror_interval, notifier);
+	struct dmirror *dmirror = dmi->dmirror;
+
+	if (mmu_notifier_range_blockable(range))
+		mutex_lock(&dmirror->mutex);
+	else if (!mutex_trylock(&dmirror->mutex))
+		return false;
+	/* any invalidation in the interval invalidates the whole snapshot */
+	mmu_interval_set_seq(mni, cur_seq);
+	mutex_unlock(&dmirror->mutex);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops dmirror_mrn_ops = {
+	.invalidate = dmirror_snapshot_invalidate,
+};
+
+static int dmirror_range_snapshot(struct dmirror *dmirror, struct p2plab_devmem *dm,
+				  struct hmm_range *range, unsigned char *perm)
+{
+	struct mm_struct *mm = dmirror->notifier.mm;
+	struct dmirror_interval notifier;
+	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	unsigned long i, n;
+	int ret = 0;
+
+	notifier.dmirror = dmirror;
+	range->notifier = &notifier.notifier;
+	ret = mmu_interval_notifier_insert(range->notifier, mm, range->start,
+					   range->end - range->start, &dmirror_mrn_ops);
+	if (ret)
+		return ret;
+	while (true) {
+		if (time_after(jiffies, timeout)) {
+			ret = -EBUSY;
+			goto out;
+		}
+		range->notifier_seq = mmu_interval_read_begin(range->notifier);
+		mmap_read_lock(mm);
+		ret = hmm_range_fault(range);
+		mmap_read_unlock(mm);
+		if (ret) {
+			if (ret == -EBUSY)
+				continue;
+			goto out;
+		}
+		mutex_lock(&dmirror->mutex);
+		if (mmu_interval_read_retry(range->notifier, range->notifier_seq)) {
+			mutex_unlock(&dmirror->mutex);
+			continue;
+		}
+		break;
+	}
+	n = (range->end - range->start) >> PAGE_SHIFT;
+	for (i = 0; i < n; i++)
+		dmirror_mkentry(dmirror, dm, perm + i, range->hmm_pfns[i]);
+	mutex_unlock(&dmirror->mutex);
+out:
+	mmu_interval_notifier_remove(range->notifier);
+	return ret;
+}
+
+static int dmirror_snapshot(struct dmirror *dmirror, struct p2plab_devmem *dm,
+			    struct hmm_dmirror_cmd *cmd)
+{
+	struct mm_struct *mm = dmirror->notifier.mm;
+	unsigned long start, end, addr, next;
+	unsigned long size = cmd->npages << PAGE_SHIFT;
+	unsigned long pfns[32];
+	unsigned char perm[32];
+	char __user *uptr;
+	struct hmm_range range = {
+		.hmm_pfns = pfns,
+		.dev_private_owner = dm,
+	};
+	int ret = 0;
+
+	start = cmd->addr;
+	end = start + size;
+	if (end < start)
+		return -EINVAL;
+	if (!mmget_not_zero(mm))
+		return -EINVAL;
+	uptr = u64_to_user_ptr(cmd->ptr);
+	for (addr = start; addr < end; addr = next) {
+		unsigned long n;
+
+		next = min(addr + (ARRAY_SIZE(pfns) << PAGE_SHIFT), end);
+		range.start = addr;
+		range.end = next;
+		ret = dmirror_range_snapshot(dmirror, dm, &range, perm);
+		if (ret)
+			break;
+		n = (range.end - range.start) >> PAGE_SHIFT;
+		if (copy_to_user(uptr, perm, n)) {
+			ret = -EFAULT;
+			break;
+		}
+		cmd->cpages += n;
+		uptr += n;
+	}
+	mmput(mm);
+	return ret;
+}
+
+/* ---- file operations ---- */
+
+static long dmirror_fops_unlocked_ioctl(struct file *filp, unsigned int command,
+					unsigned long arg)
+{
+	void __user *uarg = (void __user *)arg;
+	struct dmirror *dmirror = filp->private_data;
+	struct dmirror_device *mdevice;
+	struct hmm_dmirror_cmd cmd;
+	struct p2plab_devmem *dm;
+	int ret;
+
+	if (!dmirror)
+		return -EINVAL;
+	mdevice = dmirror->mdevice;
+	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
+		return -EFAULT;
+	if (cmd.addr & ~PAGE_MASK)
+		return -EINVAL;
+	if (cmd.addr >= (cmd.addr + (cmd.npages << PAGE_SHIFT)))
+		return -EINVAL;
+	cmd.cpages = 0;
+	cmd.faults = 0;
+
+	down_read(&mdevice->sem);
+	dm = mdevice->dm;
+	if (!dm) {
+		up_read(&mdevice->sem);
+		return -ENODEV;	/* the p2plab device is gone (or never came) */
+	}
+	switch (command) {
+	case HMM_DMIRROR_READ:
+		ret = dmirror_rw(dmirror, dm, &cmd, false, false);
+		break;
+	case HMM_DMIRROR_WRITE:
+		ret = dmirror_rw(dmirror, dm, &cmd, true, false);
+		break;
+	case HMM_DMIRROR_READ_UNLOCKED:
+		ret = dmirror_rw(dmirror, dm, &cmd, false, true);
+		break;
+	case HMM_DMIRROR_MIGRATE_TO_DEV:
+		ret = dmirror_migrate(dmirror, dm, &cmd, true);
+		break;
+	case HMM_DMIRROR_MIGRATE_TO_SYS:
+		ret = dmirror_migrate(dmirror, dm, &cmd, false);
+		break;
+	case HMM_DMIRROR_EXCLUSIVE:
+		ret = dmirror_exclusive(dmirror, dm, &cmd);
+		break;
+	case HMM_DMIRROR_CHECK_EXCLUSIVE:
+		ret = dmirror_check_atomic(dmirror, cmd.addr,
+					   cmd.addr + (cmd.npages << PAGE_SHIFT));
+		break;
+	case HMM_DMIRROR_SNAPSHOT:
+		ret = dmirror_snapshot(dmirror, dm, &cmd);
+		break;
+	case HMM_DMIRROR_RELEASE:
+		/* evict all device memory of this device to system memory */
+		p2plab_devmem_evict(dm);
+		ret = 0;
+		break;
+	case HMM_DMIRROR_FLAGS:
+		dmirror->flags = cmd.npages;
+		ret = 0;
+		break;
+	default:
+		ret = -EINVAL;
+	}
+	up_read(&mdevice->sem);
+	if (ret)
+		return ret;
+	if (copy_to_user(uarg, &cmd, sizeof(cmd)))
+		return -EFAULT;
+	return 0;
+}
+
+static int dmirror_fops_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	unsigned long addr;
+
+	/* a VM_MIXEDMAP range of kernel pages (hmm-tests "mixedmap") */
+	for (addr = vma->vm_start; addr < vma->vm_end; addr += PAGE_SIZE) {
+		struct page *page;
+		int ret;
+
+		page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		if (!page)
+			return -ENOMEM;
+		ret = vm_insert_page(vma, addr, page);
+		if (ret) {
+			__free_page(page);
+			return ret;
+		}
+		put_page(page);
+	}
+	return 0;
+}
+
+static const struct file_operations dmirror_fops = {
+	.open		= dmirror_fops_open,
+	.release	= dmirror_fops_release,
+	.mmap		= dmirror_fops_mmap,
+	.unlocked_ioctl = dmirror_fops_unlocked_ioctl,
+	.llseek		= default_llseek,
+	.owner		= THIS_MODULE,
+};
+
+/* ---- binding to p2plab devices ---- */
+
+static void dmirror_attach(struct dmirror_device *mdevice, struct p2plab_hmm *hmm)
+{
+	struct p2plab_devmem *dm;
+
+	if (!mdevice || !hmm)
+		return;
+	dm = mdevice->type == P2PLAB_MEM_PRIVATE ? &hmm->priv : &hmm->coh;
+	if (!dm->mapped)
+		return;
+	down_write(&mdevice->sem);
+	mdevice->hmm = hmm;
+	mdevice->dm = dm;
+	up_write(&mdevice->sem);
+	pr_info("hmm_dmirror%d -> p2plab%d %s memory\n", mdevice->id, hmm->id,
+		mdevice->type == P2PLAB_MEM_PRIVATE ? "device-private" : "device-coherent");
+}
+
+static void dmirror_detach(struct dmirror_device *mdevice, struct p2plab_hmm *hmm)
+{
+	struct dmirror *m;
+
+	if (!mdevice)
+		return;
+	down_write(&mdevice->sem);
+	if (mdevice->hmm == hmm) {
+		/* no ioctl runs now; drop every mirror's DMA mappings of this device */
+		mutex_lock(&mdevice->mlock);
+		list_for_each_entry(m, &mdevice->mirrors, node) {
+			mutex_lock(&m->mutex);
+			dmirror_clear_all(m);
+			mutex_unlock(&m->mutex);
+		}
+		mutex_unlock(&mdevice->mlock);
+		mdevice->hmm = NULL;
+		mdevice->dm = NULL;
+	}
+	up_write(&mdevice->sem);
+}
+
+void p2plab_dmirror_bind(struct p2plab_hmm *hmm)
+{
+	if (hmm->id < 0 || hmm->id > 1)
+		return;
+	mutex_lock(&dmirror_lock);
+	dmirror_bound[hmm->id] = hmm;
+	dmirror_attach(dmirror_devices[hmm->id], hmm);
+	dmirror_attach(dmirror_devices[hmm->id + 2], hmm);
+	mutex_unlock(&dmirror_lock);
+}
+
+void p2plab_dmirror_unbind(struct p2plab_hmm *hmm)
+{
+	if (hmm->id < 0 || hmm->id > 1)
+		return;
+	mutex_lock(&dmirror_lock);
+	if (dmirror_bound[hmm->id] == hmm)
+		dmirror_bound[hmm->id] = NULL;
+	dmirror_detach(dmirror_devices[hmm->id], hmm);
+	dmirror_detach(dmirror_devices[hmm->id + 2], hmm);
+	mutex_unlock(&dmirror_lock);
+}
+
+static void dmirror_device_release(struct device *dev)
+{
+	kfree(container_of(dev, struct dmirror_device, device));
+}
+
+static int dmirror_device_create(int id)
+{
+	struct dmirror_device *mdevice;
+	int ret;
+
+	mdevice = kzalloc(sizeof(*mdevice), GFP_KERNEL);
+	if (!mdevice)
+		return -ENOMEM;
+	mdevice->id = id;
+	mdevice->type = id < 2 ? P2PLAB_MEM_PRIVATE : P2PLAB_MEM_COHERENT;
+	init_rwsem(&mdevice->sem);
+	mutex_init(&mdevice->mlock);
+	INIT_LIST_HEAD(&mdevice->mirrors);
+	cdev_init(&mdevice->cdevice, &dmirror_fops);
+	mdevice->cdevice.owner = THIS_MODULE;
+	device_initialize(&mdevice->device);
+	mdevice->device.release = dmirror_device_release;
+	mdevice->device.devt = MKDEV(MAJOR(dmirror_dev), id);
+	ret = dev_set_name(&mdevice->device, "hmm_dmirror%u", id);
+	if (!ret)
+		ret = cdev_device_add(&mdevice->cdevice, &mdevice->device);
+	if (ret) {
+		put_device(&mdevice->device);
+		return ret;
+	}
+	dmirror_devices[id] = mdevice;
+	return 0;
+}
+
+int p2plab_dmirror_init(void)
+{
+	int ret, id;
+
+	if (!dmirror)
+		return 0;
+	ret = alloc_chrdev_region(&dmirror_dev, 0, DMIRROR_NDEVICES, "HMM_DMIRROR");
+	if (ret)
+		return ret;
+	mutex_lock(&dmirror_lock);
+	for (id = 0; id < DMIRROR_NDEVICES; id++) {
+		ret = dmirror_device_create(id);
+		if (ret)
+			break;
+	}
+	if (ret) {
+		while (--id >= 0) {
+			cdev_device_del(&dmirror_devices[id]->cdevice, &dmirror_devices[id]->device);
+			put_device(&dmirror_devices[id]->device);
+			dmirror_devices[id] = NULL;
+		}
+		mutex_unlock(&dmirror_lock);
+		unregister_chrdev_region(dmirror_dev, DMIRROR_NDEVICES);
+		pr_err("cannot create /dev/hmm_dmirrorN (is test_hmm loaded?): %d\n", ret);
+		return ret;
+	}
+	/* devices probed before us */
+	for (id = 0; id < 2; id++) {
+		dmirror_attach(dmirror_devices[id], dmirror_bound[id]);
+		dmirror_attach(dmirror_devices[id + 2], dmirror_bound[id]);
+	}
+	mutex_unlock(&dmirror_lock);
+	pr_info("dmirror uAPI enabled: /dev/hmm_dmirror0..3\n");
+	return 0;
+}
+
+void p2plab_dmirror_exit(void)
+{
+	int id;
+
+	if (!dmirror)
+		return;
+	mutex_lock(&dmirror_lock);
+	for (id = 0; id < DMIRROR_NDEVICES; id++) {
+		struct dmirror_device *mdevice = dmirror_devices[id];
+
+		if (!mdevice)
+			continue;
+		if (mdevice->hmm)
+			dmirror_detach(mdevice, mdevice->hmm);
+		cdev_device_del(&mdevice->cdevice, &mdevice->device);
+		put_device(&mdevice->device);
+		dmirror_devices[id] = NULL;
+	}
+	mutex_unlock(&dmirror_lock);
+	unregister_chrdev_region(dmirror_dev, DMIRROR_NDEVICES);
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build the UNMODIFIED upstream HMM selftest (tools/testing/selftests/mm/hmm-tests.c) of the
+# Linux 7.3 source (Debian linux-source-7.3, trixie-backports) as a static binary, inside the
+# trixie build root.  Cached by source version.  Prints the path of the hmm-tests binary.
+#   scripts/build-hmm-tests.sh            build (or reuse) and print the path
+#   scripts/build-hmm-tests.sh --src      only fetch/extract the kernel source, print its dir
+# The kernel source is shared with scripts/build-test-hmm.sh (~/.cache/p2plab/src/linux-source-*).
+source "$(dirname "$0")/lib.sh"
+
+KSRC_PKG=${KSRC_PKG:-linux-source-7.3}
+
+# fetch_linux_src -> prints the extracted source tree (cached; keyed by the package version)
+fetch_linux_src() {
+    local d deb ver top
+    host_deps xz-utils dpkg-dev
+    apt_private_init
+    d=$P2PLAB_CACHE/src/deb-$KSRC_PKG
+    mkdir -p "$d"; chmod 755 "$d"
+    deb=$(ls "$d"/"$KSRC_PKG"_*.deb 2>/dev/null | head -1 || true)
+    if [ -z "$deb" ]; then
+        log "downloading $KSRC_PKG (~170 MB)"
+        (cd "$d" && apt_private download -qq "$KSRC_PKG" >&2) || die "apt download $KSRC_PKG failed"
+        deb=$(ls "$d"/"$KSRC_PKG"_*.deb | head -1)
+    fi
+    ver=$(dpkg-deb -f "$deb" Version)
+    top=$P2PLAB_CACHE/src/$KSRC_PKG-$ver
+    if [ ! -e "$top/.complete" ]; then
+        rm -rf "$top" "$top.tmp"; mkdir -p "$top.tmp"
+        log "extracting $KSRC_PKG $ver"
+        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$top.tmp" --wildcards '*.tar.xz' \
+            || die "cannot unpack $deb"
+        tar -xf "$(find "$top.tmp" -name "$KSRC_PKG.tar.xz" | head -1)" -C "$top.tmp" \
+            || die "cannot extract the kernel tarball"
+        rm -rf "$top.tmp/usr"
+        mv "$top.tmp" "$top"; touch "$top/.complete"
+    fi
+    echo "$top/$KSRC_PKG"
+}
+
+src=$(fetch_linux_src)
+[ -f "$src/tools/testing/selftests/mm/hmm-tests.c" ] || die "no hmm-tests.c in $src"
+if [ "${1:-}" = --src ]; then echo "$src"; exit 0; fi
+
+key=$(hash_inputs "$src/tools/testing/selftests/mm/hmm-tests.c" "$src/lib/test_hmm_uapi.h" \
+      "$src/Makefile" "$0")
+out=$P2PLAB_CACHE/hmm-tests-$key
+if [ ! -x "$out/hmm-tests" ]; then
+    root=$(scripts_dir=$(dirname "$0"); "$scripts_dir/buildroot.sh")
+    # make headers needs rsync-free headers_install (7.x) and a host compiler: both in the root
+    mnt=$root/build/linux-src
+    mkdir -p "$mnt" "$root/build/hmm-tests-out"
+    mountpoint -q "$mnt" || mount --bind "$src" "$mnt" || die "bind mount of $src failed"
+    trap 'umount "$mnt" 2>/dev/null || true' EXIT
+    log "make headers (7.3 uAPI) in the build root"
+    chroot "$root" make -s -C /build/linux-src HOSTCC=gcc-14 CC=gcc-14 headers >&2 || die "make headers failed"
+    log "building hmm-tests (static)"
+    rm -rf "$root/build/hmm-tests-out"; mkdir -p "$root/build/hmm-tests-out"
+    chroot "$root" make -s -C /build/linux-src/tools/testing/selftests/mm CC=gcc-14 \
+        OUTPUT=/build/hmm-tests-out LDLIBS="-static -lpthread -lrt -lm" \
+        /build/hmm-tests-out/hmm-tests >&2 || die "building hmm-tests failed"
+    file "$root/build/hmm-tests-out/hmm-tests" 2>/dev/null | grep -q "statically linked" \
+        || log "warning: hmm-tests does not look statically linked"
+    mkdir -p "$out.tmp"
+    cp "$root/build/hmm-tests-out/hmm-tests" "$out.tmp/"
+    rm -rf "$out"; mv "$out.tmp" "$out"
+fi
+echo "$out/hmm-tests"
