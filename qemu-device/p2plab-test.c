@@ -549,12 +549,27 @@ static void test_p2p_switch(void)
     lab_stop(l);
 }
 
+/* the xio3130 ACS overlay patch may have been skipped on a user's QEMU tree */
+static bool xio3130_has_acs(void)
+{
+    g_autofree char *cmd = g_strdup_printf("%s -device xio3130-downstream,help",
+                                           getenv("QTEST_QEMU_BINARY"));
+    g_autofree char *out = NULL, *err = NULL;
+
+    return g_spawn_command_line_sync(cmd, &out, &err, NULL, NULL) && out && strstr(out, "acs=");
+}
+
 static void test_p2p_acs(void)
 {
-    Lab *l = lab_start(",acs=on", "", 16 * MiB, 512);
+    Lab *l;
+
+    if (!xio3130_has_acs()) {
+        g_test_skip("xio3130-downstream has no 'acs' property (overlay patch not applied)");
+        return;
+    }
+    l = lab_start(",acs=on", "", 16 * MiB, 512);
     const size_t len = 1 * MiB;
     g_autofree uint8_t *data = NULL;
-    g_autofree uint8_t *data2 = NULL;
     int acs = find_ext_cap(l, 2, 0, PCI_EXT_CAP_ID_ACS);
 
     g_assert_cmpint(acs, !=, 0);
@@ -576,7 +591,6 @@ static void test_p2p_acs(void)
     g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, 2 * len);
     g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer"), ==, 3 * len);
     g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-host"), ==, len);
-    (void)data2;
     assert_alive(l);
     lab_stop(l);
 }
@@ -1134,7 +1148,9 @@ static void test_bench(void)
 
     qtest_memset(l->qts, src, 0xa5, len);
     ring_setup(l, 0, 16);
-    for (size_t i = 0; i < G_N_ELEMENTS(runs); i++) {
+    /* each copy twice: the first one also pays the host page faults of untouched memory */
+    for (size_t k = 0; k < 2 * G_N_ELEMENTS(runs); k++) {
+        size_t i = k / 2;
         gint64 t0 = g_get_monotonic_time(), us;
         uint32_t idx = post(l, 0, runs[i].s, runs[i].d, len, runs[i].f);
 
@@ -1144,11 +1160,11 @@ static void test_bench(void)
         }
         us = g_get_monotonic_time() - t0;
         g_assert_cmphex(desc_status(l, 0, idx), ==, P2PLAB_DESC_DONE);
-        printf("# bench %-13s %" PRIu64 " MiB in %.3f s = %.0f MB/s\n", runs[i].name,
-               len / MiB, us / 1e6, len / (double)us);
+        printf("# bench %-13s %" PRIu64 " MiB in %.3f s = %.0f MB/s (%s)\n", runs[i].name,
+               len / MiB, us / 1e6, len / (double)us, k % 2 ? "warm" : "first touch");
     }
     g_assert_cmphex(qtest_readl(l->qts, BAR2_P1 + len - 4), ==, 0xa5a5a5a5);
-    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, len);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, 2 * len);
     lab_stop(l);
 }
 

@@ -2,8 +2,8 @@
 # Build QEMU with the p2plab device if needed (scripts/build-qemu.sh) and run the device qtests.
 #
 #   scripts/qemu-test.sh                 # all qtests
-#   scripts/qemu-test.sh -p /p2plab/batch    # extra arguments go to the GLib test binary
-#   P2PLAB_BENCH=1 scripts/qemu-test.sh -p /p2plab/bench   # bandwidth benchmark (see qemu-bench.sh)
+#   scripts/qemu-test.sh -p /x86_64/p2plab/batch    # extra arguments go to the GLib test binary
+#   P2PLAB_BENCH=1 scripts/qemu-test.sh -p /x86_64/p2plab/bench  # bandwidth benchmark (see qemu-bench.sh)
 #
 # Prints the TAP stream and a summary line "qtest: N passed, N failed"; exits non-zero on failure.
 source "$(dirname "$0")/lib.sh"
