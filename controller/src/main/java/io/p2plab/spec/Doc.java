@@ -70,7 +70,7 @@ public final class Doc {
 
     private static JsonNode read(Path file, JsonParser p, String ptr, Map<String, int[]> locs) throws IOException {
         JsonLocation l = p.currentTokenLocation();
-        locs.put(ptr, new int[]{l.getLineNr(), l.getColumnNr()});
+        locs.putIfAbsent(ptr, new int[]{l.getLineNr(), l.getColumnNr()});
         JsonToken t = p.currentToken();
         switch (t) {
             case START_OBJECT -> {
@@ -80,6 +80,8 @@ public final class Doc {
                     JsonLocation kl = p.currentTokenLocation();
                     if (o.has(name)) throw new SpecException(file + ":" + kl.getLineNr() + ":" + kl.getColumnNr(),
                             "duplicate key '" + name + "'");
+                    // errors about a key point at the key itself
+                    locs.put(ptr + "/" + escape(name), new int[]{kl.getLineNr(), kl.getColumnNr()});
                     p.nextToken();
                     o.set(name, read(file, p, ptr + "/" + escape(name), locs));
                 }
@@ -96,8 +98,13 @@ public final class Doc {
             case VALUE_STRING -> { return Json.NODES.textNode(p.getText()); }
             case VALUE_NUMBER_INT -> { return Json.NODES.numberNode(p.getLongValue()); }
             case VALUE_NUMBER_FLOAT -> { return Json.NODES.numberNode(p.getDoubleValue()); }
-            case VALUE_TRUE -> { return Json.NODES.booleanNode(true); }
-            case VALUE_FALSE -> { return Json.NODES.booleanNode(false); }
+            // YAML 1.2 semantics: only true/false are booleans; on/off/yes/no stay strings
+            case VALUE_TRUE, VALUE_FALSE -> {
+                String raw = p.getText();
+                if (raw != null && !raw.equalsIgnoreCase("true") && !raw.equalsIgnoreCase("false"))
+                    return Json.NODES.textNode(raw);
+                return Json.NODES.booleanNode(t == JsonToken.VALUE_TRUE);
+            }
             case VALUE_NULL -> { return Json.NODES.nullNode(); }
             default -> throw new SpecException(file + ":" + l.getLineNr() + ":" + l.getColumnNr(),
                     "unexpected token " + t);

@@ -1,0 +1,125 @@
+package io.p2plab.scenario;
+
+import io.p2plab.cli.Main;
+import io.p2plab.vm.ProcessRegistry;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** The scenario engine end to end against real QEMU (no guest needed). */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class EngineRealQemuTest {
+    @TempDir
+    Path tmp;
+
+    record Run(int rc, String out, String err) {}
+
+    static Run main(String... args) {
+        PrintStream o = System.out, e = System.err;
+        ByteArrayOutputStream ob = new ByteArrayOutputStream(), eb = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(ob, true));
+        System.setErr(new PrintStream(eb, true));
+        try {
+            int rc = Main.execute(args);
+            return new Run(rc, ob.toString(), eb.toString());
+        } finally {
+            System.setOut(o);
+            System.setErr(e);
+        }
+    }
+
+    static long qemuChildren() {
+        return ProcessHandle.current().descendants().filter(ProcessHandle::isAlive)
+                .filter(p -> p.info().command().orElse("").contains("qemu")).count();
+    }
+
+    @Test
+    void passingScenarioWithMatrixWritesArtifactsAndJUnit() throws Exception {
+        Path out = tmp.resolve("out");
+        Path junit = tmp.resolve("junit.xml");
+        Run r = main("run", "--out", out.toString(), "--junit", junit.toString(),
+                "src/test/resources/scenarios/qemu-basics.yaml");
+        assertThat(r.rc()).as(r.err()).isZero();
+        assertThat(r.out()).contains("qemu-basics[mem=small]", "PASSED", "2 passed, 0 failed, 0 skipped");
+        assertThat(r.err()).contains("step 6 hotplug usb-kbd id=kbd0", "ok (");
+        String xml = Files.readString(junit);
+        assertThat(xml).contains("tests=\"2\" failures=\"0\"", "name=\"qemu-basics[mem=large]\"");
+        Path caseDir = out.resolve("qemu-basics_mem=small_");
+        assertThat(caseDir.resolve("qmp-transcript.log")).exists();
+        assertThat(Files.readString(caseDir.resolve("qmp-transcript.log")))
+                .contains("greeting", "> {\"execute\":\"device_add\"", "DEVICE_DELETED");
+        assertThat(Files.readString(caseDir.resolve("qemu-cmdline.txt"))).contains("-machine pc", "-m 128M");
+        assertThat(Files.readString(caseDir.resolve("steps.log"))).contains("result: passed");
+        assertThat(qemuChildren()).isZero();
+        assertThat(ProcessRegistry.live()).isZero();
+    }
+
+    @Test
+    void failingCasesExitOneWithLocatedMessagesAndXfailSkipHonoured() throws Exception {
+        Path f = tmp.resolve("fail.yaml");
+        Files.writeString(f, """
+                name: failing
+                machine: {type: none}
+                matrix:
+                  mode: [wrong, xfail, skip]
+                expect-fail: [{mode: xfail}]
+                skip-if: [{mode: skip}]
+                steps:
+                  - qmp: {execute: query-status, expect: {status: "${mode}"}}
+                """);
+        Path junit = tmp.resolve("j.xml");
+        Run r = main("run", "--out", tmp.resolve("o").toString(), "--junit", junit.toString(), f.toString());
+        assertThat(r.rc()).isEqualTo(1);
+        assertThat(r.out()).contains("failing[mode=wrong]", "FAILED", "XFAIL", "SKIPPED", "1 passed, 1 failed, 1 skipped");
+        String xml = Files.readString(junit);
+        assertThat(xml).contains("<failure message=\"step 1 (" + f + ":8:5) qmp query-status: query-status: return.status: expected &quot;wrong&quot;, got &quot;running&quot;\"");
+        assertThat(xml).contains("<skipped");
+        assertThat(qemuChildren()).isZero();
+    }
+
+    @Test
+    void caseTimeoutKillsQemuAndFailsClearly() throws Exception {
+        Path f = tmp.resolve("slow.yaml");
+        Files.writeString(f, """
+                name: slow
+                machine: {type: none}
+                timeout: 2
+                steps:
+                  - qmp: query-status
+                  - sleep: 30
+                """);
+        long t0 = System.nanoTime();
+        Run r = main("run", "--out", tmp.resolve("o").toString(), f.toString());
+        assertThat((System.nanoTime() - t0) / 1_000_000_000).isLessThan(15);
+        assertThat(r.rc()).isEqualTo(1);
+        assertThat(r.out()).contains("case timeout of 2 s exceeded in step 2");
+        assertThat(qemuChildren()).isZero();
+    }
+
+    @Test
+    void shardsSplitTheSuiteDeterministically() {
+        Run a = main("suite", "--list", "--shard", "1/2", "src/test/resources/scenarios");
+        Run b = main("suite", "--list", "--shard", "2/2", "src/test/resources/scenarios");
+        Run all = main("suite", "--list", "src/test/resources/scenarios");
+        // the suite dir contains the bad/ examples: loading fails with exit 2
+        assertThat(all.rc()).isEqualTo(2);
+        Run ok = main("run", "--list", "--shard", "1/2", "src/test/resources/scenarios/qemu-basics.yaml",
+                "src/test/resources/scenarios/example-all-steps.yaml");
+        Run ok2 = main("run", "--list", "--shard", "2/2", "src/test/resources/scenarios/qemu-basics.yaml",
+                "src/test/resources/scenarios/example-all-steps.yaml");
+        List<String> s1 = ok.out().lines().toList(), s2 = ok2.out().lines().toList();
+        assertThat(s1.size() + s2.size()).isEqualTo(6);
+        assertThat(s1).doesNotContainAnyElementsOf(s2);
+        assertThat(a.rc()).isEqualTo(2);
+        assertThat(b.rc()).isEqualTo(2);
+    }
+}
