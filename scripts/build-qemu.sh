@@ -176,8 +176,8 @@ built: $(date -u +%FT%TZ) in $(( $(date +%s) - t0 )) s
 firmware: -L /usr/share/qemu -L /usr/share/seabios (q35: -bios /usr/share/qemu/qboot.rom)
 EOF
 rm -rf "$OUT"; mv "$OUT.tmp" "$OUT"; touch "$OUT/.complete"
-# keep the 4 most recent installs (each is small) and trees of the last 3 source/config keys
-ls -1dt "$P2PLAB_CACHE"/qemu-[0-9a-f]*[0-9a-f] 2>/dev/null | grep -E '/qemu-[0-9a-f]{16}$' | tail -n +5 |
+# keep the 8 most recent installs (each is small) and trees of the last 3 source/config keys
+ls -1dt "$P2PLAB_CACHE"/qemu-[0-9a-f]*[0-9a-f] 2>/dev/null | grep -E '/qemu-[0-9a-f]{16}$' | tail -n +9 |
     while read -r d; do rm -rf "$d"; done
 ls -1dt "$P2PLAB_CACHE"/qemu-build-* 2>/dev/null | grep -E '/qemu-build-[0-9a-f]{16}$' | tail -n +4 |
     while read -r d; do log "pruning old build tree $d"; rm -rf "$d"; done
