@@ -131,7 +131,8 @@ static uint32_t msi_seen(Lab *l, int dev, int vec)
 
 static void lab_enumerate(Lab *l);
 
-static Lab *lab_start(const char *dp0_extra, const char *p_extra, uint64_t mem_size, int ram_mb)
+static Lab *lab_start_full(const char *dp0_extra, const char *p_extra, uint64_t mem_size,
+                          int ram_mb, const char *extra, bool enumerate)
 {
     Lab *l = g_new0(Lab, 1);
     g_autofree char *ms = g_strdup_printf("%" PRIu64, mem_size);
@@ -145,10 +146,17 @@ static Lab *lab_start(const char *dp0_extra, const char *p_extra, uint64_t mem_s
         "-device xio3130-downstream,id=dp0,bus=up0,addr=00.0,chassis=2,slot=0%s "
         "-device xio3130-downstream,id=dp1,bus=up0,addr=01.0,chassis=3,slot=0 "
         "-device p2plab,id=p0,bus=dp0,mem-size=%s%s "
-        "-device p2plab,id=p1,bus=dp1,mem-size=%s%s",
-        fw_args(), ram_mb, dp0_extra, ms, p_extra, ms, p_extra);
-    lab_enumerate(l);
+        "-device p2plab,id=p1,bus=dp1,mem-size=%s%s %s",
+        fw_args(), ram_mb, dp0_extra, ms, p_extra, ms, p_extra, extra);
+    if (enumerate) {
+        lab_enumerate(l);
+    }
     return l;
+}
+
+static Lab *lab_start(const char *dp0_extra, const char *p_extra, uint64_t mem_size, int ram_mb)
+{
+    return lab_start_full(dp0_extra, p_extra, mem_size, ram_mb, "", true);
 }
 
 /* program ECAM, bus numbers, bridge windows, BARs and MSI-X (as firmware + driver would) */
@@ -1046,6 +1054,86 @@ static void test_reset(void)
     lab_stop(l);
 }
 
+static char *qmp_status_of(QTestState *qts, const char *cmd)
+{
+    QDict *r = qtest_qmp(qts, "{'execute':%s}", cmd);
+    QDict *ret = qdict_get_qdict(r, "return");
+    char *st = g_strdup(ret && qdict_haskey(ret, "status") ? qdict_get_str(ret, "status") : "");
+    qobject_unref(r);
+    return st;
+}
+
+/* migrate (to a file) in the middle of a throttled transfer; the destination finishes it */
+static void test_migration(void)
+{
+    Lab *a = lab_default(), *b;
+    g_autofree char *file = g_strdup_printf("%s/p2plab-mig-%d", g_get_tmp_dir(), getpid());
+    g_autofree char *inc = g_strdup_printf("-incoming file:%s", file);
+    g_autofree uint8_t *data = NULL;
+    gint64 end;
+    uint32_t idx, head;
+    uint64_t bytes;
+
+    fill_random(a, BUF_A, 2 * MiB, 5, &data);
+    ring_setup(a, 0, 16);
+    g_assert_cmphex(run1(a, 0, BUF_A, 0, MiB, P2PLAB_DESC_F_DST_LOCAL), ==, P2PLAB_DESC_DONE);
+    wr(a, 0, P2PLAB_REG_SCRATCH, 0xfeedf00d);
+    wr(a, 0, P2PLAB_REG_INT_MASK, P2PLAB_INT_ERROR);
+    qom_set_int(a, "p0", "bandwidth-mbps", 10);
+    idx = post(a, 0, BUF_A, BUF_B, 2 * MiB, P2PLAB_DESC_F_IRQ);
+    doorbell(a, 0);
+    qtest_clock_step(a->qts, 50 * 1000 * 1000);      /* about a quarter of it */
+    settle(a, 0);
+    g_assert_cmphex(desc_status(a, 0, idx), ==, 0);
+    head = rd(a, 0, P2PLAB_REG_RING_HEAD);
+    bytes = qom_get_int(a, "p0", "stat-bytes-host");
+    g_assert_cmpuint(bytes, >, MiB);
+    g_assert_cmpuint(bytes, <, 5 * MiB);
+
+    qobject_unref(qtest_qmp(a->qts, "{'execute':'migrate','arguments':{'uri':%s}}",
+                            g_strdup_printf("file:%s", file)));
+    end = g_get_monotonic_time() + POLL_US;
+    for (;;) {
+        g_autofree char *st = qmp_status_of(a->qts, "query-migrate");
+        if (!strcmp(st, "completed")) {
+            break;
+        }
+        g_assert(strcmp(st, "failed"));
+        g_assert_cmpint(g_get_monotonic_time(), <, end);
+        g_usleep(1000);
+    }
+    lab_stop(a);
+
+    b = lab_start_full("", "", 16 * MiB, 512, inc, false);
+    end = g_get_monotonic_time() + POLL_US;
+    for (;;) {
+        g_autofree char *st = qmp_status_of(b->qts, "query-status");
+        if (!strcmp(st, "running")) {
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, end);
+        g_usleep(1000);
+    }
+    unlink(file);
+    b->ring_size[0] = 16;
+    b->tail[0] = idx + 1;
+    g_assert_cmphex(rd(b, 0, P2PLAB_REG_SCRATCH), ==, 0xfeedf00d);
+    g_assert_cmphex(rd(b, 0, P2PLAB_REG_INT_MASK), ==, P2PLAB_INT_ERROR);
+    g_assert_cmpuint(rd(b, 0, P2PLAB_REG_RING_SIZE), ==, 16);
+    g_assert_cmpuint(qom_get_int(b, "p0", "bandwidth-mbps"), ==, 0);   /* knobs stay behind */
+    /* the transfer finishes on the destination, with the right data */
+    g_assert_cmphex(wait_desc(b, 0, idx), ==, P2PLAB_DESC_DONE);
+    g_assert_cmpuint(rd(b, 0, P2PLAB_REG_RING_HEAD), ==, head + 1);
+    g_assert_cmpuint(rd(b, 0, P2PLAB_REG_COMPLETED), ==, 2);
+    g_assert_cmpuint(qom_get_int(b, "p0", "stat-descriptors"), ==, 2);     /* counters migrate */
+    assert_mem_eq(b, BUF_B, data, 2 * MiB);
+    assert_mem_eq(b, b->bar2[0], data, MiB);
+    g_assert_cmpuint(qom_get_int(b, "p0", "stat-bytes-host"), ==, MiB + 4 * MiB);
+    g_assert_cmphex(msi_seen(b, 0, P2PLAB_VEC_DONE), ==, 0x100);
+    assert_alive(b);
+    lab_stop(b);
+}
+
 /* random MMIO / descriptor / knob stress with a fixed seed; QEMU must survive */
 static void test_stress(void)
 {
@@ -1188,6 +1276,7 @@ int main(int argc, char **argv)
     qtest_add_func("/p2plab/fault/link-down", test_link_down);
     qtest_add_func("/p2plab/intx", test_intx);
     qtest_add_func("/p2plab/reset", test_reset);
+    qtest_add_func("/p2plab/migration", test_migration);
     qtest_add_func("/p2plab/stress", test_stress);
     if (getenv("P2PLAB_BENCH")) {
         qtest_add_func("/p2plab/bench", test_bench);
