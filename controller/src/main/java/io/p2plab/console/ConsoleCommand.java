@@ -15,8 +15,6 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
-import java.time.LocalDateTime;
-import java.time.format.DateTimeFormatter;
 import java.util.concurrent.Callable;
 import java.util.function.Supplier;
 
@@ -60,8 +58,7 @@ public final class ConsoleCommand implements Callable<Integer> {
             ms = MachineSpec.none();
             machineJson = io.p2plab.util.Json.object().put("type", "none");
         }
-        Path dir = out != null ? out : Path.of(System.getenv().getOrDefault("P2PLAB_ROOT", "."), "build", "p2plab-console",
-                LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+        Path dir = out != null ? out : java.nio.file.Files.createTempDirectory("p2plab-console-");
         try (Vm vm = Vm.launch(ms, dir, System.err::println);
              Terminal t = TerminalBuilder.builder().system(true).build()) {
             System.err.println("QEMU pid " + vm.pid() + ", artifacts in " + dir);
