@@ -885,9 +885,10 @@ static void test_corrupt(void)
     data[0] ^= 1;
     assert_mem_eq(l, l->bar2[0], data, 8192);
     data[0] ^= 1;
-    /* to a bus destination too */
+    /* to a bus destination too (and the flip is not counted as traffic) */
     qom_set_bool(l, "p0", "corrupt-next", true);
     g_assert_cmphex(run1(l, 0, BUF_A, BUF_B, 8192, 0), ==, P2PLAB_DESC_DONE);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-host"), ==, 8192 + 2 * 8192);
     data[0] ^= 1;
     assert_mem_eq(l, BUF_B, data, 8192);
     data[0] ^= 1;

@@ -550,6 +550,9 @@ static uint32_t p2plab_copy_step(P2plabState *s, uint64_t max, uint64_t *copied)
 /* corrupt-next: flip bit 0 of the first destination byte of a successfully copied descriptor. */
 static void p2plab_corrupt(P2plabState *s)
 {
+    /* the read-modify-write of a bus destination is not traffic the guest asked for */
+    uint64_t host = s->stat_bytes_host, peer = s->stat_bytes_peer;
+    uint64_t peer_sw = s->stat_bytes_peer_switch;
     uint8_t b;
 
     s->corrupt_next = false;
@@ -560,6 +563,9 @@ static void p2plab_corrupt(P2plabState *s)
         b ^= 1;
         p2plab_bus_xfer(s, s->cur_dst, &b, 1, true);
     }
+    s->stat_bytes_host = host;
+    s->stat_bytes_peer = peer;
+    s->stat_bytes_peer_switch = peer_sw;
     trace_p2plab_inject_corrupt(s->regs[R_RING_HEAD], s->cur_dst);
 }
 
@@ -941,7 +947,22 @@ static void p2plab_instance_init(Object *obj)
     for (size_t i = 0; i < ARRAY_SIZE(stats); i++) {
         object_property_add_uint64_ptr(obj, stats[i].name,
                                        (uint64_t *)((char *)s + stats[i].off), OBJ_PROP_FLAG_READ);
+        object_property_set_description(obj, stats[i].name, "counter (read-only, since creation)");
     }
+    object_property_set_description(obj, "fail-nth",
+        "fault: the Nth descriptor fetched from now fails with fail-code (0 = off)");
+    object_property_set_description(obj, "fail-code",
+        "fault: error code used by fail-nth (bits 7:0; default 7 = injected)");
+    object_property_set_description(obj, "latency-us",
+        "fault: extra latency before each descriptor starts, in virtual-clock microseconds");
+    object_property_set_description(obj, "bandwidth-mbps",
+        "fault: copy rate cap in MB/s (10^6 bytes/s); 0 = unlimited");
+    object_property_set_description(obj, "drop-irqs",
+        "fault: drop the next N interrupt messages (MSI-X or INTx)");
+    object_property_set_description(obj, "corrupt-next",
+        "fault: flip bit 0 of the first destination byte of the next successful descriptor");
+    object_property_set_description(obj, "link-down",
+        "fault: surprise link down (all-ones reads, writes dropped, DMA stops) while true");
 }
 
 /* ---- realize / reset / migration ---------------------------------------------------------------- */
@@ -1129,6 +1150,10 @@ static void p2plab_class_init(ObjectClass *klass, P2PLAB_CLASS_DATA *data)
     device_class_set_legacy_reset(dc, p2plab_device_reset);
     dc->vmsd = &vmstate_p2plab;
     device_class_set_props(dc, p2plab_properties);
+    object_class_property_set_description(klass, "mem-size",
+        "BAR2 device memory size, power of two 1M..64G (0 = 256M, or the memdev size)");
+    object_class_property_set_description(klass, "memdev",
+        "host memory backend for BAR2 (its size sets mem-size)");
 }
 
 static const TypeInfo p2plab_info = {
