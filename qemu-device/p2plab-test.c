@@ -170,8 +170,11 @@ static void lab_enumerate(Lab *l)
     qtest_outl(l->qts, 0xcf8, 0x80000000 | 0x64);
     qtest_outl(l->qts, 0xcfc, 0);
 
-    bridge_setup(l, 0, 2, 1, 4, BAR0_P0, BAR0_P1 + 0xfffff, BAR2_P0, BAR2_P1 + mem_size - 1);
-    bridge_setup(l, 1, 0, 2, 4, BAR0_P0, BAR0_P1 + 0xfffff, BAR2_P0, BAR2_P1 + mem_size - 1);
+    /* root port and upstream port forward everything below: buses 2..5, 0xc0000000-0xc02fffff,
+     * 0x10_0000_0000-0x3f_ffff_ffff (bus 5 / 0xc0200000 / 0x30_0000_0000 is for an optional
+     * third downstream port, see test_p2p_nvme_cmb) */
+    bridge_setup(l, 0, 2, 1, 5, BAR0_P0, BAR0_P1 + 0x1fffff, BAR2_P0, 0x3fffffffffULL);
+    bridge_setup(l, 1, 0, 2, 5, BAR0_P0, BAR0_P1 + 0x1fffff, BAR2_P0, 0x3fffffffffULL);
     bridge_setup(l, 2, 0, 3, 3, BAR0_P0, BAR0_P0 + 0xfffff, BAR2_P0, BAR2_P0 + mem_size - 1);
     bridge_setup(l, 2, 1, 4, 4, BAR0_P1, BAR0_P1 + 0xfffff, BAR2_P1, BAR2_P1 + mem_size - 1);
     for (int i = 0; i < 2; i++) {
@@ -552,6 +555,42 @@ static void test_p2p_switch(void)
     /* memory decoding off on the peer's port: the window is not routed, goes upstream */
     cfg_ww(l, 2, 1, PCI_COMMAND, 0);
     g_assert_cmphex(run1(l, 0, 0, l->bar2[1], 4096, P2PLAB_DESC_F_SRC_LOCAL), ==,
+                    P2PLAB_DESC_DONE | P2PLAB_ERR_DST_DMA);
+    assert_alive(l);
+    lab_stop(l);
+}
+
+/* P2P with an NVMe controller memory buffer (an MMIO region, not RAM) behind a third switch port */
+static void test_p2p_nvme_cmb(void)
+{
+    const uint64_t cmb = 0x3000000000ULL;
+    Lab *l = lab_start_full("", "", 16 * MiB, 512,
+        "-device xio3130-downstream,id=dp2,bus=up0,addr=02.0,chassis=4,slot=0 "
+        "-device nvme,id=nv0,bus=dp2,serial=p2plab0,cmb_size_mb=4", true);
+    const size_t len = MiB + 3;
+    g_autofree uint8_t *data = NULL;
+
+    bridge_setup(l, 2, 2, 5, 5, 0xc0200000, 0xc02fffff, cmb, cmb + 4 * MiB - 1);
+    cfg_wl(l, 5, 0, PCI_BASE_ADDRESS_0, 0xc0200000);
+    cfg_wl(l, 5, 0, PCI_BASE_ADDRESS_0 + 4, 0);
+    cfg_wl(l, 5, 0, PCI_BASE_ADDRESS_2, (uint32_t)cmb);
+    cfg_wl(l, 5, 0, PCI_BASE_ADDRESS_3, cmb >> 32);
+    cfg_ww(l, 5, 0, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+
+    fill_random(l, BUF_A, len, 6, &data);
+    ring_setup(l, 0, 16);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, len, P2PLAB_DESC_F_DST_LOCAL), ==, P2PLAB_DESC_DONE);
+    /* device memory -> CMB -> guest RAM, both switch-routed */
+    g_assert_cmphex(run1(l, 0, 0, cmb + 4096, len, P2PLAB_DESC_F_SRC_LOCAL), ==, P2PLAB_DESC_DONE);
+    assert_mem_eq(l, cmb + 4096, data, 4096);
+    qtest_memset(l->qts, BUF_B, 0, len);
+    g_assert_cmphex(run1(l, 0, cmb + 4096, BUF_B, len, 0), ==, P2PLAB_DESC_DONE);
+    assert_mem_eq(l, BUF_B, data, len);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, 2 * len);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer"), ==, 2 * len);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-host"), ==, 2 * len);
+    /* past the end of the CMB: nothing decodes it */
+    g_assert_cmphex(run1(l, 0, 0, cmb + 4 * MiB - 100, 200, P2PLAB_DESC_F_SRC_LOCAL), ==,
                     P2PLAB_DESC_DONE | P2PLAB_ERR_DST_DMA);
     assert_alive(l);
     lab_stop(l);
@@ -1266,6 +1305,7 @@ int main(int argc, char **argv)
     qtest_add_func("/p2plab/roundtrip", test_roundtrip);
     qtest_add_func("/p2plab/p2p-switch", test_p2p_switch);
     qtest_add_func("/p2plab/p2p-acs-redirect", test_p2p_acs);
+    qtest_add_func("/p2plab/p2p-nvme-cmb", test_p2p_nvme_cmb);
     qtest_add_func("/p2plab/batch", test_batch);
     qtest_add_func("/p2plab/desc-errors", test_desc_errors);
     qtest_add_func("/p2plab/ring-errors", test_ring_errors);
