@@ -381,6 +381,16 @@ static bool dmirror_interval_invalidate(struct mmu_interval_notifier *mni,
 {
 	struct dmirror *dmirror = container_of(mni, struct dmirror, notifier);
 
+	/*
+	 * Ignore invalidations of migrations done by this device (its own pgmap owner): moving
+	 * pages to the device re-maps them itself, and the migrations back to RAM (CPU fault,
+	 * MIGRATE_TO_SYS) erase the device's entries explicitly, p2plab_dmirror_erase_range().
+	 * Device-local entries of pages NOT being migrated stay valid (test_hmm semantics).
+	 */
+	if (range->event == MMU_NOTIFY_MIGRATE && range->owner &&
+	    range->owner == READ_ONCE(dmirror->mdevice->dm))
+		return true;
+
 	if (mmu_notifier_range_blockable(range))
 		mutex_lock(&dmirror->mutex);
 	else if (!mutex_trylock(&dmirror->mutex))
@@ -639,8 +649,8 @@ static unsigned long dmirror_successful_migrated_pages(struct migrate_vma *migra
 	return cpages;
 }
 
-static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
-			   struct hmm_dmirror_cmd *cmd, bool to_dev)
+static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *dm,
+				struct hmm_dmirror_cmd *cmd, bool to_dev)
 {
 	unsigned long start, end, addr, next;
 	unsigned long size = cmd->npages << PAGE_SHIFT;
@@ -681,22 +691,41 @@ static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
 		args.start = addr;
 		args.end = next;
 		args.pgmap_owner = dm;
-		args.flags = (to_dev ? MIGRATE_VMA_SELECT_SYSTEM : dmirror_select_device(dmirror)) |
-			     MIGRATE_VMA_SELECT_COMPOUND;
+		args.flags = to_dev ? MIGRATE_VMA_SELECT_SYSTEM : dmirror_select_device(dmirror);
+		/*
+		 * Whole PMD folios for device-private memory (device THP). Device-coherent memory
+		 * has 4 KiB pages only: let migrate_vma_setup() split system THPs up front.
+		 */
+		if (dmirror_is_private_zone(dmirror->mdevice))
+			args.flags |= MIGRATE_VMA_SELECT_COMPOUND;
 		ret = migrate_vma_setup(&args);
 		if (ret)
 			break;
 		dmirror->flags &= ~HMM_DMIRROR_FLAG_FAIL_ALLOC;
-		if (to_dev)
+		if (to_dev) {
 			ret = p2plab_migrate_copy_to_dev(dm, &args, fail);
-		else
+		} else {
+			p2plab_dmirror_erase_range(dm->hmm, mm, args.start, args.end);
 			ret = p2plab_migrate_copy_to_ram(&args, fail);
+		}
 		if (ret) {
 			/* nothing of this range moved: the data is intact where it was */
 			migrate_vma_finalize(&args);
 			break;
 		}
-		migrate_vma_pages(&args);
+		{
+			unsigned long i, before = 0, after = 0;
+
+			for (i = 0; i < args.npages; i++)
+				before += !!(args.dst[i] & MIGRATE_PFN_VALID);
+			migrate_vma_pages(&args);
+			for (i = 0; i < args.npages; i++)
+				after += !!((args.dst[i] & MIGRATE_PFN_VALID) &&
+					    (args.src[i] & MIGRATE_PFN_MIGRATE));
+			/* e.g. a THP that could not be split for 4 KiB device pages */
+			if (before > after)
+				atomic64_add(before - after, &dm->st_skipped);
+		}
 		if (to_dev)
 			ret = dmirror_migrate_finalize_and_map(&args, dmirror, dm->hmm);
 		else
@@ -712,7 +741,7 @@ static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
 	if (ret || !to_dev)
 		return ret;
 
-	/* Return the migrated data for verification: read through the mirror by DMA. */
+	/* Return the migrated data for verification: the device reads it through its mirror. */
 	{
 		struct dmirror_bounce bounce;
 
@@ -730,6 +759,23 @@ static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
 		cmd->cpages = bounce.cpages;
 		dmirror_bounce_fini(&bounce);
 	}
+	return ret;
+}
+
+static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
+			   struct hmm_dmirror_cmd *cmd, bool to_dev)
+{
+	s64 skipped = atomic64_read(&dm->st_skipped);
+	int ret = dmirror_migrate_once(dmirror, dm, cmd, to_dev);
+
+	/*
+	 * migrate_vma_pages() may decline pages it had collected, e.g. a system THP whose split
+	 * for 4 KiB device pages failed (device-coherent memory has no THP): the first pass has
+	 * split it, a second pass moves the pieces.  Unmigratable memory (shared anonymous, ...)
+	 * is not "skipped" that way and still reports -ENOENT like test_hmm.
+	 */
+	if (to_dev && ret == -ENOENT && atomic64_read(&dm->st_skipped) != skipped)
+		ret = dmirror_migrate_once(dmirror, dm, cmd, to_dev);
 	return ret;
 }
 
@@ -1100,6 +1146,36 @@ static void dmirror_detach(struct dmirror_device *mdevice, struct p2plab_hmm *hm
 		mdevice->dm = NULL;
 	}
 	up_write(&mdevice->sem);
+}
+
+/*
+ * Device pages of @hmm mapped at [start, end) of @mm are leaving the device (migration to RAM):
+ * erase the device's mirror entries for them in every mirror of this device on that mm.
+ */
+void p2plab_dmirror_erase_range(struct p2plab_hmm *hmm, struct mm_struct *mm,
+				unsigned long start, unsigned long end)
+{
+	int k;
+
+	if (hmm->id < 0 || hmm->id > 1)
+		return;
+	for (k = hmm->id; k < DMIRROR_NDEVICES; k += 2) {
+		struct dmirror_device *mdevice = READ_ONCE(dmirror_devices[k]);
+		struct dmirror *m;
+
+		if (!mdevice)
+			continue;
+		mutex_lock(&mdevice->mlock);
+		list_for_each_entry(m, &mdevice->mirrors, node) {
+			if (m->notifier.mm != mm)
+				continue;
+			mutex_lock(&m->mutex);
+			if (m->map_hmm == hmm)
+				dmirror_do_update(m, start, end);
+			mutex_unlock(&m->mutex);
+		}
+		mutex_unlock(&mdevice->mlock);
+	}
 }
 
 void p2plab_dmirror_bind(struct p2plab_hmm *hmm)

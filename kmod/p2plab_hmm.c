@@ -31,6 +31,8 @@
 #include <linux/pci.h>
 #include <linux/sizes.h>
 #include <linux/bitmap.h>
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
 
 #include "p2plab.h"
 #include "p2plab_hmm.h"
@@ -291,11 +293,18 @@ int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *arg
 		if (i + nr > npages)
 			nr = npages - i;
 
-		if (fail_alloc) {
+		if (fail_alloc && large) {
+			/* HMM_DMIRROR_FLAG_FAIL_ALLOC: the next THP allocation fails */
 			fail_alloc = false;
 			dpage = NULL;
 		} else {
-			dpage = p2plab_devmem_alloc(dm, large && nr == HPAGE_PMD_NR ?
+			/*
+			 * Device-private THP (7.3: MIGRATE_VMA_SELECT_COMPOUND). Device-coherent
+			 * memory is migrated in 4 KiB pages: coherent large folios are mapped like
+			 * normal THPs and the 7.3 kernel does not handle their deferred split.
+			 */
+			dpage = p2plab_devmem_alloc(dm, large && nr == HPAGE_PMD_NR &&
+						    dm->type == P2PLAB_MEM_PRIVATE ?
 						    HPAGE_PMD_ORDER : 0);
 		}
 
@@ -304,7 +313,7 @@ int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *arg
 			continue;
 		}
 
-		if (dpage && large && nr == HPAGE_PMD_NR) {
+		if (dpage && folio_test_large(page_folio(dpage))) {
 			u64 off = p2plab_page_dev_off(dpage);
 
 			dst[i] = migrate_pfn(page_to_pfn(dpage)) | write | MIGRATE_PFN_COMPOUND;
@@ -416,12 +425,9 @@ static int p2plab_copy_to_ram(unsigned long *src, unsigned long *dst, unsigned l
 		}
 		off = p2plab_page_dev_off(spage);
 
-		if (fail_alloc) {
+		if (fail_alloc && order) {
+			/* HMM_DMIRROR_FLAG_FAIL_ALLOC: the THP falls back to 4 KiB pages */
 			fail_alloc = false;
-			if (!order) {
-				ret = -ENOMEM;
-				goto fail;
-			}
 		} else if (order) {
 			folio = vma ? vma_alloc_folio(gfp, order, vma, addr) : folio_alloc(gfp, order);
 		}
@@ -539,6 +545,8 @@ static vm_fault_t p2plab_devmem_migrate_to_ram(struct vm_fault *vmf)
 		goto out;
 	}
 	atomic64_inc(&dm->st_faults);
+	/* the device must stop using these pages: drop its mirror entries first */
+	p2plab_dmirror_erase_range(dm->hmm, vmf->vma->vm_mm, args.start, args.end);
 	err = p2plab_migrate_copy_to_ram(&args, false);
 	if (err) {
 		/* nothing migrated: the page stays on the device (dead link: SIGBUS) */
@@ -704,6 +712,34 @@ static bool p2plab_devmem_teardown(struct p2plab_devmem *dm)
 	return true;
 }
 
+/* debugfs: /sys/kernel/debug/p2plab-hmm/p2plabN */
+static struct dentry *p2plab_hmm_dbg;
+
+static void p2plab_devmem_show(struct seq_file *s, const char *name, struct p2plab_devmem *dm)
+{
+	if (!dm->mapped) {
+		seq_printf(s, "%s: none\n", name);
+		return;
+	}
+	seq_printf(s, "%s: bar2_off 0x%llx pages %lu used %lu pfn 0x%lx to_dev %lld to_ram %lld cpu_faults %lld evicted %lld thp %lld errors %lld not_migrated %lld\n",
+		   name, dm->dev_off, dm->npages, p2plab_devmem_used(dm), dm->pfn_first,
+		   atomic64_read(&dm->st_to_dev), atomic64_read(&dm->st_to_ram),
+		   atomic64_read(&dm->st_faults), atomic64_read(&dm->st_evicted),
+		   atomic64_read(&dm->st_thp), atomic64_read(&dm->st_errors),
+		   atomic64_read(&dm->st_skipped));
+}
+
+static int p2plab_hmm_dbg_show(struct seq_file *s, void *unused)
+{
+	struct p2plab_hmm *hmm = s->private;
+
+	p2plab_devmem_show(s, "private", &hmm->priv);
+	p2plab_devmem_show(s, "coherent", &hmm->coh);
+	seq_printf(s, "dead %d\n", READ_ONCE(hmm->dead));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(p2plab_hmm_dbg);
+
 int p2plab_hmm_probe(struct p2plab_dev *pd)
 {
 	struct p2plab_hmm *hmm;
@@ -742,6 +778,13 @@ int p2plab_hmm_probe(struct p2plab_dev *pd)
 	if (half)
 		p2plab_devmem_setup(hmm, &hmm->coh, P2PLAB_MEM_COHERENT, end - half, half);
 	pd->hmm = hmm;
+	if (!IS_ERR_OR_NULL(p2plab_hmm_dbg)) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "p2plab%d", hmm->id);
+		hmm->dbg = debugfs_create_file(name, 0444, p2plab_hmm_dbg, hmm,
+					       &p2plab_hmm_dbg_fops);
+	}
 	p2plab_dmirror_bind(hmm);
 	return 0;
 }
@@ -753,6 +796,8 @@ void p2plab_hmm_remove(struct p2plab_dev *pd)
 
 	if (!hmm)
 		return;
+	debugfs_remove(hmm->dbg);
+	hmm->dbg = NULL;
 	p2plab_dmirror_unbind(hmm);
 	ok = p2plab_devmem_teardown(&hmm->priv);
 	ok &= p2plab_devmem_teardown(&hmm->coh);
@@ -772,10 +817,17 @@ void p2plab_hmm_remove(struct p2plab_dev *pd)
 
 int p2plab_hmm_init(void)
 {
-	return p2plab_dmirror_init();
+	int ret;
+
+	p2plab_hmm_dbg = debugfs_create_dir("p2plab-hmm", NULL);
+	ret = p2plab_dmirror_init();
+	if (ret)
+		debugfs_remove_recursive(p2plab_hmm_dbg);
+	return ret;
 }
 
 void p2plab_hmm_exit(void)
 {
 	p2plab_dmirror_exit();
+	debugfs_remove_recursive(p2plab_hmm_dbg);
 }

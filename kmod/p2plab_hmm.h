@@ -60,7 +60,8 @@ struct p2plab_devmem {
 	unsigned long		nfree;
 	unsigned long		hint;
 	bool			dying;		/* no new allocations */
-	atomic64_t		st_to_dev, st_to_ram, st_faults, st_evicted, st_errors, st_thp;
+	atomic64_t		st_to_dev, st_to_ram, st_faults, st_evicted, st_errors, st_thp,
+				st_skipped;
 };
 
 struct p2plab_hmm {
@@ -71,6 +72,7 @@ struct p2plab_hmm {
 	struct p2plab_devmem	coh;
 	dma_addr_t		zero_dma;	/* ZERO_PAGE mapped for reads by the device */
 	bool			dead;		/* DMA engine reported -ENODEV */
+	struct dentry		*dbg;
 };
 
 /* A batch of descriptors plus the DMA mappings to drop after it ran. */
@@ -107,6 +109,8 @@ int p2plab_dmirror_init(void);
 void p2plab_dmirror_exit(void);
 void p2plab_dmirror_bind(struct p2plab_hmm *hmm);
 void p2plab_dmirror_unbind(struct p2plab_hmm *hmm);
+void p2plab_dmirror_erase_range(struct p2plab_hmm *hmm, struct mm_struct *mm,
+				unsigned long start, unsigned long end);
 #endif /* P2PLAB_HMM_INTERNAL */
 
 #endif /* P2PLAB_HMM_H */

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the UNMODIFIED upstream HMM selftest (tools/testing/selftests/mm/hmm-tests.c) of the
-# Linux 7.3 source (Debian linux-source-7.3, trixie-backports) as a static binary, inside the
-# trixie build root.  Cached by source version.  Prints the path of the hmm-tests binary.
+# Linux 7.3 source (Debian linux-source-7.3, trixie-backports) and p2plab's own HMM tests
+# (guest/tests/hmm-p2plab-tests.c, kselftest_harness.h of the same tree) as static binaries, inside
+# the trixie build root.  Cached by inputs.  Prints the path of the hmm-tests binary; the directory
+# also holds hmm-p2plab-tests.
 #   scripts/build-hmm-tests.sh            build (or reuse) and print the path
 #   scripts/build-hmm-tests.sh --src      only fetch/extract the kernel source, print its dir
 # The kernel source is shared with scripts/build-test-hmm.sh (~/.cache/p2plab/src/linux-source-*).
@@ -41,10 +43,11 @@ src=$(fetch_linux_src)
 [ -f "$src/tools/testing/selftests/mm/hmm-tests.c" ] || die "no hmm-tests.c in $src"
 if [ "${1:-}" = --src ]; then echo "$src"; exit 0; fi
 
+tests=$P2PLAB_ROOT/guest/tests
 key=$(hash_inputs "$src/tools/testing/selftests/mm/hmm-tests.c" "$src/lib/test_hmm_uapi.h" \
-      "$src/Makefile" "$0")
+      "$src/Makefile" "$0" "$tests/hmm-p2plab-tests.c" "$tests/hmm-dmirror-uapi.h")
 out=$P2PLAB_CACHE/hmm-tests-$key
-if [ ! -x "$out/hmm-tests" ]; then
+if [ ! -x "$out/hmm-tests" ] || [ ! -x "$out/hmm-p2plab-tests" ]; then
     root=$(scripts_dir=$(dirname "$0"); "$scripts_dir/buildroot.sh")
     # make headers needs rsync-free headers_install (7.x) and a host compiler: both in the root
     mnt=$root/build/linux-src
@@ -60,8 +63,13 @@ if [ ! -x "$out/hmm-tests" ]; then
         /build/hmm-tests-out/hmm-tests >&2 || die "building hmm-tests failed"
     file "$root/build/hmm-tests-out/hmm-tests" 2>/dev/null | grep -q "statically linked" \
         || log "warning: hmm-tests does not look statically linked"
+    log "building hmm-p2plab-tests (static)"
+    cp "$tests/hmm-p2plab-tests.c" "$tests/hmm-dmirror-uapi.h" "$root/build/hmm-tests-out/"
+    chroot "$root" gcc-14 -O2 -Wall -static -o /build/hmm-tests-out/hmm-p2plab-tests \
+        -I /build/linux-src/tools/testing/selftests -isystem /build/linux-src/usr/include \
+        /build/hmm-tests-out/hmm-p2plab-tests.c -lpthread >&2 || die "building hmm-p2plab-tests failed"
     mkdir -p "$out.tmp"
-    cp "$root/build/hmm-tests-out/hmm-tests" "$out.tmp/"
+    cp "$root/build/hmm-tests-out/hmm-tests" "$root/build/hmm-tests-out/hmm-p2plab-tests" "$out.tmp/"
     rm -rf "$out"; mv "$out.tmp" "$out"
 fi
 echo "$out/hmm-tests"
