@@ -765,17 +765,19 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
 			   struct hmm_dmirror_cmd *cmd, bool to_dev)
 {
-	s64 skipped = atomic64_read(&dm->st_skipped);
-	int ret = dmirror_migrate_once(dmirror, dm, cmd, to_dev);
+	int ret = dmirror_migrate_once(dmirror, dm, cmd, to_dev), tries = 0;
 
 	/*
-	 * migrate_vma_pages() may decline pages it had collected, e.g. a system THP whose split
-	 * for 4 KiB device pages failed (device-coherent memory has no THP): the first pass has
-	 * split it, a second pass moves the pieces.  Unmigratable memory (shared anonymous, ...)
-	 * is not "skipped" that way and still reports -ENOENT like test_hmm.
+	 * migrate_vma_setup()/migrate_vma_pages() may transiently decline pages (a THP that
+	 * could not be split right now, an extra reference held for a moment): pages that were
+	 * neither migrated nor mirrored make the read-back report -ENOENT.  Retry the range twice;
+	 * memory that cannot migrate at all (shared anonymous, ...) still ends in -ENOENT like
+	 * test_hmm.  Retries are counted in debugfs (retries).
 	 */
-	if (to_dev && ret == -ENOENT && atomic64_read(&dm->st_skipped) != skipped)
+	while (to_dev && ret == -ENOENT && tries++ < 2) {
+		atomic64_inc(&dm->st_retries);
 		ret = dmirror_migrate_once(dmirror, dm, cmd, to_dev);
+	}
 	return ret;
 }
 

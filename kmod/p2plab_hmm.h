@@ -61,7 +61,7 @@ struct p2plab_devmem {
 	unsigned long		hint;
 	bool			dying;		/* no new allocations */
 	atomic64_t		st_to_dev, st_to_ram, st_faults, st_evicted, st_errors, st_thp,
-				st_skipped;
+				st_skipped, st_retries;
 };
 
 struct p2plab_hmm {
