@@ -7,7 +7,9 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.unix.UnixChannel;
-import io.netty.util.concurrent.ScheduledFuture;
+import io.netty.util.HashedWheelTimer;
+import io.netty.util.Timeout;
+import io.netty.util.concurrent.DefaultThreadFactory;
 import io.p2plab.util.Json;
 
 import java.net.SocketAddress;
@@ -32,6 +34,10 @@ public abstract class JsonRpcConnection implements AutoCloseable {
     /** One line of the wire transcript: direction '>' sent, '<' received, '!' note. */
     public record TranscriptEntry(long epochMillis, char direction, String text) {}
 
+    /** One shared wheel for all command timeouts: far cheaper per command than a scheduled task each. */
+    private static final HashedWheelTimer TIMEOUTS = new HashedWheelTimer(
+            new DefaultThreadFactory("p2plab-timeouts", true), 5, TimeUnit.MILLISECONDS, 512);
+
     protected final ConnectionOptions options;
     protected final String peer;
     protected volatile Channel channel;
@@ -54,7 +60,7 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         final int fd;
         final CompletableFuture<JsonNode> future = new CompletableFuture<>();
         final long timeoutMs;
-        ScheduledFuture<?> timer;
+        Timeout timer;
         boolean sent;
 
         Pending(String command, ObjectNode request, JsonNode id, boolean oob, int fd, long timeoutMs) {
@@ -143,7 +149,7 @@ public abstract class JsonRpcConnection implements AutoCloseable {
             }
         }
         if (tmo > 0) {
-            p.timer = channel.eventLoop().schedule(() -> timeout(p), tmo, TimeUnit.MILLISECONDS);
+            p.timer = TIMEOUTS.newTimeout(t -> timeout(p), tmo, TimeUnit.MILLISECONDS);
         }
         if (sendNow) write(p);
         return p.future;
@@ -219,7 +225,7 @@ public abstract class JsonRpcConnection implements AutoCloseable {
                 toSend.add(q);
             }
         }
-        if (p.timer != null) p.timer.cancel(false);
+        if (p.timer != null) p.timer.cancel();
         if (error != null) p.future.completeExceptionally(error);
         else p.future.complete(result);
         for (Pending q : toSend) write(q);

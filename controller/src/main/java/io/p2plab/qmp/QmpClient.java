@@ -59,6 +59,7 @@ public final class QmpClient extends JsonRpcConnection {
                     JsonNode offered = g.path("QMP").path("capabilities");
                     boolean oob = false;
                     for (JsonNode cap : offered) if ("oob".equals(cap.asText())) oob = true;
+                    if (!Boolean.parseBoolean(System.getProperty("p2plab.qmp.oob", "true"))) oob = false;
                     if (oob) args.putArray("enable").add("oob");
                     boolean finalOob = oob;
                     return c.execute("qmp_capabilities", args).thenApply(r -> {
@@ -217,10 +218,10 @@ public final class QmpClient extends JsonRpcConnection {
                     }
                 }
             }
-            fire.forEach(f -> f.complete(e));
             for (Consumer<QmpEvent> l : listeners) {
                 try { l.accept(e); } catch (RuntimeException ignored) { }
             }
+            fire.forEach(f -> f.complete(e));
         } else if (msg.has("id") && (msg.has("return") || msg.has("error"))) {
             handleReply(msg);
         } else if (msg.has("error")) {

@@ -1,0 +1,34 @@
+"""Raw-socket QMP loop: the floor any client can reach. Pipelines DEPTH requests, one reply per line."""
+import socket, sys, time
+
+def main(sock, count, depths):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    f = s.makefile('rb')
+    f.readline()  # greeting
+    s.sendall(b'{"execute":"qmp_capabilities"}\n')
+    f.readline()
+    req = b'{"execute":"query-status"}\n'
+    def run(n, depth):
+        t0 = time.perf_counter()
+        sent = min(depth, n)
+        s.sendall(req * sent)
+        got = 0
+        while got < n:
+            line = f.readline()
+            if not line:
+                raise SystemExit("QEMU closed the socket")
+            if b'"return"' not in line:
+                continue
+            got += 1
+            if sent < n:
+                s.sendall(req)
+                sent += 1
+        return time.perf_counter() - t0
+    run(1000, 8)
+    for d in depths:
+        t = run(count, d)
+        print(f"raw-socket-python {d} {count} {t:.3f} {count / t:.0f}", flush=True)
+    s.close()
+
+main(sys.argv[1], int(sys.argv[2]), [int(x) for x in sys.argv[3:]])

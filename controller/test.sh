@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Controller test suite: unit tests (fake QMP/qemu-ga servers) + integration tests against a real
+# qemu-system-x86_64 (found via $P2PLAB_QEMU, then PATH; Debian's is installed if absent).
+#   controller/test.sh [extra mvn args, e.g. -Dtest=FakeQmpClientTest]
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+need_pkgs=()
+if [ -z "${P2PLAB_QEMU:-}" ] && ! command -v qemu-system-x86_64 >/dev/null; then
+    need_pkgs+=(qemu-system-x86 qemu-system-data)
+fi
+command -v tmux >/dev/null || need_pkgs+=(tmux)
+command -v mvn >/dev/null || need_pkgs+=(maven)
+command -v javac >/dev/null || need_pkgs+=(openjdk-17-jdk-headless)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    echo "[controller-test] installing ${need_pkgs[*]}" >&2
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >&2
+    else
+        echo "[controller-test] missing ${need_pkgs[*]} and not root: install them" >&2
+        exit 2
+    fi
+fi
+if [ -n "${P2PLAB_QEMU:-}" ] && [ ! -x "$P2PLAB_QEMU" ]; then
+    echo "[controller-test] P2PLAB_QEMU=$P2PLAB_QEMU is not executable" >&2
+    exit 2
+fi
+
+cd "$HERE"
+# offline first (fast, no network); online if the local repository lacks something
+if ! mvn -B -o -T1 -q dependency:go-offline >/dev/null 2>&1; then
+    mvn -B -T1 -q dependency:go-offline >/dev/null
+fi
+exec mvn -B -o -T1 test "$@"
