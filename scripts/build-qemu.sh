@@ -49,7 +49,7 @@ if [ -n "${QEMU_SRC:-}" ]; then
     [ -f "$SRC/configure" ] && [ -f "$SRC/hw/misc/meson.build" ] || die "QEMU_SRC=$SRC is not a QEMU source tree"
     src_id="user:$SRC:$(cat "$SRC/VERSION" 2>/dev/null)"
     if git -C "$SRC" rev-parse HEAD >/dev/null 2>&1; then
-        src_id+=":$(git -C "$SRC" rev-parse HEAD):$(git -C "$SRC" status --porcelain -uno 2>/dev/null | sha256sum | cut -c1-16)"
+        src_id+=":$(git -C "$SRC" rev-parse HEAD):$(git -C "$SRC" diff HEAD 2>/dev/null | sha256sum | cut -c1-16)"
     fi
 else
     SRC=$("$P2PLAB_ROOT/scripts/fetch-qemu-src.sh") || die "fetch-qemu-src.sh failed"

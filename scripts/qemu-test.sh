@@ -25,8 +25,9 @@ set +e
 timeout "${P2PLAB_QTEST_TIMEOUT:-600}" "$test_bin" --tap -k "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
-pass=$(grep -c '^ok ' "$out" || true)
+skip=$(grep -cE '^ok .*# SKIP' "$out" || true)
+pass=$(( $(grep -c '^ok ' "$out" || true) - skip ))
 fail=$(grep -c '^not ok ' "$out" || true)
 [ "$rc" -eq 0 ] || [ "$fail" -gt 0 ] || fail=$((fail + 1))   # crash/timeout without a TAP line
-echo "qtest: $pass passed, $fail failed"
+echo "qtest: $pass passed, $fail failed, $skip skipped"
 [ "$rc" -eq 0 ] && [ "$fail" -eq 0 ]
