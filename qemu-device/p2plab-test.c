@@ -642,6 +642,41 @@ static void test_p2p_acs(void)
     lab_stop(l);
 }
 
+/* a long transfer runs in bounded slices: QMP stays responsive and progress is visible meanwhile */
+static void test_slicing(void)
+{
+    Lab *l = lab_default();
+    const uint32_t len = 128 * MiB;
+    uint64_t last = 0, now;
+    int steps = 0, samples = 0;
+    gint64 worst = 0, end = g_get_monotonic_time() + POLL_US * 3;
+    uint32_t idx;
+
+    qtest_memset(l->qts, BUF_A, 0x3c, len);
+    ring_setup(l, 0, 16);
+    idx = post(l, 0, BUF_A, BUF_A + len, len, P2PLAB_DESC_F_IRQ);
+    doorbell(l, 0);
+    while (!(desc_status(l, 0, idx) & P2PLAB_DESC_DONE)) {
+        gint64 t0 = g_get_monotonic_time();
+        now = qom_get_int(l, "p0", "stat-bytes-host");
+        worst = MAX(worst, g_get_monotonic_time() - t0);
+        samples++;
+        if (now != last && now < 2ULL * len) {
+            steps++;
+        }
+        last = now;
+        g_assert_cmpint(g_get_monotonic_time(), <, end);
+    }
+    g_test_message("slicing: %d samples, %d intermediate progress values, worst QMP %" PRId64
+                   " us", samples, steps, worst);
+    g_assert_cmpint(steps, >=, 3);
+    g_assert_cmpint(worst, <, 500 * 1000);
+    g_assert_cmphex(desc_status(l, 0, idx), ==, P2PLAB_DESC_DONE);
+    g_assert_cmphex(qtest_readl(l->qts, BUF_A + 2 * len - 4), ==, 0x3c3c3c3c);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-host"), ==, 2ULL * len);
+    lab_stop(l);
+}
+
 static void test_batch(void)
 {
     Lab *l = lab_default();
@@ -1307,6 +1342,7 @@ int main(int argc, char **argv)
     qtest_add_func("/p2plab/p2p-acs-redirect", test_p2p_acs);
     qtest_add_func("/p2plab/p2p-nvme-cmb", test_p2p_nvme_cmb);
     qtest_add_func("/p2plab/batch", test_batch);
+    qtest_add_func("/p2plab/slicing", test_slicing);
     qtest_add_func("/p2plab/desc-errors", test_desc_errors);
     qtest_add_func("/p2plab/ring-errors", test_ring_errors);
     qtest_add_func("/p2plab/fault/fail-nth", test_fail_nth);
