@@ -43,6 +43,8 @@ typedef struct {
     uint32_t tail[2];
 } Lab;
 
+static const char *pre_args = "";    /* QEMU arguments placed before the topology */
+
 static const char *fw_args(void)
 {
     const char *a = getenv("P2PLAB_QEMU_ARGS");
@@ -140,14 +142,14 @@ static Lab *lab_start_full(const char *dp0_extra, const char *p_extra, uint64_t 
     l->mem_size = mem_size;
     l->bar0[0] = BAR0_P0; l->bar0[1] = BAR0_P1;
     l->bar2[0] = BAR2_P0; l->bar2[1] = BAR2_P1;
-    l->qts = qtest_initf("%s -machine q35 -m %d -nodefaults "
+    l->qts = qtest_initf("%s -machine q35 -m %d -nodefaults %s "
         "-device pcie-root-port,id=rp0,bus=pcie.0,addr=02.0,chassis=1 "
         "-device x3130-upstream,id=up0,bus=rp0 "
         "-device xio3130-downstream,id=dp0,bus=up0,addr=00.0,chassis=2,slot=0%s "
         "-device xio3130-downstream,id=dp1,bus=up0,addr=01.0,chassis=3,slot=0 "
         "-device p2plab,id=p0,bus=dp0,mem-size=%s%s "
         "-device p2plab,id=p1,bus=dp1,mem-size=%s%s %s",
-        fw_args(), ram_mb, dp0_extra, ms, p_extra, ms, p_extra, extra);
+        fw_args(), ram_mb, pre_args, dp0_extra, ms, p_extra, ms, p_extra, extra);
     if (enumerate) {
         lab_enumerate(l);
     }
@@ -596,6 +598,83 @@ static void test_p2p_nvme_cmb(void)
     lab_stop(l);
 }
 
+/*
+ * Intel VT-d with DMA remapping on for p0 (bus 3, devfn 0): guest RAM 0..512 MiB identity-mapped
+ * with 2 MiB pages, except BUF_B..BUF_B+4 MiB. Switch-routed P2P does not go through the IOMMU, so a
+ * peer BAR works without any mapping; with ACS RR set the same bus address goes upstream and faults.
+ */
+#define VTD_BASE        0xfed90000ULL
+#define VTD_TABLES      0x00800000ULL  /* root, context, PML4, PDPT, PD: one 4 KiB page each */
+
+static void vtd_enable(Lab *l)
+{
+    uint64_t root = VTD_TABLES, ctx = root + 0x1000, pml4 = root + 0x2000,
+             pdpt = root + 0x3000, pd = root + 0x4000;
+
+    qtest_memset(l->qts, root, 0, 0x5000);
+    qtest_writeq(l->qts, root + 3 * 16, ctx | 1);                 /* bus 3 */
+    qtest_writeq(l->qts, ctx + 0 * 16, pml4 | 1);                 /* devfn 0: P, TT=0 */
+    qtest_writeq(l->qts, ctx + 0 * 16 + 8, 2 | (1 << 8));         /* AW=48-bit, DID 1 */
+    qtest_writeq(l->qts, pml4, pdpt | 3);
+    qtest_writeq(l->qts, pdpt, pd | 3);
+    for (uint64_t i = 0; i < 256; i++) {
+        uint64_t a = i << 21;
+        if (a >= BUF_B && a < BUF_B + 4 * MiB) {
+            continue;
+        }
+        qtest_writeq(l->qts, pd + i * 8, a | (1 << 7) | 3);       /* 2 MiB page, R, W */
+    }
+    qtest_writeq(l->qts, VTD_BASE + 0x20, root);                  /* RTADDR */
+    qtest_writel(l->qts, VTD_BASE + 0x18, 1u << 30);              /* GCMD.SRTP */
+    g_assert(qtest_readl(l->qts, VTD_BASE + 0x1c) & (1u << 30));  /* GSTS.RTPS */
+    qtest_writel(l->qts, VTD_BASE + 0x18, 1u << 31);              /* GCMD.TE */
+    g_assert(qtest_readl(l->qts, VTD_BASE + 0x1c) & (1u << 31));  /* GSTS.TES */
+}
+
+static bool xio3130_has_acs(void);
+
+static void test_iommu(void)
+{
+    bool acs = xio3130_has_acs();
+    Lab *l;
+    g_autofree uint8_t *data = NULL;
+    const size_t len = 3 * MiB;
+    int cap = 0;
+
+    pre_args = "-device intel-iommu,intremap=off";
+    l = lab_start(acs ? ",acs=on" : "", "", 16 * MiB, 512);
+    pre_args = "";
+    vtd_enable(l);
+    fill_random(l, BUF_A, len, 7, &data);
+    ring_setup(l, 0, 16);
+    /* mapped RAM through the IOMMU (ring fetch, data, MSI-X message: all translated) */
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, len, P2PLAB_DESC_F_DST_LOCAL | P2PLAB_DESC_F_IRQ), ==,
+                    P2PLAB_DESC_DONE);
+    g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_DONE), ==, 0x100);
+    assert_mem_eq(l, l->bar2[0], data, len);
+    /* unmapped IOVA: IOMMU fault = DMA error */
+    g_assert_cmphex(run1(l, 0, 0, BUF_B, 4096, P2PLAB_DESC_F_SRC_LOCAL), ==,
+                    P2PLAB_DESC_DONE | P2PLAB_ERR_DST_DMA);
+    g_assert_cmphex(run1(l, 0, BUF_B + MiB, 0, 4096, P2PLAB_DESC_F_DST_LOCAL), ==,
+                    P2PLAB_DESC_DONE | P2PLAB_ERR_SRC_DMA);
+    /* a peer BAR under the same switch: routed by the switch, no IOMMU mapping needed */
+    g_assert_cmphex(run1(l, 0, 0, l->bar2[1], len, P2PLAB_DESC_F_SRC_LOCAL), ==, P2PLAB_DESC_DONE);
+    assert_mem_eq(l, l->bar2[1], data, len);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, len);
+    if (acs) {
+        /* ACS P2P Request Redirect: upstream through the IOMMU, where the BAR is not mapped */
+        cap = find_ext_cap(l, 2, 0, PCI_EXT_CAP_ID_ACS);
+        cfg_ww(l, 2, 0, cap + PCI_ACS_CTRL, PCI_ACS_RR);
+        g_assert_cmphex(run1(l, 0, 0, l->bar2[1], 4096, P2PLAB_DESC_F_SRC_LOCAL), ==,
+                        P2PLAB_DESC_DONE | P2PLAB_ERR_DST_DMA);
+        cfg_ww(l, 2, 0, cap + PCI_ACS_CTRL, 0);
+        g_assert_cmphex(run1(l, 0, 0, l->bar2[1], 4096, P2PLAB_DESC_F_SRC_LOCAL), ==,
+                        P2PLAB_DESC_DONE);
+    }
+    assert_alive(l);
+    lab_stop(l);
+}
+
 /* the xio3130 ACS overlay patch may have been skipped on a user's QEMU tree */
 static bool xio3130_has_acs(void)
 {
@@ -776,6 +855,11 @@ static void test_desc_errors(void)
     }
     g_assert_cmpuint(qom_get_int(l, "p0", "stat-errors"), ==, errs);
     g_assert_cmphex(rd(l, 0, P2PLAB_REG_ERR_CODE), ==, 0);
+    /* a failed read leaves the destination untouched */
+    qtest_memset(l->qts, l->bar2[0] + MiB, 0x77, 8192);
+    g_assert_cmphex(run1(l, 0, UNMAPPED, MiB, 8192, D), ==, P2PLAB_DESC_DONE | P2PLAB_ERR_SRC_DMA);
+    g_assert_cmphex(qtest_readq(l->qts, l->bar2[0] + MiB), ==, 0x7777777777777777ULL);
+    g_assert_cmphex(qtest_readq(l->qts, l->bar2[0] + MiB + 8184), ==, 0x7777777777777777ULL);
     /* bus mastering off: DMA fails, no access happens */
     cfg_ww(l, 3, 0, PCI_COMMAND, PCI_COMMAND_MEMORY);
     {
@@ -1341,6 +1425,7 @@ int main(int argc, char **argv)
     qtest_add_func("/p2plab/p2p-switch", test_p2p_switch);
     qtest_add_func("/p2plab/p2p-acs-redirect", test_p2p_acs);
     qtest_add_func("/p2plab/p2p-nvme-cmb", test_p2p_nvme_cmb);
+    qtest_add_func("/p2plab/iommu", test_iommu);
     qtest_add_func("/p2plab/batch", test_batch);
     qtest_add_func("/p2plab/slicing", test_slicing);
     qtest_add_func("/p2plab/desc-errors", test_desc_errors);

@@ -135,7 +135,8 @@ struct P2plabState {
     QEMUBH *bh;
     QEMUTimer *timer;
     int64_t wait_until;         /* QEMU_CLOCK_VIRTUAL ns; work waits until then */
-    uint8_t *bounce;
+    uint8_t *bounce;            /* bus -> bus staging */
+    uint8_t *stage;             /* MMIO read staging */
     AddressSpace peer_as;       /* over the switch's internal bus (see p2plab_route) */
     MemoryRegion *peer_as_root;
     QLIST_ENTRY(P2plabState) link;
@@ -383,10 +384,14 @@ static MemTxResult p2plab_bus_rw(P2plabState *s, AddressSpace *as, bool sw, uint
             }
         }
         l = MIN(l, (hwaddr)P2PLAB_BOUNCE);
-        r = address_space_rw(as, addr, attrs, buf, l, is_write);
+        /* a failed read must not leave junk in the destination: stage it */
+        r = address_space_rw(as, addr, attrs, is_write ? buf : s->stage, l, is_write);
         if (r != MEMTX_OK) {
             trace_p2plab_err_bus_access(addr, l, is_write, r);
             return r;
+        }
+        if (!is_write) {
+            memcpy(buf, s->stage, l);
         }
         p2plab_count_bus(s, sw, dev, l);
         addr += l; buf += l; len -= l;
@@ -1050,6 +1055,7 @@ static void p2plab_realize(PCIDevice *pd, Error **errp)
                      PCI_BASE_ADDRESS_MEM_TYPE_64 | PCI_BASE_ADDRESS_MEM_PREFETCH, &s->bar2);
 
     s->bounce = g_malloc(P2PLAB_BOUNCE);
+    s->stage = g_malloc(P2PLAB_BOUNCE);
     s->bh = qemu_bh_new_guarded(p2plab_bh, s, &DEVICE(s)->mem_reentrancy_guard);
     s->timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, p2plab_timer_cb, s);
     QLIST_INSERT_HEAD(&p2plab_devices, s, link);
@@ -1065,6 +1071,7 @@ static void p2plab_exit(PCIDevice *pd)
     qemu_bh_delete(s->bh);
     timer_free(s->timer);
     g_free(s->bounce);
+    g_free(s->stage);
     if (s->peer_as_root) {
         address_space_destroy(&s->peer_as);
         s->peer_as_root = NULL;
