@@ -98,7 +98,10 @@ public final class Vm implements AutoCloseable {
             try {
                 q = QmpClient.connect(Transport.unix(sock), ConnectionOptions.defaults());
             } catch (RuntimeException e) {
-                if (!p.isAlive()) throw new VmException("QEMU exited: " + stderrTail(caseDir), e);
+                // QEMU creates the QMP socket before it builds the machine: a bad device exits just after
+                if (p.waitFor(3, TimeUnit.SECONDS))
+                    throw new VmException("QEMU exited with status " + p.exitValue() + " at startup: "
+                            + stderrTail(caseDir) + "\ncommand: " + shellQuote(cmd), e);
                 throw e;
             }
             BufferedWriter w = tr;

@@ -91,11 +91,13 @@ class RealQemuQmpTest {
     @Test
     void deviceAddDelEvents() {
         MachineSpec pc = io.p2plab.vm.MachineSpecs.parse(
-                "type: pc\nbios: default\nmemory: 128M\nextra-args: [-S, -device, 'qemu-xhci,id=xhci']\n");
+                "type: q35\nmemory: 128M\nextra-args: [-S, -device, 'virtio-serial-pci,id=vser1']\n");
         try (Vm vm = Vm.launch(pc, tmp, null)) {
             QmpClient q = vm.qmp();
             long seq = q.lastEventSeq();
-            q.call("device_add", Json.object().put("driver", "usb-kbd").put("id", "rng0"));
+            q.call("chardev-add", Json.parse("{\"id\": \"c0\", \"backend\": {\"type\": \"null\", \"data\": {}}}"));
+            q.call("device_add", Json.object().put("driver", "virtserialport").put("id", "rng0")
+                    .put("bus", "vser1.0").put("chardev", "c0"));
             assertThat(Json.compact(q.call("qom-list", Json.object().put("path", "/machine/peripheral"))))
                     .contains("rng0");
             q.call("device_del", Json.object().put("id", "rng0"));

@@ -50,14 +50,14 @@ class EngineRealQemuTest {
                 "src/test/resources/scenarios/qemu-basics.yaml");
         assertThat(r.rc()).as(r.err()).isZero();
         assertThat(r.out()).contains("qemu-basics[mem=small]", "PASSED", "2 passed, 0 failed, 0 skipped");
-        assertThat(r.err()).contains("step 6 hotplug usb-kbd id=kbd0", "ok (");
+        assertThat(r.err()).contains("step 7 hotplug virtserialport id=port0", "ok (");
         String xml = Files.readString(junit);
         assertThat(xml).contains("tests=\"2\" failures=\"0\"", "name=\"qemu-basics[mem=large]\"");
         Path caseDir = out.resolve("qemu-basics_mem=small_");
         assertThat(caseDir.resolve("qmp-transcript.log")).exists();
         assertThat(Files.readString(caseDir.resolve("qmp-transcript.log")))
                 .contains("greeting", "> {\"execute\":\"device_add\"", "DEVICE_DELETED");
-        assertThat(Files.readString(caseDir.resolve("qemu-cmdline.txt"))).contains("-machine pc", "-m 128M");
+        assertThat(Files.readString(caseDir.resolve("qemu-cmdline.txt"))).contains("-machine q35", "-m 128M");
         assertThat(Files.readString(caseDir.resolve("steps.log"))).contains("result: passed");
         assertThat(qemuChildren()).isZero();
         assertThat(ProcessRegistry.live()).isZero();

@@ -85,7 +85,7 @@ class MachineSpecTest {
     void realQemuAcceptsTheTopology() {
         String spec = TOPO.replace("kernel: /nonexistent/vmlinuz\n", "")
                 .replace("  - {driver: p2plab, id: p2p0, bus: dp0, props: {mem-size: 64M, fail-nth: 0}}\n",
-                        "  - {driver: virtio-rng-pci, id: rng0, bus: dp0}\n")
+                        "  - {driver: nvme, id: rng0, bus: dp0, serial: x1}\n")
                 .replace("{id: dp0, acs: true}", "{id: dp0}")
                 + "extra-args: [-S]\nready: never\n";
         MachineSpec s = MachineSpecs.parse(spec);
