@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * p2plab.h - internal API of p2plab.ko, shared by the core (probe, DMA engine, P2PDMA provider,
+ * character device) and the HMM side (p2plab_hmm.c, p2plab_dmirror.c).
+ *
+ * Locking: p2plab_devs_lock (core) protects the device list; pd->dma_lock serialises the DMA ring;
+ * pd->active (rwsem) is held for read by every character-device operation and peer use of the
+ * device, and for write by remove() when it marks the device as going away.
+ */
+#ifndef P2PLAB_H
+#define P2PLAB_H
+
+#include <linux/types.h>
+#include <linux/pci.h>
+#include <linux/kref.h>
+#include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/wait.h>
+#include <linux/miscdevice.h>
+#include <linux/pci-p2pdma.h>
+#include "p2plab_hw.h"
+
+#define P2PLAB_DRV_NAME		"p2plab"
+
+struct p2plab_counters {
+	u64 batches;		/* p2plab_dma_run() calls */
+	u64 descs;		/* descriptors submitted */
+	u64 bytes;		/* bytes of successfully completed descriptors */
+	u64 desc_errors;	/* descriptors that completed with a P2PLAB_ERR_* status */
+	u64 ring_errors;	/* engine halts (ring-level errors) */
+	u64 timeouts;		/* batches that did not complete in time */
+	u64 resets;		/* engine resets (CTRL.RESET) */
+	u64 link_down;		/* all-ones MMIO reads seen */
+	u64 irq_done;		/* VEC_DONE interrupts */
+	u64 irq_error;		/* VEC_ERROR interrupts */
+	u64 irq_lost;		/* batches found complete only after the wait timed out */
+	u64 p2p_bus;		/* P2P transfers mapped with PCI bus addresses */
+	u64 p2p_host_bridge;	/* P2P transfers mapped through the host bridge (DMA_ATTR_MMIO) */
+	u64 p2p_refused;	/* P2P transfers refused: PCI_P2PDMA_MAP_NOT_SUPPORTED */
+};
+
+struct p2plab_dev {			/* one per PCI function */
+	struct pci_dev *pdev;
+	int id;				/* p2plab0, p2plab1 ... */
+	void __iomem *regs;		/* BAR0 */
+	phys_addr_t mem_phys;		/* BAR2 CPU physical start */
+	resource_size_t mem_size;	/* BAR2 size */
+	resource_size_t p2p_size;	/* first p2p_size bytes of BAR2 published as p2pmem */
+	resource_size_t priv_off, priv_size;	/* rest of BAR2, for HMM device memory */
+	void *hmm;			/* owned by p2plab_hmm.c */
+
+	/* --- core private --- */
+	struct kref ref;
+	struct list_head node;		/* p2plab_devs */
+	struct rw_semaphore active;	/* see header comment */
+	bool removing;			/* remove() started: new users get -ENODEV */
+	void __iomem *mem;		/* BAR2, uncached CPU mapping (pread/pwrite) */
+	struct p2pdma_provider *provider;	/* BAR2 P2PDMA provider, NULL if p2p_size == 0 */
+	bool p2pmem_published;
+	u32 caps, if_version, ring_max;
+
+	struct mutex dma_lock;		/* serialises the ring */
+	struct p2plab_desc *ring;	/* coherent */
+	dma_addr_t ring_dma;
+	u32 ring_size;			/* entries, power of two */
+	u32 tail;			/* driver copy of RING_TAIL (engine idle between batches) */
+	u32 cookie;
+	bool dead;			/* link down / surprise removed: MMIO reads all-ones */
+	wait_queue_head_t wq;		/* woken by interrupts */
+	atomic_t irq_seq;		/* interrupts taken */
+	int irq_mode;			/* P2PLAB_IRQ_* (p2plab_ioctl.h) */
+	int nvec;
+
+	struct p2plab_counters cnt;	/* updated under dma_lock (p2p_* under active) */
+	spinlock_t cnt_lock;
+
+	struct miscdevice misc;
+	char name[16];			/* "p2plabN" */
+	struct dentry *dbg;
+};
+
+struct p2plab_xfer {
+	u64 src;			/* bus address, or device-memory offset if SRC_LOCAL */
+	u64 dst;			/* bus address, or device-memory offset if DST_LOCAL */
+	u32 len;			/* 1..P2PLAB_DESC_MAX_LEN */
+	u32 flags;			/* P2PLAB_DESC_F_SRC_LOCAL / _DST_LOCAL */
+};
+
+/*
+ * Submit n descriptors as one batch on the device's ring (splitting over the ring size as
+ * needed), sleep until all complete or timeout_ms expires (0: module default). Returns 0, -EIO if
+ * any descriptor failed (first failing index in *failed_idx if non-NULL, its P2PLAB_ERR_* in
+ * *err_code if non-NULL), -ETIMEDOUT (the engine is reset), -ENODEV (link down / removed: MMIO
+ * reads all-ones), -EINVAL (n == 0, len 0 or > P2PLAB_DESC_MAX_LEN, unknown flags).
+ * Safe to call concurrently (serialises on a mutex). May sleep.
+ */
+int p2plab_dma_run(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
+		   unsigned int timeout_ms, unsigned int *failed_idx, u32 *err_code);
+
+/* Result details for callers that want them (the character device). */
+struct p2plab_run_info {
+	unsigned int failed_idx;	/* first failing descriptor, ~0U if none */
+	u32 err_code;			/* its P2PLAB_ERR_* (or ring-level code) */
+	bool irq_lost;			/* completed, but only noticed after the timeout */
+	bool ring_error;		/* the engine halted (ring-level error) and was reset */
+};
+int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
+			unsigned int timeout_ms, struct p2plab_run_info *info);
+
+struct p2plab_dev *p2plab_get_by_id(int id);	/* +ref; NULL if no such device */
+void p2plab_put(struct p2plab_dev *pd);
+
+/* Reset and re-program the engine (dma_lock held). Clears pd->dead if the device answers. */
+int p2plab_engine_reset(struct p2plab_dev *pd);
+
+/* p2plab_p2p.c: peer-to-peer mapping */
+struct p2plab_p2p_map {
+	enum pci_p2pdma_map_type type;	/* BUS_ADDR, THRU_HOST_BRIDGE or NOT_SUPPORTED */
+	int distance;			/* pci_p2pdma_distance(), -1 if not supported */
+	struct pci_dev *provider;	/* device owning the target BAR (+ref) */
+	int bar;
+	struct p2pdma_provider *prov;
+	dma_addr_t dma;			/* address to program into the engine */
+	phys_addr_t phys;
+	size_t len;
+	enum dma_data_direction dir;
+	bool mapped;			/* dma_map_phys() mapping to undo */
+};
+/* Map [phys, phys+len) of a PCI BAR for DMA by @client. 0, -EOPNOTSUPP, -EINVAL, -ENOMEM. */
+int p2plab_p2p_map(struct p2plab_dev *client, phys_addr_t phys, size_t len,
+		   enum dma_data_direction dir, struct p2plab_p2p_map *m);
+void p2plab_p2p_unmap(struct p2plab_dev *client, struct p2plab_p2p_map *m);
+/* Map type and distance between provider BAR and client, without mapping. */
+enum pci_p2pdma_map_type p2plab_p2p_map_type(struct pci_dev *provider, struct pci_dev *client,
+					     int *distance);
+const char *p2plab_map_type_name(enum pci_p2pdma_map_type t);
+
+/* p2plab_cdev.c */
+int p2plab_cdev_register(struct p2plab_dev *pd);
+void p2plab_cdev_unregister(struct p2plab_dev *pd);
+
+extern unsigned int p2plab_timeout_ms;
+
+#define p2plab_cnt_add(pd, field, v) do {			\
+	unsigned long __f;					\
+	spin_lock_irqsave(&(pd)->cnt_lock, __f);		\
+	(pd)->cnt.field += (v);					\
+	spin_unlock_irqrestore(&(pd)->cnt_lock, __f);		\
+} while (0)
+
+#endif /* P2PLAB_H */

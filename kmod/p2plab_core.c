@@ -1,0 +1,748 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * p2plab_core.c - PCI driver for the p2plab device: probe/remove, the descriptor-ring DMA
+ * engine (p2plab_dma_run), interrupts, P2PDMA provider (p2pmem), device list, debugfs.
+ * Device interface: include/p2plab_hw.h, docs/device.md. Driver docs: docs/kmod.md.
+ */
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/pci-p2pdma.h>
+#include <linux/dma-mapping.h>
+#include <linux/interrupt.h>
+#include <linux/delay.h>
+#include <linux/idr.h>
+#include <linux/slab.h>
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
+#include <linux/ktime.h>
+#include <linux/io.h>
+
+#include "p2plab.h"
+#include "p2plab_ioctl.h"
+#include "p2plab_hmm.h"
+
+unsigned int p2plab_timeout_ms = 5000;
+module_param_named(timeout_ms, p2plab_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(timeout_ms, "default DMA batch timeout in ms (default 5000)");
+
+static char *p2p_size = "";
+module_param(p2p_size, charp, 0444);
+MODULE_PARM_DESC(p2p_size, "bytes of BAR2 published as p2pmem, e.g. 32M (default: half; 0: none); rounded down to 2 MiB");
+
+static unsigned int ring_entries = 256;
+module_param(ring_entries, uint, 0444);
+MODULE_PARM_DESC(ring_entries, "descriptor ring entries (power of two, clamped to RING_MAX; default 256)");
+
+static bool use_msix = true;
+module_param(use_msix, bool, 0444);
+MODULE_PARM_DESC(use_msix, "use MSI-X (default 1); 0 forces legacy INTx");
+
+static LIST_HEAD(p2plab_devs);
+static DEFINE_MUTEX(p2plab_devs_lock);
+static DEFINE_IDA(p2plab_ida);
+static struct dentry *p2plab_dbg_root;
+
+#define P2PLAB_P2P_ALIGN	SZ_2M	/* memremap_pages() subsection granularity */
+
+static inline u32 rd(struct p2plab_dev *pd, u32 reg)
+{
+	return ioread32(pd->regs + reg);
+}
+
+static inline void wr(struct p2plab_dev *pd, u32 reg, u32 v)
+{
+	iowrite32(v, pd->regs + reg);
+}
+
+/* ---- device list and references ------------------------------------------------------------ */
+
+static void p2plab_release(struct kref *ref)
+{
+	kfree(container_of(ref, struct p2plab_dev, ref));
+}
+
+struct p2plab_dev *p2plab_get_by_id(int id)
+{
+	struct p2plab_dev *pd, *found = NULL;
+
+	mutex_lock(&p2plab_devs_lock);
+	list_for_each_entry(pd, &p2plab_devs, node) {
+		if (pd->id == id) {
+			kref_get(&pd->ref);
+			found = pd;
+			break;
+		}
+	}
+	mutex_unlock(&p2plab_devs_lock);
+	return found;
+}
+EXPORT_SYMBOL_GPL(p2plab_get_by_id);
+
+void p2plab_put(struct p2plab_dev *pd)
+{
+	if (pd)
+		kref_put(&pd->ref, p2plab_release);
+}
+EXPORT_SYMBOL_GPL(p2plab_put);
+
+/* ---- engine ----------------------------------------------------------------------------------- */
+
+/* True (and pd->dead set) if the device stopped answering: every MMIO read returns all-ones. */
+static bool p2plab_check_dead(struct p2plab_dev *pd, u32 v)
+{
+	if (v != 0xffffffffu)
+		return false;
+	/* STATUS could legitimately never be all-ones; ID is a constant: confirm with it */
+	if (rd(pd, P2PLAB_REG_ID) != 0xffffffffu)
+		return false;
+	if (!pd->dead) {
+		pd->dead = true;
+		p2plab_cnt_add(pd, link_down, 1);
+		dev_err(&pd->pdev->dev, "device not responding (MMIO reads all-ones): link down?\n");
+	}
+	return true;
+}
+
+static int p2plab_engine_start(struct p2plab_dev *pd)
+{
+	u32 st;
+
+	wr(pd, P2PLAB_REG_RING_BASE_LO, lower_32_bits(pd->ring_dma));
+	wr(pd, P2PLAB_REG_RING_BASE_HI, upper_32_bits(pd->ring_dma));
+	wr(pd, P2PLAB_REG_RING_SIZE, pd->ring_size);
+	wr(pd, P2PLAB_REG_INT_STATUS, P2PLAB_INT_DONE | P2PLAB_INT_ERROR);
+	wr(pd, P2PLAB_REG_INT_MASK, 0);
+	wr(pd, P2PLAB_REG_CTRL, P2PLAB_CTRL_ENABLE);
+	st = rd(pd, P2PLAB_REG_STATUS);
+	if (p2plab_check_dead(pd, st))
+		return -ENODEV;
+	if (st & P2PLAB_STATUS_HALTED) {
+		dev_err(&pd->pdev->dev, "engine halted at start, ERR_CODE %#x\n",
+			rd(pd, P2PLAB_REG_ERR_CODE));
+		return -EIO;
+	}
+	if (!(st & P2PLAB_STATUS_ENABLED)) {
+		dev_err(&pd->pdev->dev, "engine did not enable (STATUS %#x)\n", st);
+		return -EIO;
+	}
+	pd->tail = rd(pd, P2PLAB_REG_RING_HEAD);
+	if (pd->tail >= pd->ring_size)
+		return -EIO;
+	wr(pd, P2PLAB_REG_RING_TAIL, pd->tail);
+	return 0;
+}
+
+static void p2plab_engine_stop(struct p2plab_dev *pd)
+{
+	if (pd->dead)
+		return;
+	wr(pd, P2PLAB_REG_INT_MASK, P2PLAB_INT_DONE | P2PLAB_INT_ERROR);
+	wr(pd, P2PLAB_REG_CTRL, P2PLAB_CTRL_RESET);
+}
+
+/* CTRL.RESET, wait for it to self-clear, re-program. Caller holds dma_lock (or is probe). */
+int p2plab_engine_reset(struct p2plab_dev *pd)
+{
+	u32 v;
+	int i;
+
+	v = rd(pd, P2PLAB_REG_ID);
+	if (v == 0xffffffffu) {
+		p2plab_check_dead(pd, v);
+		return -ENODEV;
+	}
+	if (v != P2PLAB_ID_MAGIC)
+		return -ENODEV;
+	pd->dead = false;
+	p2plab_cnt_add(pd, resets, 1);
+	wr(pd, P2PLAB_REG_CTRL, P2PLAB_CTRL_RESET);
+	for (i = 0; i < 1000; i++) {
+		v = rd(pd, P2PLAB_REG_CTRL);
+		if (p2plab_check_dead(pd, v))
+			return -ENODEV;
+		if (!(v & P2PLAB_CTRL_RESET))
+			break;
+		usleep_range(50, 100);
+	}
+	if (v & P2PLAB_CTRL_RESET) {
+		dev_err(&pd->pdev->dev, "CTRL.RESET did not self-clear\n");
+		return -EIO;
+	}
+	memset(pd->ring, 0, pd->ring_size * sizeof(*pd->ring));
+	return p2plab_engine_start(pd);
+}
+EXPORT_SYMBOL_GPL(p2plab_engine_reset);
+
+static irqreturn_t p2plab_irq(int irq, void *data)
+{
+	struct p2plab_dev *pd = data;
+	u32 st = rd(pd, P2PLAB_REG_INT_STATUS);
+
+	if (st == 0xffffffffu) {	/* link down: let the waiter find out */
+		wake_up(&pd->wq);
+		return pd->irq_mode == P2PLAB_IRQ_INTX ? IRQ_NONE : IRQ_HANDLED;
+	}
+	if (!st)
+		return pd->irq_mode == P2PLAB_IRQ_INTX ? IRQ_NONE : IRQ_HANDLED;
+	wr(pd, P2PLAB_REG_INT_STATUS, st);
+	if (st & P2PLAB_INT_DONE)
+		p2plab_cnt_add(pd, irq_done, 1);
+	if (st & P2PLAB_INT_ERROR)
+		p2plab_cnt_add(pd, irq_error, 1);
+	atomic_inc(&pd->irq_seq);
+	wake_up(&pd->wq);
+	return IRQ_HANDLED;
+}
+
+enum { CHUNK_RUNNING, CHUNK_DONE, CHUNK_HALTED, CHUNK_DEAD };
+
+static int p2plab_chunk_state(struct p2plab_dev *pd, u32 last_slot)
+{
+	u32 st;
+
+	if (le32_to_cpu(READ_ONCE(pd->ring[last_slot].status)) & P2PLAB_DESC_DONE)
+		return CHUNK_DONE;
+	st = rd(pd, P2PLAB_REG_STATUS);
+	if (p2plab_check_dead(pd, st))
+		return CHUNK_DEAD;
+	if (st & P2PLAB_STATUS_HALTED)
+		return CHUNK_HALTED;
+	/* the descriptor write-back may have landed after our first look */
+	if (le32_to_cpu(READ_ONCE(pd->ring[last_slot].status)) & P2PLAB_DESC_DONE)
+		return CHUNK_DONE;
+	return CHUNK_RUNNING;
+}
+
+static bool p2plab_chunk_settled(struct p2plab_dev *pd, u32 last_slot, int *state)
+{
+	*state = p2plab_chunk_state(pd, last_slot);
+	return *state != CHUNK_RUNNING;
+}
+
+static int p2plab_validate_xfers(const struct p2plab_xfer *x, unsigned int n)
+{
+	unsigned int i;
+
+	if (!x || !n)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (!x[i].len || x[i].len > P2PLAB_DESC_MAX_LEN)
+			return -EINVAL;
+		if (x[i].flags & ~(P2PLAB_DESC_F_SRC_LOCAL | P2PLAB_DESC_F_DST_LOCAL))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
+			unsigned int timeout_ms, struct p2plab_run_info *info)
+{
+	unsigned long deadline, now;
+	unsigned int done = 0, j;
+	int ret, state = CHUNK_RUNNING;
+	u32 mask;
+
+	info->failed_idx = ~0U;
+	info->err_code = 0;
+	info->irq_lost = false;
+	info->ring_error = false;
+
+	ret = p2plab_validate_xfers(x, n);
+	if (ret)
+		return ret;
+	if (!timeout_ms)
+		timeout_ms = READ_ONCE(p2plab_timeout_ms) ?: 5000;
+
+	mutex_lock(&pd->dma_lock);
+	if (pd->dead) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	if (!pd->ring) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	p2plab_cnt_add(pd, batches, 1);
+	mask = pd->ring_size - 1;
+	deadline = jiffies + msecs_to_jiffies(timeout_ms);
+
+	while (done < n) {
+		unsigned int k = min_t(unsigned int, n - done, pd->ring_size - 1);
+		u32 head = pd->tail, last = (head + k - 1) & mask;
+		int seq = atomic_read(&pd->irq_seq);
+		long left;
+		u64 bytes = 0;
+
+		for (j = 0; j < k; j++) {
+			struct p2plab_desc *d = &pd->ring[(head + j) & mask];
+			const struct p2plab_xfer *t = &x[done + j];
+
+			d->src = cpu_to_le64(t->src);
+			d->dst = cpu_to_le64(t->dst);
+			d->len = cpu_to_le32(t->len);
+			d->flags = cpu_to_le32(t->flags | (j == k - 1 ? P2PLAB_DESC_F_IRQ : 0));
+			d->cookie = cpu_to_le32(pd->cookie++);
+			WRITE_ONCE(d->status, 0);
+		}
+		/* descriptors must be visible to the device before the doorbell */
+		dma_wmb();
+		pd->tail = (head + k) & mask;
+		wr(pd, P2PLAB_REG_RING_TAIL, pd->tail);
+		p2plab_cnt_add(pd, descs, k);
+
+		now = jiffies;
+		left = time_after(deadline, now) ? deadline - now : 1;
+		left = wait_event_timeout(pd->wq, p2plab_chunk_settled(pd, last, &state), left);
+		if (state == CHUNK_DONE && left <= 1 && atomic_read(&pd->irq_seq) == seq &&
+		    time_after_eq(jiffies, deadline)) {
+			/* found complete only at the deadline and no interrupt came */
+			info->irq_lost = true;
+			p2plab_cnt_add(pd, irq_lost, 1);
+			dev_warn_ratelimited(&pd->pdev->dev,
+					     "batch completed without interrupt (lost IRQ?)\n");
+		}
+		if (state == CHUNK_DEAD) {
+			ret = -ENODEV;
+			goto out_unlock;
+		}
+		if (state == CHUNK_RUNNING) {
+			p2plab_cnt_add(pd, timeouts, 1);
+			dev_err(&pd->pdev->dev,
+				"DMA batch timed out after %u ms (HEAD %u TAIL %u STATUS %#x); resetting engine\n",
+				timeout_ms, rd(pd, P2PLAB_REG_RING_HEAD), pd->tail,
+				rd(pd, P2PLAB_REG_STATUS));
+			ret = p2plab_engine_reset(pd);
+			ret = ret == -ENODEV ? -ENODEV : -ETIMEDOUT;
+			goto out_unlock;
+		}
+		/* results: data written by the device is valid once its status says DONE */
+		dma_rmb();
+		for (j = 0; j < k; j++) {
+			u32 st = le32_to_cpu(READ_ONCE(pd->ring[(head + j) & mask].status));
+			u32 err = st & P2PLAB_DESC_ERR_MASK;
+
+			if (!(st & P2PLAB_DESC_DONE)) {
+				/* only after a halt: this entry never ran */
+				if (info->failed_idx == ~0U && state == CHUNK_HALTED) {
+					info->failed_idx = done + j;
+					info->err_code = rd(pd, P2PLAB_REG_ERR_CODE);
+				}
+				continue;
+			}
+			if (err) {
+				p2plab_cnt_add(pd, desc_errors, 1);
+				if (info->failed_idx == ~0U) {
+					info->failed_idx = done + j;
+					info->err_code = err;
+				}
+			} else {
+				bytes += x[done + j].len;
+			}
+		}
+		p2plab_cnt_add(pd, bytes, bytes);
+		if (state == CHUNK_HALTED) {
+			u32 code = rd(pd, P2PLAB_REG_ERR_CODE);
+
+			p2plab_cnt_add(pd, ring_errors, 1);
+			info->ring_error = true;
+			if (info->failed_idx == ~0U) {
+				info->failed_idx = done;
+				info->err_code = code;
+			}
+			dev_err(&pd->pdev->dev, "engine halted: ERR_CODE %#x ERR_INDEX %u; resetting\n",
+				code, rd(pd, P2PLAB_REG_ERR_INDEX));
+			ret = p2plab_engine_reset(pd);
+			ret = ret == -ENODEV ? -ENODEV : -EIO;
+			goto out_unlock;
+		}
+		if (info->failed_idx != ~0U) {
+			dev_dbg(&pd->pdev->dev, "descriptor %u failed: error %#x\n",
+				info->failed_idx, info->err_code);
+			ret = -EIO;
+			goto out_unlock;
+		}
+		done += k;
+	}
+	ret = 0;
+out_unlock:
+	mutex_unlock(&pd->dma_lock);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(p2plab_dma_run_info);
+
+int p2plab_dma_run(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
+		   unsigned int timeout_ms, unsigned int *failed_idx, u32 *err_code)
+{
+	struct p2plab_run_info info;
+	int ret = p2plab_dma_run_info(pd, x, n, timeout_ms, &info);
+
+	if (failed_idx)
+		*failed_idx = info.failed_idx;
+	if (err_code)
+		*err_code = info.err_code;
+	return ret;
+}
+EXPORT_SYMBOL_GPL(p2plab_dma_run);
+
+/* ---- interrupts ------------------------------------------------------------------------------- */
+
+static int p2plab_setup_irqs(struct p2plab_dev *pd)
+{
+	struct pci_dev *pdev = pd->pdev;
+	int nvec = -ENODEV, i, ret;
+
+	if (use_msix) {
+		nvec = pci_alloc_irq_vectors(pdev, P2PLAB_NUM_VECTORS, P2PLAB_NUM_VECTORS,
+					     PCI_IRQ_MSIX);
+		if (nvec > 0)
+			pd->irq_mode = P2PLAB_IRQ_MSIX;
+		else
+			dev_info(&pdev->dev, "MSI-X unavailable (%d); falling back to INTx\n", nvec);
+	}
+	if (nvec <= 0) {
+		nvec = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_INTX);
+		if (nvec <= 0)
+			return nvec ?: -ENODEV;
+		pd->irq_mode = P2PLAB_IRQ_INTX;
+	}
+	pd->nvec = nvec;
+	for (i = 0; i < nvec; i++) {
+		ret = request_irq(pci_irq_vector(pdev, i), p2plab_irq,
+				  pd->irq_mode == P2PLAB_IRQ_INTX ? IRQF_SHARED : 0,
+				  P2PLAB_DRV_NAME, pd);
+		if (ret)
+			goto err_free_irqs;
+	}
+	return 0;
+
+err_free_irqs:
+	while (--i >= 0)
+		free_irq(pci_irq_vector(pdev, i), pd);
+	pci_free_irq_vectors(pdev);
+	pd->nvec = 0;
+	return ret;
+}
+
+static void p2plab_teardown_irqs(struct p2plab_dev *pd)
+{
+	int i;
+
+	for (i = 0; i < pd->nvec; i++)
+		free_irq(pci_irq_vector(pd->pdev, i), pd);
+	pci_free_irq_vectors(pd->pdev);
+	pd->nvec = 0;
+}
+
+/* ---- debugfs ---------------------------------------------------------------------------------- */
+
+static int p2plab_dbg_show(struct seq_file *s, void *unused)
+{
+	struct p2plab_dev *pd = s->private;
+	struct p2plab_counters c;
+	unsigned long f;
+
+	spin_lock_irqsave(&pd->cnt_lock, f);
+	c = pd->cnt;
+	spin_unlock_irqrestore(&pd->cnt_lock, f);
+	seq_printf(s, "pci %s\nirq_mode %d\nring_size %u\nmem_size %llu\np2p_size %llu\n"
+		   "priv_off %llu\npriv_size %llu\ndead %d\n",
+		   pci_name(pd->pdev), pd->irq_mode, pd->ring_size, (u64)pd->mem_size,
+		   (u64)pd->p2p_size, (u64)pd->priv_off, (u64)pd->priv_size, pd->dead);
+	seq_printf(s, "batches %llu\ndescs %llu\nbytes %llu\ndesc_errors %llu\nring_errors %llu\n"
+		   "timeouts %llu\nresets %llu\nlink_down %llu\nirq_done %llu\nirq_error %llu\n"
+		   "irq_lost %llu\np2p_bus %llu\np2p_host_bridge %llu\np2p_refused %llu\n",
+		   c.batches, c.descs, c.bytes, c.desc_errors, c.ring_errors, c.timeouts, c.resets,
+		   c.link_down, c.irq_done, c.irq_error, c.irq_lost, c.p2p_bus, c.p2p_host_bridge,
+		   c.p2p_refused);
+	if (!pd->dead)
+		seq_printf(s, "reg_status %#x\nreg_head %u\nreg_tail %u\nreg_err_code %#x\n"
+			   "reg_err_index %u\nreg_completed %u\n",
+			   rd(pd, P2PLAB_REG_STATUS), rd(pd, P2PLAB_REG_RING_HEAD),
+			   rd(pd, P2PLAB_REG_RING_TAIL), rd(pd, P2PLAB_REG_ERR_CODE),
+			   rd(pd, P2PLAB_REG_ERR_INDEX), rd(pd, P2PLAB_REG_COMPLETED));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(p2plab_dbg);
+
+/* ---- probe / remove --------------------------------------------------------------------------- */
+
+static resource_size_t p2plab_pick_p2p_size(struct p2plab_dev *pd)
+{
+	resource_size_t sz;
+
+	if (!p2p_size || !*p2p_size)
+		sz = pd->mem_size / 2;
+	else
+		sz = memparse(p2p_size, NULL);
+	sz = min_t(resource_size_t, sz, pd->mem_size);
+	return round_down(sz, P2PLAB_P2P_ALIGN);
+}
+
+static int p2plab_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct device *dev = &pdev->dev;
+	struct p2plab_dev *pd;
+	u32 v, ver;
+	u64 regsz;
+	int ret;
+
+	pd = kzalloc(sizeof(*pd), GFP_KERNEL);
+	if (!pd)
+		return -ENOMEM;
+	kref_init(&pd->ref);
+	INIT_LIST_HEAD(&pd->node);
+	init_rwsem(&pd->active);
+	mutex_init(&pd->dma_lock);
+	spin_lock_init(&pd->cnt_lock);
+	init_waitqueue_head(&pd->wq);
+	atomic_set(&pd->irq_seq, 0);
+	pd->pdev = pdev;
+	pd->id = -1;
+	pci_set_drvdata(pdev, pd);
+
+	ret = pci_enable_device(pdev);
+	if (ret)
+		goto err_put;
+	pci_set_master(pdev);
+	ret = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(64));
+	if (ret) {
+		dev_err(dev, "no 64-bit DMA mask\n");
+		goto err_disable;
+	}
+	if (!(pci_resource_flags(pdev, P2PLAB_BAR_REGS) & IORESOURCE_MEM) ||
+	    !(pci_resource_flags(pdev, P2PLAB_BAR_MEM) & IORESOURCE_MEM) ||
+	    pci_resource_len(pdev, P2PLAB_BAR_REGS) < P2PLAB_REGS_SIZE ||
+	    !pci_resource_start(pdev, P2PLAB_BAR_MEM)) {
+		dev_err(dev, "BAR0/BAR2 missing or unassigned\n");
+		ret = -ENODEV;
+		goto err_disable;
+	}
+	ret = pci_request_regions(pdev, P2PLAB_DRV_NAME);
+	if (ret)
+		goto err_disable;
+	pd->regs = pci_iomap(pdev, P2PLAB_BAR_REGS, P2PLAB_REGS_SIZE);
+	if (!pd->regs) {
+		ret = -ENOMEM;
+		goto err_release_regions;
+	}
+	v = rd(pd, P2PLAB_REG_ID);
+	ver = rd(pd, P2PLAB_REG_VERSION);
+	if (v != P2PLAB_ID_MAGIC || (ver >> 16) != (P2PLAB_IF_VERSION >> 16)) {
+		dev_err(dev, "not a p2plab device or unsupported interface (ID %#x VERSION %#x)\n",
+			v, ver);
+		ret = -ENODEV;
+		goto err_unmap_regs;
+	}
+	pd->if_version = ver;
+	pd->caps = rd(pd, P2PLAB_REG_CAPS);
+	pd->ring_max = rd(pd, P2PLAB_REG_RING_MAX);
+	pd->mem_phys = pci_resource_start(pdev, P2PLAB_BAR_MEM);
+	pd->mem_size = pci_resource_len(pdev, P2PLAB_BAR_MEM);
+	regsz = rd(pd, P2PLAB_REG_MEM_SIZE_LO) | (u64)rd(pd, P2PLAB_REG_MEM_SIZE_HI) << 32;
+	if (regsz != pd->mem_size)
+		dev_warn(dev, "MEM_SIZE register %#llx != BAR2 size %#llx; using the BAR size\n",
+			 regsz, (u64)pd->mem_size);
+	pd->mem = pci_iomap(pdev, P2PLAB_BAR_MEM, 0);
+	if (!pd->mem) {
+		ret = -ENOMEM;
+		goto err_unmap_regs;
+	}
+	pd->p2p_size = p2plab_pick_p2p_size(pd);
+	pd->priv_off = pd->p2p_size;
+	pd->priv_size = pd->mem_size - pd->p2p_size;
+
+	/* descriptor ring */
+	if (pd->ring_max < 2) {
+		dev_err(dev, "RING_MAX %u < 2\n", pd->ring_max);
+		ret = -ENODEV;
+		goto err_unmap_mem;
+	}
+	pd->ring_size = rounddown_pow_of_two(clamp_t(u32, ring_entries ?: 256, 2, pd->ring_max));
+	pd->ring = dma_alloc_coherent(dev, pd->ring_size * sizeof(*pd->ring), &pd->ring_dma,
+				      GFP_KERNEL);
+	if (!pd->ring) {
+		ret = -ENOMEM;
+		goto err_unmap_mem;
+	}
+	ret = p2plab_setup_irqs(pd);
+	if (ret) {
+		dev_err(dev, "no interrupts: %d\n", ret);
+		goto err_free_ring;
+	}
+	ret = p2plab_engine_reset(pd);
+	if (ret) {
+		dev_err(dev, "engine start failed: %d\n", ret);
+		goto err_teardown_irqs;
+	}
+	pd->cnt.resets = 0;	/* the initial reset does not count */
+
+	ret = ida_alloc(&p2plab_ida, GFP_KERNEL);
+	if (ret < 0)
+		goto err_stop_engine;
+	pd->id = ret;
+	snprintf(pd->name, sizeof(pd->name), "p2plab%d", pd->id);
+
+	/* P2PDMA provider: the whole BAR2 is a provider (bus_offset), [0, p2p_size) gets pages */
+	ret = pcim_p2pdma_init(pdev);
+	if (ret) {
+		dev_warn(dev, "P2PDMA unavailable (%d): no p2pmem, peers cannot target this BAR\n",
+			 ret);
+		pd->p2p_size = 0;
+		pd->priv_off = 0;
+		pd->priv_size = pd->mem_size;
+	} else {
+		pd->provider = pcim_p2pdma_provider(pdev, P2PLAB_BAR_MEM);
+	}
+	if (pd->p2p_size) {
+		/* devm: undone by the driver core after remove() / a failed probe */
+		ret = pci_p2pdma_add_resource(pdev, P2PLAB_BAR_MEM, pd->p2p_size, 0);
+		if (ret) {
+			dev_err(dev, "pci_p2pdma_add_resource(%#llx) failed: %d\n",
+				(u64)pd->p2p_size, ret);
+			goto err_free_id;
+		}
+	}
+
+	ret = p2plab_hmm_probe(pd);
+	if (ret) {
+		dev_err(dev, "HMM setup failed: %d\n", ret);
+		goto err_free_id;
+	}
+	if (pd->p2p_size) {
+		pci_p2pmem_publish(pdev, true);
+		pd->p2pmem_published = true;
+	}
+
+	pd->dbg = debugfs_create_dir(pd->name, p2plab_dbg_root);
+	debugfs_create_file("state", 0444, pd->dbg, pd, &p2plab_dbg_fops);
+
+	mutex_lock(&p2plab_devs_lock);
+	list_add_tail(&pd->node, &p2plab_devs);
+	mutex_unlock(&p2plab_devs_lock);
+
+	ret = p2plab_cdev_register(pd);
+	if (ret) {
+		dev_err(dev, "cannot register /dev/%s: %d\n", pd->name, ret);
+		goto err_unlist;
+	}
+
+	dev_info(dev, "%s: BAR2 %pa size %#llx, p2pmem %#llx, private %#llx@%#llx, ring %u, %s, caps %#x\n",
+		 pd->name, &pd->mem_phys, (u64)pd->mem_size, (u64)pd->p2p_size,
+		 (u64)pd->priv_size, (u64)pd->priv_off, pd->ring_size,
+		 pd->irq_mode == P2PLAB_IRQ_MSIX ? "MSI-X" : "INTx", pd->caps);
+	return 0;
+
+err_unlist:
+	mutex_lock(&p2plab_devs_lock);
+	list_del_init(&pd->node);
+	mutex_unlock(&p2plab_devs_lock);
+	debugfs_remove_recursive(pd->dbg);
+	if (pd->p2pmem_published)
+		pci_p2pmem_publish(pdev, false);
+	p2plab_hmm_remove(pd);
+err_free_id:
+	ida_free(&p2plab_ida, pd->id);
+err_stop_engine:
+	p2plab_engine_stop(pd);
+err_teardown_irqs:
+	p2plab_teardown_irqs(pd);
+err_free_ring:
+	dma_free_coherent(dev, pd->ring_size * sizeof(*pd->ring), pd->ring, pd->ring_dma);
+	pd->ring = NULL;
+err_unmap_mem:
+	pci_iounmap(pdev, pd->mem);
+err_unmap_regs:
+	pci_iounmap(pdev, pd->regs);
+err_release_regions:
+	pci_release_regions(pdev);
+err_disable:
+	pci_disable_device(pdev);
+err_put:
+	pci_set_drvdata(pdev, NULL);
+	p2plab_put(pd);
+	return ret;
+}
+
+static void p2plab_remove(struct pci_dev *pdev)
+{
+	struct p2plab_dev *pd = pci_get_drvdata(pdev);
+
+	/* HMM first: it evicts device-private pages to RAM with the engine still running */
+	p2plab_hmm_remove(pd);
+
+	/* no new users (cdev calls, peers); wait for current ones */
+	mutex_lock(&p2plab_devs_lock);
+	list_del_init(&pd->node);
+	mutex_unlock(&p2plab_devs_lock);
+	down_write(&pd->active);
+	pd->removing = true;
+	up_write(&pd->active);
+
+	p2plab_cdev_unregister(pd);
+	if (pd->p2pmem_published)
+		pci_p2pmem_publish(pdev, false);
+	debugfs_remove_recursive(pd->dbg);
+
+	mutex_lock(&pd->dma_lock);
+	p2plab_engine_stop(pd);
+	p2plab_teardown_irqs(pd);
+	dma_free_coherent(&pdev->dev, pd->ring_size * sizeof(*pd->ring), pd->ring, pd->ring_dma);
+	pd->ring = NULL;
+	mutex_unlock(&pd->dma_lock);
+
+	ida_free(&p2plab_ida, pd->id);
+	pci_iounmap(pdev, pd->mem);
+	pci_iounmap(pdev, pd->regs);
+	pci_release_regions(pdev);
+	pci_disable_device(pdev);
+	pci_set_drvdata(pdev, NULL);
+	dev_info(&pdev->dev, "%s removed\n", pd->name);
+	p2plab_put(pd);
+}
+
+static const struct pci_device_id p2plab_ids[] = {
+	{ PCI_DEVICE(P2PLAB_VENDOR_ID, P2PLAB_DEVICE_ID) },
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, p2plab_ids);
+
+static struct pci_driver p2plab_driver = {
+	.name = P2PLAB_DRV_NAME,
+	.id_table = p2plab_ids,
+	.probe = p2plab_probe,
+	.remove = p2plab_remove,
+};
+
+static int __init p2plab_init(void)
+{
+	int ret;
+
+	p2plab_dbg_root = debugfs_create_dir(P2PLAB_DRV_NAME, NULL);
+	ret = p2plab_hmm_init();
+	if (ret)
+		goto err_debugfs;
+	ret = pci_register_driver(&p2plab_driver);
+	if (ret)
+		goto err_hmm_exit;
+	return 0;
+
+err_hmm_exit:
+	p2plab_hmm_exit();
+err_debugfs:
+	debugfs_remove_recursive(p2plab_dbg_root);
+	return ret;
+}
+
+static void __exit p2plab_exit(void)
+{
+	pci_unregister_driver(&p2plab_driver);
+	p2plab_hmm_exit();
+	debugfs_remove_recursive(p2plab_dbg_root);
+	ida_destroy(&p2plab_ida);
+}
+
+module_init(p2plab_init);
+module_exit(p2plab_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("p2plab: emulated PCIe DMA engine for HMM and PCI P2PDMA experiments");
+MODULE_AUTHOR("p2plab");

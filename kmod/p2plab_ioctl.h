@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note OR MIT */
+/*
+ * p2plab_ioctl.h - user API of /dev/p2plabN (p2plab.ko). Usable from userspace (include after
+ * <linux/types.h>, or on its own: it includes it) and from the kernel. docs/kmod.md documents
+ * every call and errno.
+ *
+ * Device memory offsets ("dev_off", "local_off", "peer_off") are byte offsets into BAR2 of the
+ * device; every length is in bytes; no alignment is required anywhere (the engine moves bytes).
+ * All reserved fields must be zero on input (else EINVAL). Output fields are written back also
+ * when the call fails with EIO, ETIMEDOUT or EOPNOTSUPP, so userspace can see why.
+ */
+#ifndef P2PLAB_IOCTL_H
+#define P2PLAB_IOCTL_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define P2PLAB_IOC_MAGIC	0xB2
+
+/* map types, = enum pci_p2pdma_map_type of the running kernel */
+#define P2PLAB_MAP_NONE			1	/* not a P2P transfer (system RAM) */
+#define P2PLAB_MAP_NOT_SUPPORTED	2	/* P2P refused: would cross a host bridge not allowed */
+#define P2PLAB_MAP_BUS_ADDR		3	/* through a PCIe switch, PCI bus addresses */
+#define P2PLAB_MAP_THRU_HOST_BRIDGE	4	/* through the root complex, dma_map_phys(DMA_ATTR_MMIO) */
+
+#define P2PLAB_IRQ_NONE		0
+#define P2PLAB_IRQ_INTX		1
+#define P2PLAB_IRQ_MSI		2
+#define P2PLAB_IRQ_MSIX		3
+
+#define P2PLAB_INFO_F_P2PMEM	(1u << 0)	/* p2pmem published */
+#define P2PLAB_INFO_F_HMM	(1u << 1)	/* HMM device memory active on the private window */
+#define P2PLAB_INFO_F_DEAD	(1u << 2)	/* link down seen; P2PLAB_IOC_RESET to recover */
+
+struct p2plab_info {
+	__u32 id;			/* N of /dev/p2plabN */
+	__u16 vendor, device;
+	__u32 revision, class_code;
+	__u32 caps;			/* P2PLAB_REG_CAPS */
+	__u32 if_version;		/* P2PLAB_REG_VERSION */
+	__u32 irq_mode;			/* P2PLAB_IRQ_* */
+	__u32 ring_size;		/* descriptors in the ring */
+	__u32 flags;			/* P2PLAB_INFO_F_* */
+	__u32 timeout_ms;		/* default DMA timeout */
+	__u64 regs_size;		/* BAR0 */
+	__u64 mem_size;			/* BAR2 */
+	__u64 mem_phys;			/* BAR2 CPU physical address */
+	__u64 mem_bus;			/* BAR2 PCI bus address */
+	__u64 p2p_size;			/* [0, p2p_size) of BAR2 is p2pmem */
+	__u64 priv_off, priv_size;	/* HMM window */
+	char pci_name[32];		/* "0000:03:00.0" */
+};
+
+/* user memory <-> device memory through the engine */
+#define P2PLAB_DIR_TO_DEV	0	/* user buffer -> BAR2[dev_off] */
+#define P2PLAB_DIR_FROM_DEV	1	/* BAR2[dev_off] -> user buffer */
+
+#define P2PLAB_RES_IRQ_LOST	(1u << 0)	/* completed, but no interrupt came (seen at timeout) */
+#define P2PLAB_RES_RING_ERROR	(1u << 1)	/* engine halted with a ring-level error; was reset */
+#define P2PLAB_RES_TIMEOUT	(1u << 2)	/* did not complete in time; engine was reset */
+#define P2PLAB_RES_LINK_DOWN	(1u << 3)	/* device stopped answering (all-ones reads) */
+
+/* Common result block */
+struct p2plab_result {
+	__u32 map_type;		/* P2PLAB_MAP_*: the most remote mapping used (NONE = plain RAM) */
+	__s32 distance;		/* pci_p2pdma_distance() of that P2P mapping, -1 if none/refused */
+	__u32 err_code;		/* P2PLAB_ERR_* of the first failed descriptor (or ring-level code) */
+	__u32 failed_idx;	/* index of that descriptor in the batch, 0xffffffff if none */
+	__u32 descs;		/* descriptors submitted */
+	__u32 flags;		/* P2PLAB_RES_* */
+	__u64 ns;		/* time spent in the engine (submit to completion) */
+};
+
+struct p2plab_dma {
+	__u64 uaddr;		/* user buffer: anonymous/file memory or an mmap of a p2pmem/allocate */
+	__u64 dev_off;		/* offset in BAR2 */
+	__u64 len;		/* 1 .. P2PLAB_DMA_MAX_LEN */
+	__u32 dir;		/* P2PLAB_DIR_* */
+	__u32 timeout_ms;	/* 0: module default; max P2PLAB_TIMEOUT_MAX_MS */
+	__u32 flags;		/* reserved, 0 */
+	__u32 reserved;
+	struct p2plab_result res;	/* out */
+};
+#define P2PLAB_DMA_MAX_LEN	(256ull << 20)
+#define P2PLAB_TIMEOUT_MAX_MS	600000u
+
+/* this device's BAR2 <-> another p2plab device's BAR2, this device's engine does the DMA */
+#define P2PLAB_PEER_TO		0	/* BAR2[local_off] -> peer BAR2[peer_off] */
+#define P2PLAB_PEER_FROM	1	/* peer BAR2[peer_off] -> BAR2[local_off] */
+struct p2plab_peer_copy {
+	__u32 peer_id;		/* N of the peer /dev/p2plabN, != own id */
+	__u32 dir;		/* P2PLAB_PEER_* */
+	__u64 local_off;
+	__u64 peer_off;		/* must lie in the peer's p2pmem window [0, p2p_size) */
+	__u64 len;		/* 1 .. P2PLAB_DMA_MAX_LEN */
+	__u32 timeout_ms;
+	__u32 reserved;
+	struct p2plab_result res;	/* out, also on EOPNOTSUPP (map_type NOT_SUPPORTED) */
+};
+
+/* what the kernel decides for this device (client) reaching a peer's BAR2 (provider) */
+struct p2plab_p2p_query {
+	__u32 peer_id;
+	__u32 map_type;		/* out: P2PLAB_MAP_* */
+	__s32 distance;		/* out: pci_p2pdma_distance(), -1 = not supported */
+	__u32 reserved;
+	__u64 bus_offset;	/* out: provider bus_offset (bus address - CPU physical address) */
+};
+
+/* copy inside own BAR2 with the engine */
+#define P2PLAB_LOCAL_F_NOCHECK	(1u << 0)	/* CAP_SYS_ADMIN: skip the driver's range checks so
+						 * the device's own checks (SRC/DST_RANGE) are tested */
+struct p2plab_local_copy {
+	__u64 src_off, dst_off, len;
+	__u32 flags;		/* P2PLAB_LOCAL_F_* */
+	__u32 timeout_ms;
+	struct p2plab_result res;	/* out */
+};
+
+struct p2plab_stats {		/* cumulative since probe */
+	__u64 batches, descs, bytes, desc_errors, ring_errors, timeouts, resets, link_down;
+	__u64 irq_done, irq_error, irq_lost, p2p_bus, p2p_host_bridge, p2p_refused;
+	__u32 hw_completed;	/* P2PLAB_REG_COMPLETED */
+	__u32 hw_status;	/* P2PLAB_REG_STATUS (0xffffffff: link down) */
+};
+
+#define P2PLAB_IOC_INFO		_IOR(P2PLAB_IOC_MAGIC, 0x00, struct p2plab_info)
+#define P2PLAB_IOC_DMA		_IOWR(P2PLAB_IOC_MAGIC, 0x01, struct p2plab_dma)
+#define P2PLAB_IOC_PEER_COPY	_IOWR(P2PLAB_IOC_MAGIC, 0x02, struct p2plab_peer_copy)
+#define P2PLAB_IOC_P2P_QUERY	_IOWR(P2PLAB_IOC_MAGIC, 0x03, struct p2plab_p2p_query)
+#define P2PLAB_IOC_LOCAL_COPY	_IOWR(P2PLAB_IOC_MAGIC, 0x04, struct p2plab_local_copy)
+#define P2PLAB_IOC_STATS	_IOR(P2PLAB_IOC_MAGIC, 0x05, struct p2plab_stats)
+#define P2PLAB_IOC_RESET	_IO(P2PLAB_IOC_MAGIC, 0x06)	/* reset + re-program the engine */
+
+/*
+ * read()/write()/pread()/pwrite() on /dev/p2plabN access BAR2 with the CPU (uncached MMIO),
+ * independently of the engine: the file offset is the BAR2 offset. lseek() works (SEEK_END =
+ * BAR2 size). Reads/writes past the end return 0 / ENOSPC.
+ */
+
+#endif /* P2PLAB_IOCTL_H */
