@@ -5,7 +5,8 @@
 #   scripts/qemu-test.sh -p /x86_64/p2plab/batch    # extra arguments go to the GLib test binary
 #   P2PLAB_BENCH=1 scripts/qemu-test.sh -p /x86_64/p2plab/bench  # bandwidth benchmark (see qemu-bench.sh)
 #
-# Prints the TAP stream and a summary line "qtest: N passed, N failed"; exits non-zero on failure.
+# Prints the TAP stream and a summary line "qtest: N passed, N failed, N skipped"; writes the TAP to
+# $P2PLAB_RESULTS/qemu/qtest.tap (default build/test-results/qemu/); exits non-zero on failure.
 source "$(dirname "$0")/lib.sh"
 
 qemu=$("$P2PLAB_ROOT/scripts/build-qemu.sh" | tail -1)
@@ -29,5 +30,11 @@ skip=$(grep -cE '^ok .*# SKIP' "$out" || true)
 pass=$(( $(grep -c '^ok ' "$out" || true) - skip ))
 fail=$(grep -c '^not ok ' "$out" || true)
 [ "$rc" -eq 0 ] || [ "$fail" -gt 0 ] || fail=$((fail + 1))   # crash/timeout without a TAP line
+# the TAP for `make test`'s tally (scripts/test-all.sh): build/test-results/qemu/qtest.tap
+res=${P2PLAB_RESULTS:-$P2PLAB_ROOT/build/test-results}/qemu
+mkdir -p "$res"
+{ grep -E '^(ok|not ok|1\.\.|Bail out)' "$out" || true
+  [ "$rc" -eq 0 ] || [ "$(grep -c '^not ok ' "$out" || true)" -gt 0 ] ||
+      echo "not ok - p2plab-test exited with status $rc without reporting a failure"; } >"$res/qtest.tap"
 echo "qtest: $pass passed, $fail failed, $skip skipped"
 [ "$rc" -eq 0 ] && [ "$fail" -eq 0 ]
