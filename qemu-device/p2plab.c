@@ -528,11 +528,14 @@ static uint32_t p2plab_copy_step(P2plabState *s, uint64_t max, uint64_t *copied)
         memory_region_set_dirty(s->mem_mr, s->cur_dst + off, n);
         s->stat_bytes_local += n;
     } else if (dl) {
-        if (p2plab_bus_xfer(s, s->cur_src + off, s->mem_ptr + s->cur_dst + off, n, false)
-            != MEMTX_OK) {
+        MemTxResult r = p2plab_bus_xfer(s, s->cur_src + off, s->mem_ptr + s->cur_dst + off, n,
+                                        false);
+
+        /* dirty even on failure: the part before the failing point may have been written */
+        memory_region_set_dirty(s->mem_mr, s->cur_dst + off, n);
+        if (r != MEMTX_OK) {
             return P2PLAB_ERR_SRC_DMA;
         }
-        memory_region_set_dirty(s->mem_mr, s->cur_dst + off, n);
     } else if (sl) {
         if (p2plab_bus_xfer(s, s->cur_dst + off, s->mem_ptr + s->cur_src + off, n, true)
             != MEMTX_OK) {
