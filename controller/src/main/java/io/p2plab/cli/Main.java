@@ -62,6 +62,7 @@ public final class Main implements Callable<Integer> {
         String shard;
         String filter;
         boolean list;
+        boolean console;
     }
 
     static List<Scenario.Case> loadAll(List<Path> files, PrintStream err) {
@@ -106,7 +107,7 @@ public final class Main implements Callable<Integer> {
         }
         Path out = o.out != null ? o.out : defaultOut();
         err.println("artifacts: " + out.toAbsolutePath());
-        List<CaseResult> results = new Engine(out, err).run(cases);
+        List<CaseResult> results = new Engine(out, err).teeConsole(o.console).run(cases);
         Reports.summary(results, System.out);
         if (o.junit != null) {
             try {
@@ -193,10 +194,12 @@ public final class Main implements Callable<Integer> {
         String filter;
         @Option(names = "--list", description = "list the (expanded) cases and exit")
         boolean list;
+        @Option(names = {"-c", "--console"}, description = "stream the guest serial console to stderr")
+        boolean console;
 
         RunOptions o() {
             RunOptions r = new RunOptions();
-            r.out = out; r.junit = junit; r.shard = shard; r.filter = filter; r.list = list;
+            r.out = out; r.junit = junit; r.shard = shard; r.filter = filter; r.list = list; r.console = console;
             return r;
         }
     }

@@ -29,8 +29,10 @@ public final class ConsoleCommand implements Callable<Integer> {
     Path spec;
     @Option(names = "--history", paramLabel = "FILE", description = "history file (default ~/.p2plab_history)")
     Path history;
-    @Option(names = "--out", paramLabel = "DIR", description = "artifact dir for a booted VM")
+    @Option(names = "--out", paramLabel = "DIR", description = "artifact dir for a booted VM (default: a temp dir)")
     Path out;
+    @Option(names = "--no-wait", description = "do not wait for the guest's ready line before the prompt")
+    boolean noWait;
 
     @Override
     public Integer call() throws Exception {
@@ -44,7 +46,7 @@ public final class ConsoleCommand implements Callable<Integer> {
                     if (ga[0] == null) ga[0] = GuestAgent.connect(gaSocket);
                     return ga[0];
                 };
-                return new ConsoleRepl(t, q, gs, hist, null).run();
+                return new ConsoleRepl(t, q, gs, hist, null, null).run();
             }
         }
         MachineSpec ms;
@@ -62,8 +64,17 @@ public final class ConsoleCommand implements Callable<Integer> {
         try (Vm vm = Vm.launch(ms, dir, System.err::println);
              Terminal t = TerminalBuilder.builder().system(true).build()) {
             System.err.println("QEMU pid " + vm.pid() + ", artifacts in " + dir);
-            if (ms.kernel() != null) vm.console().addLineListener(l -> { });
-            return new ConsoleRepl(t, vm.qmp(), vm::guestAgent, hist, machineJson).run();
+            if (ms.ready() != null && !noWait) {
+                // show the boot on the terminal until the guest is ready, then hand over to the REPL
+                java.util.function.Consumer<String> tee = l -> System.out.println(l);
+                vm.console().addLineListener(tee);
+                try {
+                    vm.waitReady();
+                } finally {
+                    vm.console().removeLineListener(tee);
+                }
+            }
+            return new ConsoleRepl(t, vm.qmp(), vm::guestAgent, hist, machineJson, vm.console()).run();
         }
     }
 }

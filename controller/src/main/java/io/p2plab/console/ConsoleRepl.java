@@ -26,17 +26,20 @@ import java.util.function.Supplier;
 
 /** The interactive QMP shell. */
 public final class ConsoleRepl {
-    static final List<String> BUILTINS = List.of("help", "hmp", "guest", "ga", "events", "record", "quit", "exit");
+    static final List<String> BUILTINS = List.of("help", "hmp", "guest", "ga", "events", "log", "record", "quit", "exit");
 
     private final Terminal terminal;
     private final QmpClient qmp;
     private final Supplier<GuestAgent> ga;
     private final Path historyFile;
     private final JsonNode machine;
+    private final io.p2plab.vm.Console guestConsole;
     private Path recordFile;
     private ArrayNode recorded;
 
-    public ConsoleRepl(Terminal terminal, QmpClient qmp, Supplier<GuestAgent> ga, Path historyFile, JsonNode machine) {
+    public ConsoleRepl(Terminal terminal, QmpClient qmp, Supplier<GuestAgent> ga, Path historyFile, JsonNode machine,
+                       io.p2plab.vm.Console guestConsole) {
+        this.guestConsole = guestConsole;
         this.terminal = terminal;
         this.qmp = qmp;
         this.ga = ga;
@@ -104,6 +107,7 @@ public final class ConsoleRepl {
                     guest SHELL-COMMAND    run a shell command in the guest via qemu-ga
                     ga CMD key=value ...   raw qemu-ga command, e.g. ga guest-info
                     events                 list the events received so far
+                    log [N]                last N (default 30) lines of the guest serial console
                     record FILE | stop     record this session's commands as a replayable scenario YAML
                     quit                   leave (Ctrl-D too)""");
             case "hmp" -> {
@@ -122,6 +126,10 @@ public final class ConsoleRepl {
             case "ga" -> {
                 QmpShellSyntax.Parsed p = QmpShellSyntax.parse(rest);
                 out.println(Json.pretty(ga.get().call(p.command(), p.args())));
+            }
+            case "log" -> {
+                if (guestConsole == null) throw new IllegalStateException("no guest console (attached mode)");
+                out.println(guestConsole.tail(rest.isEmpty() ? 30 : Integer.parseInt(rest)));
             }
             case "events" -> {
                 for (QmpEvent e : qmp.eventHistory()) out.println("#" + e.seq() + " " + e.name() + " " + Json.compact(e.data()));

@@ -37,9 +37,17 @@ public final class Engine {
         return t;
     });
 
+    private boolean teeConsole;
+
     public Engine(Path outDir, PrintStream progress) {
         this.outDir = outDir;
         this.progress = progress;
+    }
+
+    /** Also copy every guest console line to the progress stream, live. */
+    public Engine teeConsole(boolean on) {
+        this.teeConsole = on;
+        return this;
     }
 
     public List<CaseResult> run(List<Scenario.Case> cases) {
@@ -160,7 +168,7 @@ public final class Engine {
                 if (timedOut.get()) throw new StepFailure("case timed out");
                 vm = Vm.launch(c.machine(), dir, msg -> { progress.println("    " + msg); log(msg); });
                 log("launched QEMU pid " + vm.pid() + ": " + Vm.shellQuote(vm.commandLine()));
-                vm.console().addLineListener(l -> { });
+                if (teeConsole) vm.console().addLineListener(l -> progress.println("    | " + l));
             }
             return vm;
         }

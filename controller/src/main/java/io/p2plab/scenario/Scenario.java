@@ -26,7 +26,7 @@ public final class Scenario {
             "expect-fail", "skip-if", "steps"};
     public static final String[] STEP_KINDS = {"boot", "wait-ready", "qmp", "hmp", "guest", "inject", "qom-get",
             "hotplug", "unplug", "wait-event", "console-expect", "sleep", "repeat"};
-    private static final Pattern VAR = Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_.-]*)}");
+    private static final Pattern VAR = Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_.-]*(?::-[^}]*)?)}");
 
     /** One runnable case. */
     public record Case(Path file, String scenario, String name, Map<String, String> vars, MachineSpec machine,
@@ -91,7 +91,7 @@ public final class Scenario {
             tree.remove("vars");
             JsonNode subst = substitute(tree, vars, "", doc::where);
             Node n = new Node(subst, "", doc::where);
-            out.add(buildCase(file, doc, n, name, caseName, labels));
+            out.add(buildCase(file, doc, n, name, caseName, labels, vars));
         }
         return out;
     }
@@ -138,6 +138,12 @@ public final class Scenario {
     }
 
     private static JsonNode lookup(Map<String, JsonNode> vars, String name, String ptr, Function<String, String> where) {
+        int dflt = name.indexOf(":-");
+        if (dflt >= 0) {   // ${name:-default}: the default when name is undefined or empty
+            String key = name.substring(0, dflt);
+            JsonNode v = key.startsWith("env.") ? textOrNull(System.getenv(key.substring(4))) : vars.get(key);
+            return v == null || v.asText().isEmpty() ? Json.NODES.textNode(name.substring(dflt + 2)) : v;
+        }
         JsonNode v = vars.get(name);
         if (v == null && name.contains(".") && vars.containsKey(name.substring(0, name.indexOf('.')))) {
             v = vars.get(name.substring(0, name.indexOf('.')));
@@ -156,9 +162,13 @@ public final class Scenario {
         return v;
     }
 
+    private static JsonNode textOrNull(String s) {
+        return s == null ? null : Json.NODES.textNode(s);
+    }
+
     private static Case buildCase(Path file, Doc doc, Node n, String scenario, String caseName,
-                                  Map<String, String> labels) {
-        MachineSpec machine = n.has("machine") ? machine(file, doc, n.get("machine")) : MachineSpec.none();
+                                  Map<String, String> labels, Map<String, JsonNode> vars) {
+        MachineSpec machine = n.has("machine") ? machine(file, doc, n.get("machine"), vars) : MachineSpec.none();
         List<Step> steps = Steps.parseList(n.get("steps"));
         if (steps.isEmpty()) throw n.get("steps").error("a scenario needs at least one step");
         Duration timeout = n.optDuration("timeout", Duration.ofMinutes(10));
@@ -192,7 +202,7 @@ public final class Scenario {
     }
 
     /** machine: a mapping, or {ref: FILE, overrides: {...}} (ref relative to the scenario file). */
-    private static MachineSpec machine(Path file, Doc doc, Node m) {
+    private static MachineSpec machine(Path file, Doc doc, Node m, Map<String, JsonNode> vars) {
         m.requireObject();
         if (!m.has("ref")) return MachineSpec.parse(m);
         m.checkKeys("ref", "overrides");
@@ -207,7 +217,8 @@ public final class Scenario {
         String basePtr = "";
         if (base.isObject() && base.has("machine")) { base = base.get("machine"); basePtr = "/machine"; }
         if (!base.isObject()) throw m.child("ref").error(refPath + " does not contain a machine mapping");
-        JsonNode merged = base.deepCopy();
+        // the referenced file sees the same variables as the scenario (matrix, vars, ${env.NAME:-default})
+        JsonNode merged = substitute(base, vars, basePtr, ref::where);
         if (m.has("overrides")) merged = merge(merged, m.get("overrides").requireObject().json());
         String mptr = m.pointer();
         String bp = basePtr;
