@@ -100,6 +100,7 @@ REG32(COMPLETED,    P2PLAB_REG_COMPLETED)
 #define P2PLAB_MEM_MAX          (64 * GiB)
 #define P2PLAB_SLICE_DESCS      64              /* per bottom-half run */
 #define P2PLAB_SLICE_BYTES      (4 * MiB)       /* per bottom-half run */
+#define P2PLAB_SLICE_NS         (2 * SCALE_MS)  /* per bottom-half run (slow MMIO targets) */
 #define P2PLAB_CHUNK            (1 * MiB)       /* largest single copy step */
 #define P2PLAB_BW_CHUNK         (64 * KiB)      /* copy step while bandwidth-capped */
 #define P2PLAB_BOUNCE           (256 * KiB)     /* bus->bus and MMIO staging buffer */
@@ -593,13 +594,15 @@ static void p2plab_bh(void *opaque)
     P2plabState *s = opaque;
     unsigned descs = 0;
     uint64_t bytes = 0;
+    int64_t t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
 
     trace_p2plab_bh(s->regs[R_RING_HEAD], s->regs[R_RING_TAIL], s->in_flight);
     while (p2plab_runnable(s) && p2plab_pending(s)) {
         uint32_t err;
         uint64_t n;
 
-        if (descs >= P2PLAB_SLICE_DESCS || bytes >= P2PLAB_SLICE_BYTES) {
+        if (descs >= P2PLAB_SLICE_DESCS || bytes >= P2PLAB_SLICE_BYTES ||
+            qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0 > P2PLAB_SLICE_NS) {
             qemu_bh_schedule(s->bh);        /* yield to the main loop */
             return;
         }
