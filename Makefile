@@ -40,13 +40,13 @@ controller-test: deps qemu ## controller unit + integration tests (real QEMU)
 	@scripts/controller-test.sh
 
 guest-test: qemu guest controller ## P2P guest tests across topologies (scenarios/guest)
-	@./p2plab suite scenarios/guest --out $(OUT)/guest --junit $(OUT)/guest/junit.xml $(shard_arg)
+	@scripts/lab-env.sh ./p2plab suite scenarios/guest --out $(OUT)/guest --junit $(OUT)/guest/junit.xml $(shard_arg)
 
 hmm-test: qemu guest controller ## HMM: upstream hmm-tests + p2plab HMM tests (scenarios/hmm)
-	@./p2plab suite scenarios/hmm --out $(OUT)/hmm --junit $(OUT)/hmm/junit.xml $(shard_arg)
+	@scripts/lab-env.sh ./p2plab suite scenarios/hmm --out $(OUT)/hmm --junit $(OUT)/hmm/junit.xml $(shard_arg)
 
 run: qemu guest controller ## THE main job: boot the lab, run the default suite, print a summary
-	@./p2plab suite $(SUITE) --out $(OUT) --junit $(OUT)/junit.xml $(shard_arg)
+	@scripts/lab-env.sh ./p2plab suite $(SUITE) --out $(OUT) --junit $(OUT)/junit.xml $(shard_arg)
 
 test: deps ## everything CI runs: controller, qtests, guest, HMM, scenarios
 	@scripts/test-all.sh
@@ -55,7 +55,7 @@ boot: qemu guest ## boot one VM with the default topology on the serial console
 	@scripts/boot.sh
 
 console: qemu guest controller ## interactive QMP console on a freshly booted default VM
-	@./p2plab console --spec scenarios/machines/default.yaml
+	@scripts/lab-env.sh ./p2plab console --spec scenarios/machines/default.yaml
 
 bench: qemu guest controller ## benchmarks: DMA bandwidth, QMP throughput, HMM migration vs test_hmm
 	@scripts/bench.sh

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run a command with the lab's environment: builds (or finds cached) QEMU and the guest, exports
+#   P2PLAB_QEMU           qemu-system-x86_64 with -device p2plab
+#   P2PLAB_QEMU_DATADIRS  firmware search path (-L)
+#   P2PLAB_GUEST          folder with vmlinuz + initramfs.cpio.gz
+#   P2PLAB_ACCEL          tcg unless set (kvm only if you ask and it works here)
+# and links build/qemu-system-x86_64 and build/guest to them for later hand use.
+#   scripts/lab-env.sh ./p2plab run scenarios/guest/p2p-matrix.yaml
+source "$(dirname "$0")/lib.sh"
+cd "$P2PLAB_ROOT"
+P2PLAB_QEMU=${P2PLAB_QEMU:-$(scripts/build-qemu.sh | tail -1)} || die "QEMU build failed"
+[ -x "$P2PLAB_QEMU" ] || die "no QEMU binary at '$P2PLAB_QEMU'"
+P2PLAB_GUEST=${P2PLAB_GUEST:-$(scripts/build-guest.sh | tail -1)} || die "guest build failed"
+[ -f "$P2PLAB_GUEST/vmlinuz" ] && [ -f "$P2PLAB_GUEST/initramfs.cpio.gz" ] ||
+    die "guest folder '$P2PLAB_GUEST' lacks vmlinuz/initramfs.cpio.gz"
+export P2PLAB_QEMU P2PLAB_GUEST
+export P2PLAB_QEMU_DATADIRS=${P2PLAB_QEMU_DATADIRS:-/usr/share/qemu:/usr/share/seabios}
+export P2PLAB_ACCEL=${P2PLAB_ACCEL:-tcg}
+mkdir -p build
+ln -sfn "$P2PLAB_QEMU" build/qemu-system-x86_64
+ln -sfn "$P2PLAB_GUEST" build/guest
+exec "$@"
