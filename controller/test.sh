@@ -10,6 +10,7 @@ if [ -z "${P2PLAB_QEMU:-}" ] && ! command -v qemu-system-x86_64 >/dev/null; then
     need_pkgs+=(qemu-system-x86 qemu-system-data)
 fi
 command -v tmux >/dev/null || need_pkgs+=(tmux)
+[ -x /usr/sbin/qemu-ga ] || [ -x /usr/bin/qemu-ga ] || need_pkgs+=(qemu-guest-agent)
 command -v mvn >/dev/null || need_pkgs+=(maven)
 command -v javac >/dev/null || need_pkgs+=(openjdk-17-jdk-headless)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
