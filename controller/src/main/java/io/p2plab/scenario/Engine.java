@@ -144,6 +144,7 @@ public final class Engine {
         int consoleCursor;
         String current;
         int guestSeq;
+        final PropertyTypes types = new PropertyTypes();
 
         Ctx(Scenario.Case c, Path dir) throws IOException {
             this.c = c;
@@ -208,6 +209,7 @@ public final class Engine {
                     runStep(s, idx);
                     checkWatchdog();
                 } catch (StepFailure f) {
+                    if (f.getMessage().startsWith("step ")) throw f;   // already located (nested step)
                     throw new StepFailure("step " + current + ": " + f.getMessage(), f.excerpt());
                 } catch (RuntimeException e) {
                     if (timedOut.get()) throw e;
@@ -237,7 +239,8 @@ public final class Engine {
                 guest(g, idx);
             } else if (s instanceof Step.Inject inj) {
                 ObjectNode a = Json.object().put("path", inj.path()).put("property", inj.property());
-                a.set("value", inj.value());
+                a.set("value", PropertyTypes.coerce(inj.value(),
+                        types.objectTypes(vm().qmp(), inj.path()).get(inj.property())));
                 expectOutcome("qom-set", a, Steps.QMP_TIMEOUT, inj.expectErrorClass(), null, null);
             } else if (s instanceof Step.QomGet g) {
                 JsonNode v = QmpClient.join(vm().qmp().execute("qom-get",
@@ -253,7 +256,9 @@ public final class Engine {
             } else if (s instanceof Step.Hotplug h) {
                 QmpClient q = vm().qmp();
                 long seq = q.lastEventSeq();
-                QmpClient.join(q.execute("device_add", h.args(), h.timeout()));
+                ObjectNode args = h.args().deepCopy();
+                PropertyTypes.coerce(args, types.deviceTypes(q, args.path("driver").asText()));
+                QmpClient.join(q.execute("device_add", args, h.timeout()));
                 if (h.waitEvent() != null) {
                     QmpEvent e = QmpClient.join(q.awaitEvent(h.waitEvent(), null, seq, h.timeout()));
                     eventCursor = Math.max(eventCursor, e.seq());
