@@ -91,7 +91,10 @@ struct p2plab_xfer {
  * needed), sleep until all complete or timeout_ms expires (0: module default). Returns 0, -EIO if
  * any descriptor failed (first failing index in *failed_idx if non-NULL, its P2PLAB_ERR_* in
  * *err_code if non-NULL), -ETIMEDOUT (the engine is reset), -ENODEV (link down / removed: MMIO
- * reads all-ones), -EINVAL (n == 0, len 0 or > P2PLAB_DESC_MAX_LEN, unknown flags).
+ * reads all-ones; if that happens with work posted the call waits up to the timeout for the
+ * link to return and then aborts the work with an engine reset; p2plab_dma_run_info() reports
+ * the rare case where it did not return as info->stuck), -EINVAL (n == 0, len 0 or
+ * > P2PLAB_DESC_MAX_LEN, unknown flags).
  * Safe to call concurrently (serialises on a mutex). May sleep.
  */
 int p2plab_dma_run(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
@@ -103,6 +106,9 @@ struct p2plab_run_info {
 	u32 err_code;			/* its P2PLAB_ERR_* (or ring-level code) */
 	bool irq_lost;			/* completed, but only noticed after the timeout */
 	bool ring_error;		/* the engine halted (ring-level error) and was reset */
+	bool stuck;			/* -ENODEV: the link went down with work posted and did
+					 * not come back in time; if it ever does the device
+					 * resumes that work: the buffers must not be freed */
 };
 int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
 			unsigned int timeout_ms, struct p2plab_run_info *info);

@@ -16,6 +16,7 @@
 #include <linux/highmem.h>
 #include <linux/ktime.h>
 #include <linux/capability.h>
+#include <linux/delay.h>
 
 #include "p2plab.h"
 #include "p2plab_ioctl.h"
@@ -255,6 +256,14 @@ static int p2plab_ioc_dma(struct p2plab_dev *pd, struct p2plab_dma *a)
 	ret = p2plab_dma_run_info(pd, x, nx, p2plab_timeout(a->timeout_ms), &info);
 	p2plab_fill_result(&a->res, ret, &info, ktime_to_ns(ktime_sub(ktime_get(), t0)));
 
+	if (info.stuck) {
+		/* the device may still write into these pages one day: leak them on purpose */
+		dev_err(dev, "leaking %lu pinned pages of an unfinished DMA (link down)\n", npages);
+		kvfree(x);
+		kvfree(segs);
+		kvfree(pages);
+		return ret;
+	}
 out_unmap:
 	for (s = 0; s < nsegs; s++)
 		if (segs[s].mapped)

@@ -246,6 +246,7 @@ int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsi
 	info->err_code = 0;
 	info->irq_lost = false;
 	info->ring_error = false;
+	info->stuck = false;
 
 	ret = p2plab_validate_xfers(x, n);
 	if (ret)
@@ -254,7 +255,8 @@ int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsi
 		timeout_ms = READ_ONCE(p2plab_timeout_ms) ?: 5000;
 
 	mutex_lock(&pd->dma_lock);
-	if (pd->dead) {
+	/* a cheap liveness check first: never post work to a device that is not there */
+	if (pd->dead || p2plab_check_dead(pd, rd(pd, P2PLAB_REG_ID))) {
 		ret = -ENODEV;
 		goto out_unlock;
 	}
@@ -302,6 +304,23 @@ int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsi
 					     "batch completed without interrupt (lost IRQ?)\n");
 		}
 		if (state == CHUNK_DEAD) {
+			/*
+			 * Link lost with work posted. If the link comes back, the device resumes
+			 * that work, so the caller's buffers must stay valid until we know: wait
+			 * (up to the deadline) for the device, then abort everything with a reset.
+			 */
+			while (time_before(jiffies, deadline) &&
+			       rd(pd, P2PLAB_REG_ID) == 0xffffffffu)
+				msleep(20);
+			if (rd(pd, P2PLAB_REG_ID) == P2PLAB_ID_MAGIC) {
+				dev_warn(&pd->pdev->dev, "link back during a batch: aborting it\n");
+				p2plab_engine_reset(pd);
+			} else {
+				info->stuck = true;
+				dev_err(&pd->pdev->dev,
+					"link down with %u descriptors posted: their buffers must not be reused\n",
+					k);
+			}
 			ret = -ENODEV;
 			goto out_unlock;
 		}

@@ -75,7 +75,9 @@ HMMBIN="" TESTHMM=""
 if [ -x "$P2PLAB_ROOT/scripts/build-hmm-tests.sh" ] && [ "${P2PLAB_NO_HMM:-0}" != 1 ]; then
     HMMBIN=$(dirname "$("$P2PLAB_ROOT/scripts/build-hmm-tests.sh" | tail -1)") || { log "WARNING: HMM tests not built"; HMMBIN=""; }
 fi
-if [ -z "${KERNEL_SRC:-}" ] && [ -x "$P2PLAB_ROOT/scripts/build-test-hmm.sh" ] && [ "${P2PLAB_NO_HMM:-0}" != 1 ]; then
+if [ -n "${KERNEL_SRC:-}" ] && [ -f "$KSRC/lib/test_hmm.ko" ]; then
+    TESTHMM=$KSRC/lib/test_hmm.ko      # TEST_HMM=m in the user's / debug kernel
+elif [ -z "${KERNEL_SRC:-}" ] && [ -x "$P2PLAB_ROOT/scripts/build-test-hmm.sh" ] && [ "${P2PLAB_NO_HMM:-0}" != 1 ]; then
     TESTHMM=$("$P2PLAB_ROOT/scripts/build-test-hmm.sh" | tail -1) || { log "WARNING: test_hmm.ko not built"; TESTHMM=""; }
 fi
 
@@ -83,7 +85,7 @@ fi
 WANT=(nvme)
 declare -A KOPATH=()
 while IFS= read -r f; do
-    n=$(basename "$f" .ko); KOPATH[${n//-/_}]=$f
+    n=${f##*/}; n=${n%.ko}; KOPATH[${n//-/_}]=$f
 done < <(find "$MODDIR" -name '*.ko' 2>/dev/null)
 order=()
 declare -A seen=()
