@@ -56,6 +56,18 @@ class RealQemuQmpTest {
     }
 
     @Test
+    void execOobReachesQemu() {
+        try (Vm vm = Vm.launch(MachineSpec.none(), tmp, null)) {
+            // migrate-pause is allowed out-of-band; with no migration running QEMU answers with an error
+            assertThatThrownBy(() -> QmpClient.join(vm.qmp().executeOob("migrate-pause", null, Duration.ofSeconds(10))))
+                    .isInstanceOf(QmpErrorException.GenericError.class).hasMessageContaining("migrate-pause");
+            // a command that does not allow oob is refused by QEMU
+            assertThatThrownBy(() -> QmpClient.join(vm.qmp().executeOob("query-status", null, Duration.ofSeconds(10))))
+                    .isInstanceOf(QmpErrorException.class).hasMessageContaining("does not support OOB");
+        }
+    }
+
+    @Test
     void manyCommandsInFlight() {
         try (Vm vm = Vm.launch(MachineSpec.none(), tmp, null)) {
             List<CompletableFuture<JsonNode>> fs = new ArrayList<>();
