@@ -44,7 +44,7 @@ public final class JsonCodec {
         @Override
         protected void encode(ChannelHandlerContext ctx, Object msg, ByteBuf out) throws Exception {
             if (msg instanceof JsonNode n) {
-                out.writeBytes(Json.MAPPER.writeValueAsBytes(n));
+                Json.MAPPER.writeValue((java.io.OutputStream) new io.netty.buffer.ByteBufOutputStream(out), n);
             } else {
                 out.writeCharSequence((String) msg, StandardCharsets.UTF_8);
             }

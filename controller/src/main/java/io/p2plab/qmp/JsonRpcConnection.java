@@ -160,9 +160,13 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         if (p.fd >= 0) {
             ch.eventLoop().execute(() -> sendFdThenWrite(p, 0));
         } else {
-            String text = Json.compact(p.request);
-            note('>', text);
-            ch.writeAndFlush(text).addListener(f -> {
+            Object msg = p.request;
+            if (!transcript.isEmpty()) {
+                String text = Json.compact(p.request);
+                note('>', text);
+                msg = text;
+            }
+            ch.writeAndFlush(msg).addListener(f -> {
                 if (!f.isSuccess()) complete(p, null, new QmpClosedException("write to " + peer + " failed: "
                         + f.cause(), f.cause()));
             });
