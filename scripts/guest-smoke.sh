@@ -8,18 +8,19 @@
 #   scripts/guest-smoke.sh                 all setups
 #   SMOKE_SETUPS="intel epyc-iommu" scripts/guest-smoke.sh
 # Setups: intel (Nehalem CPU: far pair refused), epyc (AMD Zen: far pair through the host bridge),
-#         intel-iommu, epyc-iommu (intel-iommu + intel_iommu=on), max (TCG's default -cpu max).
+#         intel-iommu, epyc-iommu (intel-iommu + intel_iommu=on), intx (p2plab.use_msix=0: legacy
+#         INTx), max (TCG's default -cpu max).
 # Logs: $SMOKE_OUT (default build/guest-smoke/<setup>/{console.log,dmesg.log,tests.tap,...}).
 source "$(dirname "$0")/lib.sh"
 cd "$P2PLAB_ROOT"
 
-SETUPS=${SMOKE_SETUPS:-intel epyc intel-iommu epyc-iommu}
+SETUPS=${SMOKE_SETUPS:-intel epyc intel-iommu epyc-iommu intx}
 OUT=${SMOKE_OUT:-$P2PLAB_ROOT/build/guest-smoke}
 VMCTL=$P2PLAB_ROOT/scripts/guest-vmctl.py
 SPLAT='BUG:|WARNING:|Oops|KASAN|UBSAN|lockdep|circular locking|Call Trace|general protection|Kernel panic|soft lockup|hung_task|cut here'
 
 t=$(date +%s)
-QEMU=$(scripts/build-qemu.sh | tail -1) || die "QEMU build failed"
+QEMU=${P2PLAB_QEMU:-$(scripts/build-qemu.sh | tail -1)} || die "QEMU build failed"
 t_k0=$(date +%s.%N)
 scripts/build-kmod.sh >/dev/null || die "kmod build failed"
 t_k1=$(date +%s.%N)
@@ -38,20 +39,21 @@ tap_totals() {  # file -> "pass fail skip"
 }
 
 run_setup() {
-    local name=$1 cpu iommu=0 d=$OUT/$1 t0 tready ttests rc ready
+    local name=$1 cpu iommu=0 append="" d=$OUT/$1 t0 tready ttests rc ready
     case $name in
     intel) cpu=Nehalem ;;
     epyc) cpu=EPYC ;;
     intel-iommu) cpu=Nehalem; iommu=1 ;;
     epyc-iommu) cpu=EPYC; iommu=1 ;;
     max) cpu=max ;;
+    intx) cpu=Nehalem; append="p2plab.use_msix=0" ;;
     *) die "unknown setup $name" ;;
     esac
     rm -rf "$d"; mkdir -p "$d"
     log "[$name] boot: -cpu $cpu iommu=$iommu"
     t0=$(date +%s.%N)
     P2PLAB_QEMU=$QEMU P2PLAB_GUEST=$GUEST P2PLAB_RUN=$d P2PLAB_SERIAL=$d/console.log \
-        P2PLAB_CPU=$cpu P2PLAB_IOMMU=$iommu P2PLAB_APPEND="p2plab.autotest=1" \
+        P2PLAB_CPU=$cpu P2PLAB_IOMMU=$iommu P2PLAB_APPEND="p2plab.autotest=1 $append" \
         scripts/boot.sh >"$d/qemu.log" 2>&1 &
     qpid=$!
     ready="" ; tready=""
@@ -78,10 +80,11 @@ run_setup() {
     grep -E '^not ok' "$d/tests.tap" >&2 || true
     [ "$rc" = 0 ] || fail=1
     local extra=""
+    "$VMCTL" "$d" ping 60 >/dev/null 2>&1 || log "[$name] guest agent not answering"
+    "$VMCTL" "$d" exec --timeout 300 -- /opt/p2plab/bin/p2plab-bw 64 3 >"$d/bw.txt" 2>&1 || true
+    sed 's/^/    /' "$d/bw.txt" >&2
     if [ "$name" = "${SETUPS%% *}" ]; then
         fault_phases "$d" || fail=1
-        "$VMCTL" "$d" exec --timeout 300 -- /opt/p2plab/bin/p2plab-bw 64 3 >"$d/bw.txt" 2>&1 || true
-        sed 's/^/    /' "$d/bw.txt" >&2
         extra=" faults=$(cat "$d/faults.result")"
     fi
     "$VMCTL" "$d" exec -- /bin/dmesg >"$d/dmesg.log" 2>&1 || true
@@ -123,6 +126,23 @@ fault_phases() {
     read -r p f s < <(tap_totals "$d/after-faults.tap")
     log "  suite after faults: rc=$r pass=$p fail=$f skip=$s"
     [ $r = 0 ] || bad=$((bad + 1))
+    # driver unbind/rebind: rmmod + insmod (remove() for every device, HMM eviction, then probe)
+    if "$VMCTL" "$d" exec --timeout 120 -- /bin/sh -c \
+        'rmmod p2plab && insmod /lib/modules/p2plab.ko && sleep 1 && ls /dev/p2plab* && p2plab-tests -f dev -f dma' \
+        >"$d/reload.tap" 2>&1; then
+        ok=$((ok + 1)); log "  rmmod/insmod + tests: ok"
+    else
+        bad=$((bad + 1)); log "  rmmod/insmod + tests: FAILED"; tail -20 "$d/reload.tap" >&2
+    fi
+    # surprise-free hot-unplug of p2plab2 (own root port, pciehp) with the others busy afterwards
+    "$VMCTL" "$d" qmp '{"execute":"device_del","arguments":{"id":"p2"}}' >"$d/unplug.log" 2>&1
+    if "$VMCTL" "$d" exec --timeout 60 -- /bin/sh -c \
+        'for i in $(seq 1 40); do [ -e /dev/p2plab2 ] || break; sleep 0.5; done; [ ! -e /dev/p2plab2 ] && p2plab-tests -f pair' \
+        >>"$d/unplug.log" 2>&1; then
+        ok=$((ok + 1)); log "  hot-unplug of p2plab2: ok"
+    else
+        bad=$((bad + 1)); log "  hot-unplug of p2plab2: FAILED"; tail -20 "$d/unplug.log" >&2
+    fi
     echo "$ok/$((ok + bad))" >"$d/faults.result"
     [ $bad = 0 ]
 }
