@@ -9,7 +9,8 @@
 #   SMOKE_SETUPS="intel epyc-iommu" scripts/guest-smoke.sh
 # Setups: intel (Nehalem CPU: far pair refused), epyc (AMD Zen: far pair through the host bridge),
 #         intel-iommu, epyc-iommu (intel-iommu + intel_iommu=on), intx (p2plab.use_msix=0: legacy
-#         INTx), max (TCG's default -cpu max).
+#         INTx), max (TCG's default -cpu max), intel-iommu-acs, epyc-iommu-acs (ACS on the switch
+#         downstream ports: Linux sets P2P redirect with the IOMMU on).
 # Logs: $SMOKE_OUT (default build/guest-smoke/<setup>/{console.log,dmesg.log,tests.tap,...}).
 source "$(dirname "$0")/lib.sh"
 cd "$P2PLAB_ROOT"
@@ -39,7 +40,7 @@ tap_totals() {  # file -> "pass fail skip"
 }
 
 run_setup() {
-    local name=$1 cpu iommu=0 append="" d=$OUT/$1 t0 tready ttests rc ready
+    local name=$1 cpu iommu=0 acs=0 append="" d=$OUT/$1 t0 tready ttests rc ready
     case $name in
     intel) cpu=Nehalem ;;
     epyc) cpu=EPYC ;;
@@ -47,13 +48,15 @@ run_setup() {
     epyc-iommu) cpu=EPYC; iommu=1 ;;
     max) cpu=max ;;
     intx) cpu=Nehalem; append="p2plab.use_msix=0" ;;
+    intel-iommu-acs) cpu=Nehalem; iommu=1; acs=1 ;;
+    epyc-iommu-acs) cpu=EPYC; iommu=1; acs=1 ;;
     *) die "unknown setup $name" ;;
     esac
     rm -rf "$d"; mkdir -p "$d"
     log "[$name] boot: -cpu $cpu iommu=$iommu"
     t0=$(date +%s.%N)
     P2PLAB_QEMU=$QEMU P2PLAB_GUEST=$GUEST P2PLAB_RUN=$d P2PLAB_SERIAL=$d/console.log \
-        P2PLAB_CPU=$cpu P2PLAB_IOMMU=$iommu P2PLAB_APPEND="p2plab.autotest=1 $append" \
+        P2PLAB_CPU=$cpu P2PLAB_IOMMU=$iommu P2PLAB_ACS=$acs P2PLAB_APPEND="p2plab.autotest=1 $append" \
         scripts/boot.sh >"$d/qemu.log" 2>&1 &
     qpid=$!
     ready="" ; tready=""
@@ -94,7 +97,7 @@ run_setup() {
         log "[$name] FAIL: kernel splat:"; grep -En "$SPLAT" "$d/console.log" "$d/dmesg.log" | head -20 >&2
         fail=1; extra+=" SPLAT"
     fi
-    echo "$name: cpu=$cpu iommu=$iommu rc=$rc pass=$p fail=$f skip=$s ready=${tready}s total=${ttests}s$extra" >>"$summary"
+    echo "$name: cpu=$cpu iommu=$iommu acs=$acs rc=$rc pass=$p fail=$f skip=$s ready=${tready}s total=${ttests}s$extra" >>"$summary"
 }
 
 # fault injection on p2plab0 (QOM id p0): QMP qom-set, then the matching p2plab-tests case
