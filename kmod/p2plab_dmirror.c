@@ -41,6 +41,7 @@
 #include <linux/migrate.h>
 #include <linux/huge_mm.h>
 #include <linux/uaccess.h>
+#include <linux/delay.h>
 
 #include "p2plab.h"
 #include "p2plab_hmm.h"
@@ -83,7 +84,8 @@ module_param(dmirror, bool, 0444);
 MODULE_PARM_DESC(dmirror, "create /dev/hmm_dmirror0..3 (test_hmm uAPI) on p2plab0/1 (default 0)");
 
 #define DMIRROR_NDEVICES	4
-#define DMIRROR_CHUNK		512UL	/* pages per DMA batch / hmm_range_fault() call */
+#define DMIRROR_CHUNK		512UL	/* pages per hmm_range_fault() call */
+#define DMIRROR_RW_BATCH	8192U	/* pages per DMA batch of a mirror read/write */
 
 #define DPT_XA_TAG_ATOMIC	1UL
 #define DPT_XA_TAG_WRITE	3UL
@@ -121,14 +123,24 @@ struct dmirror_interval {
 	struct dmirror			*dmirror;
 };
 
-/* a kernel buffer the device DMAs into / out of */
+/*
+ * A kernel buffer the device DMAs into / out of: physically contiguous chunks of up to 2 MiB,
+ * each one DMA mapping, so that runs of contiguous pages become single descriptors.
+ */
+struct dmirror_bchunk {
+	struct page	*page;
+	unsigned int	order;
+	dma_addr_t	dma;
+};
+
 struct dmirror_bounce {
-	void			*ptr;
 	unsigned long		size;
 	unsigned long		addr;
 	unsigned long		cpages;
 	unsigned long		npages;
-	dma_addr_t		*dma;
+	dma_addr_t		*dma;		/* per page */
+	struct dmirror_bchunk	*chunks;
+	unsigned int		nchunks;
 	struct device		*dev;
 };
 
@@ -140,61 +152,100 @@ static DEFINE_MUTEX(dmirror_lock);	/* devices[] and bound[] */
 
 /* ------------------------------------------------------------------------------------------ */
 
+static void dmirror_bounce_fini(struct dmirror_bounce *bounce)
+{
+	unsigned int i;
+
+	for (i = 0; i < bounce->nchunks; i++) {
+		dma_unmap_page(bounce->dev, bounce->chunks[i].dma, PAGE_SIZE << bounce->chunks[i].order,
+			       DMA_BIDIRECTIONAL);
+		__free_pages(bounce->chunks[i].page, bounce->chunks[i].order);
+	}
+	kvfree(bounce->chunks);
+	kvfree(bounce->dma);
+	bounce->chunks = NULL;
+	bounce->dma = NULL;
+	bounce->nchunks = 0;
+}
+
 static int dmirror_bounce_init(struct dmirror_bounce *bounce, struct p2plab_hmm *hmm,
 			       unsigned long addr, unsigned long size)
 {
-	unsigned long i;
+	unsigned long done = 0, j;
+	unsigned int order = HPAGE_PMD_ORDER;
 
 	memset(bounce, 0, sizeof(*bounce));
 	bounce->addr = addr;
 	bounce->size = size;
 	bounce->npages = DIV_ROUND_UP(size, PAGE_SIZE);
 	bounce->dev = hmm->dma_dev;
-	bounce->ptr = vmalloc(bounce->npages << PAGE_SHIFT);
 	bounce->dma = kvcalloc(bounce->npages, sizeof(dma_addr_t), GFP_KERNEL);
-	if (!bounce->ptr || !bounce->dma)
+	bounce->chunks = kvcalloc(bounce->npages, sizeof(*bounce->chunks), GFP_KERNEL);
+	if (!bounce->dma || !bounce->chunks)
 		goto err;
-	for (i = 0; i < bounce->npages; i++) {
-		struct page *p = vmalloc_to_page(bounce->ptr + (i << PAGE_SHIFT));
+	while (done < bounce->npages) {
+		struct dmirror_bchunk *c = &bounce->chunks[bounce->nchunks];
+		unsigned long n;
 
-		bounce->dma[i] = dma_map_page(bounce->dev, p, 0, PAGE_SIZE, DMA_BIDIRECTIONAL);
-		if (dma_mapping_error(bounce->dev, bounce->dma[i])) {
-			bounce->npages = i;
+		while (order && (1UL << order) > bounce->npages - done)
+			order--;
+		c->page = alloc_pages(GFP_KERNEL | (order ? __GFP_NORETRY | __GFP_NOWARN : 0), order);
+		if (!c->page) {
+			if (!order)
+				goto err;
+			order--;
+			continue;
+		}
+		c->order = order;
+		n = 1UL << order;
+		c->dma = dma_map_page(bounce->dev, c->page, 0, PAGE_SIZE << order, DMA_BIDIRECTIONAL);
+		if (dma_mapping_error(bounce->dev, c->dma)) {
+			__free_pages(c->page, order);
 			goto err;
 		}
+		bounce->nchunks++;
+		for (j = 0; j < n; j++)
+			bounce->dma[done + j] = c->dma + (j << PAGE_SHIFT);
+		done += n;
 	}
 	return 0;
 err:
-	for (i = 0; bounce->dma && i < bounce->npages; i++)
-		dma_unmap_page(bounce->dev, bounce->dma[i], PAGE_SIZE, DMA_BIDIRECTIONAL);
-	kvfree(bounce->dma);
-	vfree(bounce->ptr);
-	bounce->ptr = NULL;
+	dmirror_bounce_fini(bounce);
 	return -ENOMEM;
-}
-
-static void dmirror_bounce_fini(struct dmirror_bounce *bounce)
-{
-	unsigned long i;
-
-	for (i = 0; i < bounce->npages; i++)
-		dma_unmap_page(bounce->dev, bounce->dma[i], PAGE_SIZE, DMA_BIDIRECTIONAL);
-	kvfree(bounce->dma);
-	vfree(bounce->ptr);
 }
 
 static void dmirror_bounce_sync(struct dmirror_bounce *bounce, bool for_cpu)
 {
-	unsigned long i;
+	unsigned int i;
 
-	for (i = 0; i < bounce->npages; i++) {
+	for (i = 0; i < bounce->nchunks; i++) {
+		size_t len = PAGE_SIZE << bounce->chunks[i].order;
+
 		if (for_cpu)
-			dma_sync_single_for_cpu(bounce->dev, bounce->dma[i], PAGE_SIZE,
+			dma_sync_single_for_cpu(bounce->dev, bounce->chunks[i].dma, len,
 						DMA_BIDIRECTIONAL);
 		else
-			dma_sync_single_for_device(bounce->dev, bounce->dma[i], PAGE_SIZE,
+			dma_sync_single_for_device(bounce->dev, bounce->chunks[i].dma, len,
 						   DMA_BIDIRECTIONAL);
 	}
+}
+
+/* copy between the bounce chunks and user memory; 0 or -EFAULT */
+static int dmirror_bounce_user(struct dmirror_bounce *bounce, void __user *u, bool to_user)
+{
+	unsigned long left = bounce->size;
+	unsigned int i;
+
+	for (i = 0; i < bounce->nchunks && left; i++) {
+		size_t len = min_t(unsigned long, left, PAGE_SIZE << bounce->chunks[i].order);
+		void *k = page_address(bounce->chunks[i].page);
+
+		if (to_user ? copy_to_user(u, k, len) : copy_from_user(k, u, len))
+			return -EFAULT;
+		u += len;
+		left -= len;
+	}
+	return 0;
 }
 
 static bool dmirror_is_private_zone(struct dmirror_device *mdevice)
@@ -518,7 +569,7 @@ static int dmirror_do_rw(struct dmirror *dmirror, unsigned long start, unsigned 
 	unsigned int pending = 0;
 	int ret, stop = 0;
 
-	ret = p2plab_batch_init(&b, hmm, DMIRROR_CHUNK);
+	ret = p2plab_batch_init(&b, hmm, DMIRROR_RW_BATCH);
 	if (ret)
 		return ret;
 	idx = (start - bounce->addr) >> PAGE_SHIFT;
@@ -539,7 +590,7 @@ static int dmirror_do_rw(struct dmirror *dmirror, unsigned long start, unsigned 
 		else
 			p2plab_batch_add(&b, addr, bounce->dma[idx], PAGE_SIZE,
 					 local ? P2PLAB_DESC_F_SRC_LOCAL : 0);
-		if (++pending == DMIRROR_CHUNK) {
+		if (++pending == DMIRROR_RW_BATCH) {
 			ret = p2plab_batch_run(&b);
 			if (ret)
 				goto out;
@@ -573,7 +624,7 @@ static int dmirror_rw(struct dmirror *dmirror, struct p2plab_devmem *dm,
 	if (ret)
 		return ret;
 	if (write) {
-		if (copy_from_user(bounce.ptr, u64_to_user_ptr(cmd->ptr), bounce.size)) {
+		if (dmirror_bounce_user(&bounce, u64_to_user_ptr(cmd->ptr), false)) {
 			ret = -EFAULT;
 			goto fini;
 		}
@@ -593,7 +644,7 @@ static int dmirror_rw(struct dmirror *dmirror, struct p2plab_devmem *dm,
 	}
 	if (ret == 0 && !write) {
 		dmirror_bounce_sync(&bounce, true);
-		if (copy_to_user(u64_to_user_ptr(cmd->ptr), bounce.ptr, bounce.size))
+		if (dmirror_bounce_user(&bounce, u64_to_user_ptr(cmd->ptr), true))
 			ret = -EFAULT;
 	}
 fini:
@@ -691,13 +742,14 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 		args.start = addr;
 		args.end = next;
 		args.pgmap_owner = dm;
-		args.flags = to_dev ? MIGRATE_VMA_SELECT_SYSTEM : dmirror_select_device(dmirror);
 		/*
-		 * Whole PMD folios for device-private memory (device THP). Device-coherent memory
-		 * has 4 KiB pages only: let migrate_vma_setup() split system THPs up front.
+		 * Whole PMD folios are collected (device THP for device-private memory). Device-
+		 * coherent memory has 4 KiB pages only (hmm_coherent_thp=0): the unmapped system THP
+		 * is then split by migrate_vma_pages(), which is reliable, unlike letting
+		 * migrate_vma_setup() split a mapped THP (fails while it has extra references).
 		 */
-		if (dmirror_is_private_zone(dmirror->mdevice))
-			args.flags |= MIGRATE_VMA_SELECT_COMPOUND;
+		args.flags = (to_dev ? MIGRATE_VMA_SELECT_SYSTEM : dmirror_select_device(dmirror)) |
+			     MIGRATE_VMA_SELECT_COMPOUND;
 		ret = migrate_vma_setup(&args);
 		if (ret)
 			break;
@@ -705,7 +757,7 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 		if (to_dev) {
 			ret = p2plab_migrate_copy_to_dev(dm, &args, fail);
 		} else {
-			p2plab_dmirror_erase_range(dm->hmm, mm, args.start, args.end);
+			p2plab_dmirror_erase_migrating(dm->hmm, &args);
 			ret = p2plab_migrate_copy_to_ram(&args, fail);
 		}
 		if (ret) {
@@ -753,7 +805,7 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 		mutex_unlock(&dmirror->mutex);
 		if (ret == 0) {
 			dmirror_bounce_sync(&bounce, true);
-			if (copy_to_user(u64_to_user_ptr(cmd->ptr), bounce.ptr, bounce.size))
+			if (dmirror_bounce_user(&bounce, u64_to_user_ptr(cmd->ptr), true))
 				ret = -EFAULT;
 		}
 		cmd->cpages = bounce.cpages;
@@ -770,12 +822,15 @@ static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
 	/*
 	 * migrate_vma_setup()/migrate_vma_pages() may transiently decline pages (a THP that
 	 * could not be split right now, an extra reference held for a moment): pages that were
-	 * neither migrated nor mirrored make the read-back report -ENOENT.  Retry the range twice;
+	 * neither migrated nor mirrored make the read-back report -ENOENT.  Retry the range;
 	 * memory that cannot migrate at all (shared anonymous, ...) still ends in -ENOENT like
 	 * test_hmm.  Retries are counted in debugfs (retries).
 	 */
-	while (to_dev && ret == -ENOENT && tries++ < 2) {
+	while (to_dev && ret == -ENOENT && tries++ < 5) {
+		/* e.g. khugepaged holds the folio lock while collapsing 4 KiB pages that came
+		 * back from device-coherent memory: give it a moment */
 		atomic64_inc(&dm->st_retries);
+		msleep(tries * 10);
 		ret = dmirror_migrate_once(dmirror, dm, cmd, to_dev);
 	}
 	return ret;
@@ -843,7 +898,7 @@ static int dmirror_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
 	mutex_unlock(&dmirror->mutex);
 	if (ret == 0) {
 		dmirror_bounce_sync(&bounce, true);
-		if (copy_to_user(u64_to_user_ptr(cmd->ptr), bounce.ptr, bounce.size))
+		if (dmirror_bounce_user(&bounce, u64_to_user_ptr(cmd->ptr), true))
 			ret = -EFAULT;
 	}
 	cmd->cpages = bounce.cpages;
@@ -1178,6 +1233,34 @@ void p2plab_dmirror_erase_range(struct p2plab_hmm *hmm, struct mm_struct *mm,
 		}
 		mutex_unlock(&mdevice->mlock);
 	}
+}
+
+/* Erase the mirror entries of exactly the pages a migrate_vma range is moving (test_hmm does
+ * the same per page): pages that stay on the device keep their entries. */
+void p2plab_dmirror_erase_migrating(struct p2plab_hmm *hmm, struct migrate_vma *args)
+{
+	unsigned long i = 0, run = 0;
+
+	while (i < args->npages) {
+		unsigned long nr = 1;
+
+		if (args->src[i] & MIGRATE_PFN_MIGRATE) {
+			if (args->src[i] & MIGRATE_PFN_COMPOUND)
+				nr = min_t(unsigned long, HPAGE_PMD_NR, args->npages - i);
+			if (!run)
+				run = i + 1;	/* 1-based start of the current run */
+		} else if (run) {
+			p2plab_dmirror_erase_range(hmm, args->vma->vm_mm,
+						   args->start + ((run - 1) << PAGE_SHIFT),
+						   args->start + (i << PAGE_SHIFT));
+			run = 0;
+		}
+		i += nr;
+	}
+	if (run)
+		p2plab_dmirror_erase_range(hmm, args->vma->vm_mm,
+					   args->start + ((run - 1) << PAGE_SHIFT),
+					   args->start + (min(i, args->npages) << PAGE_SHIFT));
 }
 
 void p2plab_dmirror_bind(struct p2plab_hmm *hmm)

@@ -46,6 +46,11 @@ unsigned int p2plab_hmm_dma_timeout_ms = 10000;
 module_param_named(hmm_dma_timeout_ms, p2plab_hmm_dma_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(hmm_dma_timeout_ms, "timeout of one migration/mirror DMA batch (ms)");
 
+static bool hmm_coherent_thp;
+module_param(hmm_coherent_thp, bool, 0644);
+MODULE_PARM_DESC(hmm_coherent_thp,
+		 "2 MiB device folios for device-coherent memory too (default 0: see docs/hmm.md)");
+
 static bool hmm_thp = true;
 module_param(hmm_thp, bool, 0644);
 MODULE_PARM_DESC(hmm_thp, "allocate 2 MiB device folios for THP migration (default 1)");
@@ -304,7 +309,7 @@ int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *arg
 			 * normal THPs and the 7.3 kernel does not handle their deferred split.
 			 */
 			dpage = p2plab_devmem_alloc(dm, large && nr == HPAGE_PMD_NR &&
-						    dm->type == P2PLAB_MEM_PRIVATE ?
+						    (dm->type == P2PLAB_MEM_PRIVATE || hmm_coherent_thp) ?
 						    HPAGE_PMD_ORDER : 0);
 		}
 
@@ -546,7 +551,7 @@ static vm_fault_t p2plab_devmem_migrate_to_ram(struct vm_fault *vmf)
 	}
 	atomic64_inc(&dm->st_faults);
 	/* the device must stop using these pages: drop its mirror entries first */
-	p2plab_dmirror_erase_range(dm->hmm, vmf->vma->vm_mm, args.start, args.end);
+	p2plab_dmirror_erase_migrating(dm->hmm, &args);
 	err = p2plab_migrate_copy_to_ram(&args, false);
 	if (err) {
 		/* nothing migrated: the page stays on the device (dead link: SIGBUS) */

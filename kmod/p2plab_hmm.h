@@ -111,6 +111,7 @@ void p2plab_dmirror_bind(struct p2plab_hmm *hmm);
 void p2plab_dmirror_unbind(struct p2plab_hmm *hmm);
 void p2plab_dmirror_erase_range(struct p2plab_hmm *hmm, struct mm_struct *mm,
 				unsigned long start, unsigned long end);
+void p2plab_dmirror_erase_migrating(struct p2plab_hmm *hmm, struct migrate_vma *args);
 #endif /* P2PLAB_HMM_INTERNAL */
 
 #endif /* P2PLAB_HMM_H */

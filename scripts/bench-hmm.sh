@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# HMM migration benchmark: p2plab.ko (device-private memory in BAR2, every copy on the device's DMA
+# engine) vs upstream test_hmm.ko (CPU memcpy into system RAM pretending to be device memory), in
+# the SAME guest boot, with the same harness: upstream hmm-tests' benchmark_thp_migration
+# (hmm_device_private fixture, /dev/hmm_dmirror0).  Reports the 256 MiB case (THP and 4 KiB pages,
+# system->device and device->system) and prints the p2plab/test_hmm throughput ratios.
+#   scripts/bench-hmm.sh [OUTDIR]       (default build/bench/hmm-<date>)
+# Output: OUTDIR/console.log, OUTDIR/hmm-bench.txt (the table); the table also goes to stdout.
+# The two drivers create the same /dev/hmm_dmirrorN nodes: test_hmm runs first and is unloaded
+# before p2plab.ko is loaded with dmirror=1.
+source "$(dirname "$0")/lib.sh"
+
+OUT=${1:-$P2PLAB_ROOT/build/bench/hmm-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+QEMU=$("$P2PLAB_ROOT/scripts/build-qemu.sh" | tail -1) || die "build-qemu.sh failed"
+GUEST=$("$P2PLAB_ROOT/scripts/build-guest.sh" | tail -1) || die "build-guest.sh failed"
+[ -f "$GUEST/initramfs.cpio.gz" ] || die "no initramfs in $GUEST"
+host_deps cpio gzip
+
+# An extra initramfs segment (the kernel unpacks concatenated archives) with our own rdinit.
+ov=$OUT/overlay; rm -rf "$ov"; mkdir -p "$ov"
+cat >"$ov/hmm-bench-init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /tmp /sys/kernel/debug
+/bin/busybox mount -t proc proc /proc
+/bin/busybox --install -s /bin
+export PATH=/opt/p2plab/bin:/bin:/sbin:/usr/bin:/usr/sbin
+mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev; mount -t tmpfs tmpfs /tmp
+mount -t debugfs debugfs /sys/kernel/debug
+T=hmm.hmm_device_private.benchmark_thp_migration
+echo "BENCH-BEGIN test_hmm"
+if insmod /lib/modules/extra/test_hmm.ko; then hmm-tests -r $T; rmmod test_hmm; else echo "BENCH-ERROR test_hmm.ko"; fi
+echo "BENCH-END test_hmm"
+echo "BENCH-BEGIN p2plab"
+if insmod /lib/modules/p2plab.ko dmirror=1 p2p_size=64M; then hmm-tests -r $T; cat /sys/kernel/debug/p2plab-hmm/p2plab0; else echo "BENCH-ERROR p2plab.ko"; fi
+echo "BENCH-END p2plab"
+poweroff -f
+EOF
+chmod +x "$ov/hmm-bench-init"
+(cd "$ov" && echo hmm-bench-init | cpio -o -H newc 2>/dev/null | gzip -1) >"$OUT/overlay.cpio.gz"
+cat "$GUEST/initramfs.cpio.gz" "$OUT/overlay.cpio.gz" >"$OUT/initrd.gz"
+
+log "booting the benchmark guest (TCG, ~5 min)"
+fw=(-bios /usr/share/qemu/qboot.rom -L /usr/share/qemu -L /usr/share/seabios)
+timeout 1800 "$QEMU" -M q35 -m 4G -smp 1 -nographic -nic none "${fw[@]}" -no-reboot \
+    -kernel "$GUEST/vmlinuz" -initrd "$OUT/initrd.gz" \
+    -append "console=ttyS0 quiet panic=-1 rdinit=/hmm-bench-init" \
+    -device pcie-root-port,id=rp0,chassis=1,slot=1 -device p2plab,id=p0,mem-size=1G,bus=rp0 \
+    </dev/null >"$OUT/console.log" 2>&1 || log "QEMU exited with $? (see $OUT/console.log)"
+
+python3 - "$OUT/console.log" >"$OUT/hmm-bench.txt" <<'PY' || { cat "$OUT/hmm-bench.txt"; die "benchmark output incomplete (see $OUT/console.log)"; }
+import re, sys
+log = open(sys.argv[1], errors="replace").read()
+res = {}
+for drv in ("test_hmm", "p2plab"):
+    m = re.search(r"BENCH-BEGIN %s(.*?)BENCH-END %s" % (drv, drv), log, re.S)
+    if not m:
+        sys.exit("no %s section" % drv)
+    sec = m.group(1)
+    if not re.search(r"^ok \d+ hmm\.hmm_device_private\.benchmark_thp_migration", sec, re.M):
+        print("%s: benchmark_thp_migration did not pass" % drv)
+    b = re.search(r"=== One twenty eight THP Size \(256\.0 MB\) ===(.*?)D->S Throughput[^\n]*", sec, re.S)
+    if not b:
+        sys.exit("no 256 MiB result for %s" % drv)
+    blk = b.group(0)
+    def row(name):
+        r = re.search(re.escape(name) + r"\s*\|\s*([\d.]+) \S+\s*\|\s*([\d.]+)", blk)
+        return float(r.group(1)), float(r.group(2))
+    res[drv] = {"s2d_ms": row("Sys->Dev Migration"), "d2s_ms": row("Dev->Sys Migration")}
+mib = 256.0
+print("HMM migration, 256 MiB, hmm-tests benchmark_thp_migration (5 iterations, mean)")
+print("%-22s %12s %12s %9s" % ("case", "test_hmm", "p2plab", "ratio"))
+ratios = []
+for key, label in (("s2d_ms", "sys->dev"), ("d2s_ms", "dev->sys")):
+    for idx, kind in ((0, "THP"), (1, "4K")):
+        t = res["test_hmm"][key][idx]; p = res["p2plab"][key][idx]
+        tm, pm = mib / (t / 1000.0), mib / (p / 1000.0)
+        ratios.append(pm / tm)
+        print("%-22s %8.0f MiB/s %8.0f MiB/s %8.2fx" % ("%s %s" % (label, kind), tm, pm, pm / tm))
+print("throughput ratio p2plab/test_hmm (geometric mean): %.2f" %
+      (ratios[0] * ratios[1] * ratios[2] * ratios[3]) ** 0.25)
+PY
+cat "$OUT/hmm-bench.txt"
