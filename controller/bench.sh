@@ -24,23 +24,31 @@ for _ in $(seq 100); do [ -S "$RUN/qmp.sock" ] && break; sleep 0.05; done
 [ -S "$RUN/qmp.sock" ] || { echo "bench: QEMU did not start" >&2; exit 1; }
 
 : >"$RUN/results"
-echo "QEMU $("$QEMU" --version | head -1 | awk '{print $4}'), $COUNT query-status per run, depths: $DEPTHS" >&2
-python3 "$HERE/bench/raw_bench.py" "$RUN/qmp.sock" "$COUNT" $DEPTHS | tee -a "$RUN/results" >&2
-java --add-modules=jdk.incubator.foreign --enable-native-access=ALL-UNNAMED -cp "$JAR" io.p2plab.bench.QmpBench \
-    "$RUN/qmp.sock" "$COUNT" $DEPTHS 2> >(grep -v 'incubator modules' >&2) | tee -a "$RUN/results" >&2
-if [ -d "$PYQMP/qemu/qmp" ]; then
-    PYTHONPATH=$PYQMP python3 "$HERE/bench/pyqmp_bench.py" "$RUN/qmp.sock" "$COUNT" $DEPTHS | tee -a "$RUN/results" >&2 \
-        || echo "bench: qemu.qmp run failed" >&2
-else
-    echo "bench: $PYQMP has no qemu.qmp (run scripts/fetch-qemu-src.sh); skipping it" >&2
-fi
+ROUNDS=${ROUNDS:-3}
+echo "QEMU $("$QEMU" --version | head -1 | awk '{print $4}'), $COUNT query-status per run, depths: $DEPTHS," \
+     "$ROUNDS interleaved rounds (median reported; the machine is shared, so rounds vary)" >&2
+for round in $(seq "$ROUNDS"); do
+    python3 "$HERE/bench/raw_bench.py" "$RUN/qmp.sock" "$COUNT" $DEPTHS | tee -a "$RUN/results" >&2
+    java --add-modules=jdk.incubator.foreign --enable-native-access=ALL-UNNAMED -cp "$JAR" io.p2plab.bench.QmpBench \
+        "$RUN/qmp.sock" "$COUNT" $DEPTHS 2> >(grep -v 'incubator modules' >&2) | tee -a "$RUN/results" >&2
+    if [ -d "$PYQMP/qemu/qmp" ]; then
+        PYTHONPATH=$PYQMP python3 "$HERE/bench/pyqmp_bench.py" "$RUN/qmp.sock" "$COUNT" $DEPTHS | tee -a "$RUN/results" >&2 \
+            || echo "bench: qemu.qmp run failed" >&2
+    elif [ "$round" = 1 ]; then
+        echo "bench: $PYQMP has no qemu.qmp (run scripts/fetch-qemu-src.sh); skipping it" >&2
+    fi
+done
 
 python3 - "$RUN/results" <<'PY'
 import sys, collections
+import statistics
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-raw = {int(r[1]): float(r[4]) for r in rows if r[0] == 'raw-socket-python'}
-print(f"{'client':<18} {'depth':>5} {'count':>6} {'seconds':>8} {'cmds/s':>8} {'vs raw':>7}")
+runs = collections.OrderedDict()
 for name, d, n, s, rate in rows:
-    d = int(d); ratio = float(rate) / raw[d] if d in raw else float('nan')
-    print(f"{name:<18} {d:>5} {n:>6} {float(s):>8.3f} {float(rate):>8.0f} {ratio:>6.2f}x")
+    runs.setdefault((name, int(d)), []).append(float(rate))
+raw = {d: statistics.median(v) for (name, d), v in runs.items() if name == 'raw-socket-python'}
+print(f"{'client':<18} {'depth':>5} {'count':>6} {'median/s':>9} {'min/s':>7} {'max/s':>7} {'vs raw':>7}")
+for (name, d), v in runs.items():
+    m = statistics.median(v)
+    print(f"{name:<18} {d:>5} {rows[0][2]:>6} {m:>9.0f} {min(v):>7.0f} {max(v):>7.0f} {m / raw[d]:>6.2f}x")
 PY

@@ -19,7 +19,9 @@ public final class QmpBench {
         String sock = args[0];
         int count = Integer.parseInt(args[1]);
         try (QmpClient q = QmpClient.connect(Transport.parse(sock), ConnectionOptions.defaults().withMaxInFlight(64).withTimeout(java.time.Duration.ofMillis(Long.getLong("bench.timeoutMs", 60000))))) {
-            run(q, Integer.getInteger("bench.warmup", 10000), 8); // JIT warm-up, not reported
+            int warm = Integer.getInteger("bench.warmup", 5000);
+            run(q, warm, 8); // JIT warm-up (both paths), not reported
+            run(q, warm, 1);
             for (int i = 2; i < args.length; i++) {
                 int depth = Integer.parseInt(args[i]);
                 double s = run(q, count, depth);
