@@ -104,19 +104,20 @@ run_setup() {
 fault_phases() {
     local d=$1 k r ok=0 bad=0
     "$VMCTL" "$d" ping 60 || { log "guest agent not answering"; echo "no-agent" >"$d/faults.result"; return 1; }
-    for k in fail-nth corrupt-next drop-irqs link-down link-up; do
+    for k in fail-nth corrupt-next drop-irqs timeout link-down link-up; do
         case $k in
         fail-nth) "$VMCTL" "$d" qom-set p0 fail-nth 1 ;;
         corrupt-next) "$VMCTL" "$d" qom-set p0 corrupt-next true ;;
         # slow the device down so the driver really waits for the (dropped) interrupt
         drop-irqs) "$VMCTL" "$d" qom-set p0 latency-us 100000 && "$VMCTL" "$d" qom-set p0 drop-irqs 1 ;;
+        timeout) "$VMCTL" "$d" qom-set p0 latency-us 2000000 ;;
         link-down) "$VMCTL" "$d" qom-set p0 link-down true ;;
         link-up) "$VMCTL" "$d" qom-set p0 link-down false ;;
         esac
         "$VMCTL" "$d" exec --timeout 120 --env P2PLAB_FAULT=$k --env P2PLAB_FAULT_DEV=0 -- \
             /opt/p2plab/bin/p2plab-tests -f fault >"$d/fault-$k.tap" 2>&1
         r=$?
-        [ $k = drop-irqs ] && "$VMCTL" "$d" qom-set p0 latency-us 0
+        case $k in drop-irqs|timeout) "$VMCTL" "$d" qom-set p0 latency-us 0 ;; esac
         if [ $r = 0 ] && grep -q '^ok 1 fault.injected$' "$d/fault-$k.tap"; then
             ok=$((ok + 1)); log "  fault $k: ok"
         else

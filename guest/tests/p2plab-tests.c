@@ -10,7 +10,8 @@
  *   P2PLAB_EXPECT_MAP_FAR  ... for peers on different root ports
  *   (unset: derived from the topology in sysfs, the CPU vendor/family and ACS control registers)
  *   P2PLAB_FAULT           fault injected by the controller before this run, on P2PLAB_FAULT_DEV (default 0):
- *                          fail-nth | corrupt-next | drop-irqs | link-down | link-up (after link-down)
+ *                          fail-nth | corrupt-next | drop-irqs (+ latency-us) | timeout (latency-us
+ *                          2000000) | link-down | link-up (after link-down)
  */
 #include "p2plab-lib.h"
 #include "kselftest_harness.h"
@@ -714,6 +715,32 @@ TEST_F(fault, injected)
 		EXPECT_EQ(-1, pl_cmp(buf, chk, 8192));
 		ASSERT_EQ(0, ioctl(self->fd, P2PLAB_IOC_STATS, &s1));
 		EXPECT_LT(s0.irq_lost, s1.irq_lost);
+		free(buf);
+		free(chk);
+	} else if (!strcmp(self->kind, "timeout")) {
+		/* latency-us far above the timeout: ETIMEDOUT, the engine is reset, then works */
+		struct p2plab_dma a;
+		char *buf = malloc(4096), *chk = malloc(4096);
+		double t0 = pl_now();
+
+		pl_fill(buf, 4096, 9);
+		memset(&a, 0, sizeof(a));
+		a.uaddr = (uintptr_t)buf;
+		a.len = 4096;
+		a.dir = P2PLAB_DIR_TO_DEV;
+		a.timeout_ms = 300;
+		EXPECT_EQ(-1, ioctl(self->fd, P2PLAB_IOC_DMA, &a));
+		EXPECT_EQ(ETIMEDOUT, errno);
+		EXPECT_TRUE(a.res.flags & P2PLAB_RES_TIMEOUT);
+		EXPECT_LT(pl_now() - t0, 3.0);
+		ASSERT_EQ(0, ioctl(self->fd, P2PLAB_IOC_STATS, &s1));
+		EXPECT_EQ(s0.timeouts + 1, s1.timeouts);
+		EXPECT_EQ(s0.resets + 1, s1.resets);
+		/* the device is still slow: a generous timeout completes, data verified */
+		a.timeout_ms = 20000;
+		EXPECT_EQ(0, ioctl(self->fd, P2PLAB_IOC_DMA, &a));
+		ASSERT_EQ(0, pl_pread_all(self->fd, chk, 4096, 0));
+		EXPECT_EQ(-1, pl_cmp(buf, chk, 4096));
 		free(buf);
 		free(chk);
 	} else if (!strcmp(self->kind, "link-down")) {
