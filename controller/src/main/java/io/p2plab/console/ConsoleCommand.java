@@ -5,8 +5,6 @@ import io.p2plab.ga.GuestAgent;
 import io.p2plab.qmp.ConnectionOptions;
 import io.p2plab.qmp.QmpClient;
 import io.p2plab.qmp.Transport;
-import io.p2plab.spec.Doc;
-import io.p2plab.spec.Node;
 import io.p2plab.vm.MachineSpec;
 import io.p2plab.vm.Vm;
 import org.jline.terminal.Terminal;
@@ -52,10 +50,10 @@ public final class ConsoleCommand implements Callable<Integer> {
         MachineSpec ms;
         JsonNode machineJson = null;
         if (spec != null) {
-            Node n = Doc.load(spec).node();
-            if (n.isObject() && n.has("machine")) n = n.get("machine");
-            ms = MachineSpec.parse(n);
-            machineJson = n.json();
+            io.p2plab.scenario.Scenario.LoadedMachine lm = io.p2plab.scenario.Scenario.loadMachine(spec);
+            ms = lm.spec();
+            machineJson = lm.json() != null ? lm.json()
+                    : io.p2plab.util.Json.object().put("ref", spec.toAbsolutePath().toString());
         } else {
             ms = MachineSpec.none();
             machineJson = io.p2plab.util.Json.object().put("type", "none");

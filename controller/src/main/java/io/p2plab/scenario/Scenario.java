@@ -96,6 +96,31 @@ public final class Scenario {
         return out;
     }
 
+    /** A machine spec and its JSON (after variable substitution), for the console. */
+    public record LoadedMachine(MachineSpec spec, JsonNode json) {}
+
+    /**
+     * Loads a machine for `p2plab console --spec FILE`: a scenario (its first case's machine), a file
+     * with a top-level machine: key (which may use ref/overrides), or a bare machine mapping.
+     * ${env.NAME} and ${name:-default} are substituted.
+     */
+    public static LoadedMachine loadMachine(Path file) {
+        Doc doc = Doc.load(file);
+        Node root = doc.node().requireObject();
+        if (root.has("steps")) {
+            Case c = load(file).get(0);
+            return new LoadedMachine(c.machine(), null);
+        }
+        Map<String, JsonNode> vars = new LinkedHashMap<>();
+        if (root.has("machine")) {
+            JsonNode subst = substitute(root.json(), vars, "", doc::where);
+            Node m = new Node(subst, "", doc::where).get("machine");
+            return new LoadedMachine(machine(file, doc, m, vars), m.json());
+        }
+        JsonNode subst = substitute(root.json(), vars, "", doc::where);
+        return new LoadedMachine(MachineSpec.parse(new Node(subst, "", doc::where)), subst);
+    }
+
     private static void combine(List<List<Map.Entry<String, JsonNode>>> values, int i, int[] cur, List<int[]> out) {
         if (i == values.size()) { out.add(cur.clone()); return; }
         for (int k = 0; k < values.get(i).size(); k++) { cur[i] = k; combine(values, i + 1, cur, out); }
