@@ -93,6 +93,21 @@ class ScenarioParseTest {
     }
 
     @Test
+    void consoleSpecLoadsMachineFilesWithVariablesAndScenarios(@TempDir Path tmp) throws Exception {
+        Path m = tmp.resolve("m.yaml");
+        Files.writeString(m, "type: q35\naccel: ${env.P2PLAB_NO_SUCH_VAR:-tcg}\nmemory: 256M\n");
+        Scenario.LoadedMachine lm = Scenario.loadMachine(m);
+        assertThat(lm.spec().accel()).isEqualTo("tcg");
+        assertThat(lm.json().path("accel").asText()).isEqualTo("tcg");
+        Path wrapped = tmp.resolve("w.yaml");
+        Files.writeString(wrapped, "machine: {ref: m.yaml, overrides: {memory: 512M}}\n");
+        assertThat(Scenario.loadMachine(wrapped).spec().memory()).isEqualTo("512M");
+        assertThat(Scenario.loadMachine(DIR.resolve("qemu-basics.yaml")).spec().type()).isEqualTo("q35");
+        Files.writeString(m, "type: q35\nmemory: ${nope}\n");
+        assertThatThrownBy(() -> Scenario.loadMachine(m)).hasMessageContaining("m.yaml:2:").hasMessageContaining("${nope}");
+    }
+
+    @Test
     void everyStepKindParses() {
         List<Scenario.Case> cases = Scenario.load(Path.of("src/test/resources/scenarios/example-all-steps.yaml"));
         assertThat(cases).hasSize(4);
