@@ -83,6 +83,7 @@ public final class Vm implements AutoCloseable {
             ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(caseDir.resolve("qemu-stderr.log").toFile());
             p = pb.start();
             ProcessRegistry.register(p);
+            startReaper(p, runDir);
             console = new Console(p.getInputStream(), spec.type().equals("none") ? null : caseDir.resolve("console.log"),
                     spec.watchdog());
             Path sock = runDir.resolve("qmp.sock");
@@ -122,6 +123,27 @@ public final class Vm implements AutoCloseable {
             if (e instanceof VmException v) throw v;
             if (e instanceof InterruptedException) Thread.currentThread().interrupt();
             throw new VmException("cannot launch QEMU: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A JVM that is SIGKILLed runs no shutdown hook: a tiny sh watches the JVM and this QEMU and
+     * SIGKILLs QEMU when the JVM is gone. It exits by itself when QEMU exits, and only kills a process
+     * whose command line still names our private runtime dir (no harm on PID reuse).
+     */
+    private static void startReaper(Process qemu, Path runDir) {
+        String script = "jvm=$1; q=$2; tag=$3; "
+                + "while kill -0 \"$jvm\" 2>/dev/null && kill -0 \"$q\" 2>/dev/null; do sleep 1; done; "
+                + "if kill -0 \"$q\" 2>/dev/null && tr '\\000' ' ' < /proc/\"$q\"/cmdline | grep -qF -- \"$tag\"; "
+                + "then kill -9 \"$q\"; fi";
+        try {
+            new ProcessBuilder("sh", "-c", script, "p2plab-reaper", String.valueOf(ProcessHandle.current().pid()),
+                    String.valueOf(qemu.pid()), runDir.toString())
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                    .redirectError(ProcessBuilder.Redirect.DISCARD).start();
+        } catch (IOException e) {
+            // best effort: the shutdown hook still covers normal exits and signals
         }
     }
 
