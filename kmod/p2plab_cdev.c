@@ -399,8 +399,14 @@ static int p2plab_ioc_local_copy(struct p2plab_dev *pd, struct p2plab_local_copy
 			return -EPERM;
 		if (a->len > P2PLAB_DESC_MAX_LEN)
 			return -E2BIG;
-		if (pd->hmm)
-			return -EBUSY;	/* could scribble over HMM pages */
+		/*
+		 * With HMM active, only requests the device itself must reject are let
+		 * through (it validates both ranges before copying anything): an in-range
+		 * raw copy could scribble over migrated pages.
+		 */
+		if (pd->hmm && !p2plab_check_range(a->src_off, a->len, pd->mem_size) &&
+		    !p2plab_check_range(a->dst_off, a->len, pd->mem_size))
+			return -EBUSY;
 	} else {
 		if (a->len > P2PLAB_DMA_MAX_LEN)
 			return -E2BIG;
