@@ -12,7 +12,7 @@
 # into which qemu-device/ is overlaid (every modified file is replaced, never written in place);
 # changing only the device re-uses that tree and rebuilds incrementally.
 # Environment: QEMU_SRC, P2PLAB_BUILD_JOBS (default 2), P2PLAB_NICE (default 10),
-#              P2PLAB_QEMU_DEBUG=1 (keep debug info).
+#              P2PLAB_QEMU_DEBUG=1 (keep debug info), P2PLAB_QEMU_SANITIZE=1 (ASan + UBSan build).
 source "$(dirname "$0")/lib.sh"
 
 DEV=$P2PLAB_ROOT/qemu-device
@@ -28,6 +28,8 @@ CONFIGURE_ARGS=(--python=/usr/bin/python3 --target-list=x86_64-softmmu
     --disable-download --disable-install-blobs --disable-docs --disable-tools
     --disable-werror --enable-trace-backends=log --disable-user --disable-guest-agent)
 if [ "${P2PLAB_QEMU_DEBUG:-0}" = 1 ]; then CONFIGURE_ARGS+=(--enable-debug-info); else CONFIGURE_ARGS+=(--disable-debug-info); fi
+# P2PLAB_QEMU_SANITIZE=1: AddressSanitizer + UBSan build (a separate tree and install)
+if [ "${P2PLAB_QEMU_SANITIZE:-0}" = 1 ]; then CONFIGURE_ARGS+=(--enable-asan --enable-ubsan); fi
 DEVICES_MAK='# p2plab lab machine: q35 + PCIe switch + VT-d + nvme + virtio-serial + isa serial + p2plab
 CONFIG_Q35=y
 CONFIG_PCIE_PORT=y
@@ -70,7 +72,7 @@ fi
 # device (or unrelated parts of this script) rebuilds incrementally in the same tree.
 tree_key=$(printf '%s\n' "$src_id" "$(hash_inputs "$DEV/patches")" "${CONFIGURE_ARGS[*]}" "$DEVICES_MAK" \
     "$TREE_FORMAT" | sha256sum | cut -c1-16)
-key=$(printf '%s\n' "$src_id" "$(hash_inputs "$SELF" "$DEV" "$HDR")" | sha256sum | cut -c1-16)
+key=$(printf '%s\n' "$src_id" "$tree_key" "$(hash_inputs "$SELF" "$DEV" "$HDR")" | sha256sum | cut -c1-16)
 OUT=$P2PLAB_CACHE/qemu-$key
 TREE=$P2PLAB_CACHE/qemu-build-$tree_key
 
