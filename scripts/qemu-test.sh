@@ -17,6 +17,8 @@ test_bin=$(dirname "$qemu")/p2plab-test
 export QTEST_QEMU_BINARY=$qemu
 export P2PLAB_QEMU_ARGS=${P2PLAB_QEMU_ARGS:--L /usr/share/qemu -L /usr/share/seabios}
 export G_TEST_DBUS_DAEMON=/bin/true
+# for P2PLAB_QEMU_SANITIZE=1 builds: QEMU's exit-time leaks are not the device's
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 # QEMU reports guest errors (bad registers, failed descriptors) to stderr only with -d guest_errors;
 # the tests provoke them on purpose, so keep the TAP output readable.
 log "running $test_bin against $qemu"
