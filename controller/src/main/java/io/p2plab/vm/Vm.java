@@ -97,7 +97,17 @@ public final class Vm implements AutoCloseable {
             tr = Files.newBufferedWriter(caseDir.resolve("qmp-transcript.log"));
             QmpClient q;
             try {
-                q = QmpClient.connect(Transport.unix(sock), ConnectionOptions.defaults());
+                while (true) {
+                    try {
+                        q = QmpClient.connect(Transport.unix(sock), ConnectionOptions.defaults());
+                        break;
+                    } catch (io.p2plab.qmp.QmpClosedException e) {
+                        // the socket file exists between QEMU's bind() and listen(): ECONNREFUSED, retry
+                        if (!e.getMessage().startsWith("cannot connect") || !p.isAlive() || System.nanoTime() > deadline)
+                            throw e;
+                        Thread.sleep(20);
+                    }
+                }
             } catch (RuntimeException e) {
                 // QEMU creates the QMP socket before it builds the machine: a bad device exits just after
                 if (p.waitFor(3, TimeUnit.SECONDS))
