@@ -490,7 +490,7 @@ static int p2plab_copy_to_ram(unsigned long *src, unsigned long *dst, unsigned l
 			if (dst[i])
 				lost += dst[i] & MIGRATE_PFN_COMPOUND ? HPAGE_PMD_NR : 1;
 		atomic64_inc(&dm->st_errors);
-		pr_err("p2plab%d: eviction DMA failed (%d): %lu pages could not be copied and are zero-filled\n",
+		pr_err("p2plab%d: eviction DMA failed (%d): %lu pages could not be copied\n",
 		       dm->hmm->id, ret, lost);
 	}
 	for (i = 0; i < npages; i++)
@@ -586,11 +586,37 @@ static unsigned long p2plab_devmem_used(struct p2plab_devmem *dm)
 	return used;
 }
 
+/*
+ * The device died before its memory could be copied out: the replacement system pages hold no
+ * data.  Report them to memory-failure handling, as for uncorrectable memory errors, so that a
+ * process touching them gets SIGBUS (BUS_MCEERR_AR) instead of silently reading zeroes.
+ */
+static void p2plab_poison_lost(struct p2plab_devmem *dm, const unsigned long *src,
+			       const unsigned long *dst, unsigned long npages)
+{
+	unsigned long i, j, nr, poisoned = 0;
+
+	for (i = 0; i < npages; i++) {
+		struct page *p = migrate_pfn_to_page(dst[i]);
+
+		if (!p || !(src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		nr = dst[i] & MIGRATE_PFN_COMPOUND ? HPAGE_PMD_NR : 1;
+		for (j = 0; j < nr; j++)
+			memory_failure_queue(page_to_pfn(p) + j, 0);
+		poisoned += nr;
+	}
+	if (poisoned)
+		pr_err("p2plab%d: %lu pages lost with the device queued as memory failures (SIGBUS on access)\n",
+		       dm->hmm->id, poisoned);
+}
+
 /* Migrate every page of @dm back to system memory (one pass).  Returns pages still in use. */
 static unsigned long p2plab_devmem_evict_pass(struct p2plab_devmem *dm, unsigned long *src,
 					      unsigned long *dst)
 {
 	unsigned long base, n;
+	int err;
 
 	for (base = 0; base < dm->npages; base += n) {
 		n = min_t(unsigned long, HPAGE_PMD_NR, dm->npages - base);
@@ -599,9 +625,11 @@ static unsigned long p2plab_devmem_evict_pass(struct p2plab_devmem *dm, unsigned
 		memset(src, 0, n * sizeof(*src));
 		memset(dst, 0, n * sizeof(*dst));
 		migrate_device_range(src, dm->pfn_first + base, n);
-		p2plab_copy_to_ram(src, dst, n, NULL, 0, false, true);
+		err = p2plab_copy_to_ram(src, dst, n, NULL, 0, false, true);
 		migrate_device_pages(src, dst, n);
 		migrate_device_finalize(src, dst, n);
+		if (err)
+			p2plab_poison_lost(dm, src, dst, n);
 		cond_resched();
 	}
 	return p2plab_devmem_used(dm);

@@ -22,9 +22,12 @@
  *                                                   checksummed pattern in device N's private
  *                                                   memory; FILE gets its pid/checksum; exits 0
  *                                                   once everything is on the device
- *   hmm-p2plab-tests evict-verify --state FILE      after the controller device_del'ed device N:
+ *   hmm-p2plab-tests evict-verify --state FILE [--expect-loss]
+ *                                                   after the controller device_del'ed device N:
  *                                                   the holder checks that no page is device
- *                                                   memory any more and the checksum matches
+ *                                                   memory any more and the checksum matches;
+ *                                                   --expect-loss (link was down first): the
+ *                                                   lost pages must give SIGBUS (poisoned)
  *   hmm-p2plab-tests linkdown-check [--dev N] --trigger FILE
  *                                                   migrate to N, READY, wait for FILE (controller
  *                                                   set link-down=on): CPU access must give SIGBUS
@@ -359,6 +362,7 @@ TEST(coherent_peer_read)
 static int opt_dev;
 static unsigned long opt_mb = 64;
 static const char *opt_state, *opt_trigger;
+static int opt_expect_loss;
 
 static int fail(const char *what, long a, long b)
 {
@@ -552,10 +556,16 @@ static int cmd_evict_prepare(void)
 			left += snap_count(other, buf, npages, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL);
 			close(other);
 		}
-		sum2 = csum(buf, size);
-		snprintf(res, sizeof(res), "%s evict-verify: checksum %016llx expected %016llx, device pages left %ld%s\n",
-			 sum2 == sum && left <= 0 ? "PASS" : "FAIL", (unsigned long long)sum2,
-			 (unsigned long long)sum, left, other < 0 ? " (no other device to check)" : "");
+		signal(SIGBUS, on_sigbus);
+		if (sigsetjmp(jb, 1)) {
+			/* pages lost with a dead device are poisoned (memory failure): SIGBUS */
+			snprintf(res, sizeof(res), "LOST evict-verify: SIGBUS reading the buffer (data lost with the device, pages poisoned)\n");
+		} else {
+			sum2 = csum(buf, size);
+			snprintf(res, sizeof(res), "%s evict-verify: checksum %016llx expected %016llx, device pages left %ld%s\n",
+				 sum2 == sum && left <= 0 ? "PASS" : "FAIL", (unsigned long long)sum2,
+				 (unsigned long long)sum, left, other < 0 ? " (no other device to check)" : "");
+		}
 		snprintf(line, sizeof(line), "%s.result", opt_state);
 		write_file(line, res);
 		_exit(0);
@@ -593,6 +603,8 @@ static int cmd_evict_verify(void)
 				buf[0] = 0;
 			fclose(f);
 			printf("%s", buf);
+			if (opt_expect_loss)	/* the device died first: SIGBUS is the right outcome */
+				return strncmp(buf, "LOST", 4) != 0;
 			return strncmp(buf, "PASS", 4) != 0;
 		}
 		usleep(50000);
@@ -616,6 +628,8 @@ int main(int argc, char **argv)
 			opt_state = argv[++i];
 		else if (!strcmp(argv[i], "--trigger") && i + 1 < argc)
 			opt_trigger = argv[++i];
+		else if (!strcmp(argv[i], "--expect-loss"))
+			opt_expect_loss = 1;
 		else {
 			fprintf(stderr, "unknown option %s\n", argv[i]);
 			return 2;
