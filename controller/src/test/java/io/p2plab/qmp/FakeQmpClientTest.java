@@ -200,7 +200,7 @@ class FakeQmpClientTest {
             long t0 = System.nanoTime();
             assertThatThrownBy(() -> QmpClient.join(q.execute("slow", null, Duration.ofMillis(200))))
                     .isInstanceOf(QmpTimeoutException.class).hasMessageContaining("200 ms");
-            assertThat((System.nanoTime() - t0) / 1_000_000).isLessThan(600);
+            assertThat((System.nanoTime() - t0) / 1_000_000).isLessThan(2000);
             // the late reply to "slow" is discarded, the next command gets its own answer
             assertThat(q.call("fast").asText()).isEqualTo("fast");
         }
