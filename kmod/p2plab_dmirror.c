@@ -80,6 +80,7 @@ enum {
 };
 
 static bool dmirror;
+static bool dmirror_active;	/* nodes created */
 module_param(dmirror, bool, 0444);
 MODULE_PARM_DESC(dmirror, "create /dev/hmm_dmirror0..3 (test_hmm uAPI) on p2plab0/1 (default 0)");
 
@@ -731,7 +732,12 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 			ret = -EINVAL;
 			break;
 		}
-		next = min(end, addr + (PTRS_PER_PTE << PAGE_SHIFT));
+		/*
+		 * Chunks end on PMD boundaries (test_hmm uses addr + 512 pages): a THP is then
+		 * collected whole (MIGRATE_VMA_SELECT_COMPOUND needs PMD-aligned start and end)
+		 * instead of being split while still mapped, which fails under contention.
+		 */
+		next = min(end, (addr & PMD_MASK) + PMD_SIZE);
 		if (next > vma->vm_end)
 			next = vma->vm_end;
 
@@ -1351,6 +1357,7 @@ int p2plab_dmirror_init(void)
 		dmirror_attach(dmirror_devices[id], dmirror_bound[id]);
 		dmirror_attach(dmirror_devices[id + 2], dmirror_bound[id]);
 	}
+	dmirror_active = true;
 	mutex_unlock(&dmirror_lock);
 	pr_info("dmirror uAPI enabled: /dev/hmm_dmirror0..3\n");
 	return 0;
@@ -1360,7 +1367,7 @@ void p2plab_dmirror_exit(void)
 {
 	int id;
 
-	if (!dmirror)
+	if (!dmirror_active)
 		return;
 	mutex_lock(&dmirror_lock);
 	for (id = 0; id < DMIRROR_NDEVICES; id++) {
@@ -1374,6 +1381,7 @@ void p2plab_dmirror_exit(void)
 		put_device(&mdevice->device);
 		dmirror_devices[id] = NULL;
 	}
+	dmirror_active = false;
 	mutex_unlock(&dmirror_lock);
 	unregister_chrdev_region(dmirror_dev, DMIRROR_NDEVICES);
 }
