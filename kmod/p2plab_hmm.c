@@ -144,13 +144,23 @@ int p2plab_batch_run(struct p2plab_batch *b)
 	int ret = 0;
 
 	if (b->n) {
-		if (READ_ONCE(hmm->dead))
-			ret = -ENODEV;
-		else
-			ret = p2plab_dma_run(hmm->pd, b->x, b->n, p2plab_hmm_dma_timeout_ms,
-					     &idx, &code);
-		if (ret == -ENODEV)
-			WRITE_ONCE(hmm->dead, true);
+		/* no cached "dead" shortcut: the core answers -ENODEV at once while the link is
+		 * down, and the device may come back (link-down=off, engine reset) */
+		ret = p2plab_dma_run(hmm->pd, b->x, b->n, p2plab_hmm_dma_timeout_ms, &idx, &code);
+		if (ret == -ENODEV) {
+			/* the link may be back (link-down=off): re-arm the engine once and retry */
+			int r;
+
+			mutex_lock(&hmm->pd->dma_lock);
+			r = p2plab_engine_reset(hmm->pd);
+			mutex_unlock(&hmm->pd->dma_lock);
+			if (!r) {
+				pr_info("p2plab%d: device answers again, DMA engine re-armed\n", hmm->id);
+				ret = p2plab_dma_run(hmm->pd, b->x, b->n, p2plab_hmm_dma_timeout_ms,
+						     &idx, &code);
+			}
+		}
+		WRITE_ONCE(hmm->dead, ret == -ENODEV);
 		if (ret)
 			pr_warn_ratelimited("p2plab%d: DMA batch of %u descriptors failed: %d (index %u, code 0x%x)\n",
 					    hmm->id, b->n, ret, idx, code);

@@ -71,7 +71,7 @@ struct p2plab_hmm {
 	struct p2plab_devmem	priv;
 	struct p2plab_devmem	coh;
 	dma_addr_t		zero_dma;	/* ZERO_PAGE mapped for reads by the device */
-	bool			dead;		/* DMA engine reported -ENODEV */
+	bool			dead;		/* last batch saw -ENODEV (debugfs) */
 	struct dentry		*dbg;
 };
 

@@ -43,7 +43,7 @@ chmod +x "$ov/hmm-bench-init"
 (cd "$ov" && echo hmm-bench-init | cpio -o -H newc 2>/dev/null | gzip -1) >"$OUT/overlay.cpio.gz"
 cat "$GUEST/initramfs.cpio.gz" "$OUT/overlay.cpio.gz" >"$OUT/initrd.gz"
 
-log "booting the benchmark guest (TCG, ~6 min)"
+log "booting the benchmark guest (TCG, ~2-5 min)"
 fw=(-bios /usr/share/qemu/qboot.rom -L /usr/share/qemu -L /usr/share/seabios)
 timeout 1800 "$QEMU" -M q35 -m 4G -smp 1 -nographic -nic none "${fw[@]}" -no-reboot \
     -kernel "$GUEST/vmlinuz" -initrd "$OUT/initrd.gz" \
