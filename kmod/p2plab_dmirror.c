@@ -832,7 +832,7 @@ static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
 	 * memory that cannot migrate at all (shared anonymous, ...) still ends in -ENOENT like
 	 * test_hmm.  Retries are counted in debugfs (retries).
 	 */
-	while (to_dev && ret == -ENOENT && tries++ < 5) {
+	while (to_dev && ret == -ENOENT && tries++ < 3) {
 		/* e.g. khugepaged holds the folio lock while collapsing 4 KiB pages that came
 		 * back from device-coherent memory: give it a moment */
 		atomic64_inc(&dm->st_retries);
