@@ -20,6 +20,7 @@
 #include "libqtest.h"
 #include "qemu/units.h"
 #include "qobject/qdict.h"
+#include "qobject/qlist.h"
 #include "standard-headers/linux/pci_regs.h"
 #include "p2plab_hw.h"
 
@@ -1152,6 +1153,252 @@ static void test_link_down(void)
     lab_stop(l);
 }
 
+/*
+ * Hot-unplug (PCIe native hotplug, the way Linux pciehp does it): device_del pushes the attention
+ * button of the port, the "guest" turns the slot's power and power indicator off, QEMU unrealizes
+ * and unparents the device. DEVICE_DELETED comes from device_finalize, i.e. only once nothing holds
+ * a reference on the device any more (memory regions in a FlatView, DMA mappings, ...).
+ */
+typedef enum {
+    UNPLUG_IDLE,            /* never did DMA */
+    UNPLUG_HOST,            /* host RAM <-> device memory */
+    UNPLUG_LOCAL,           /* device memory -> device memory */
+    UNPLUG_PEER_SWITCH,     /* p0 -> p1 BAR2 through the switch (p0 unplugged) */
+    UNPLUG_PEER_TARGET,     /* p0 -> p1 BAR2 through the switch (p1, the target, unplugged) */
+    UNPLUG_PEER_UPSTREAM,   /* p2 on a root port -> p0 BAR2 through the root complex (p2 unplugged) */
+    UNPLUG_IN_FLIGHT,       /* a throttled transfer is in flight */
+    UNPLUG_LINK_DOWN,       /* link-down set (with work pending) */
+    UNPLUG_REPLUG,          /* unplug, add again with the same id, DMA, unplug again */
+    UNPLUG_MEMDEV,          /* hot-add with a memdev, unplug, hot-add with the same memdev */
+} UnplugCase;
+
+#define BAR0_P2         0xc0400000ULL
+#define BAR2_P2         0x4000000000ULL
+
+static bool peripheral_has(QTestState *qts, const char *id)
+{
+    QDict *r = qtest_qmp(qts, "{'execute':'qom-list','arguments':{'path':'/machine/peripheral'}}");
+    QList *list = qdict_get_qlist(r, "return");
+    const QListEntry *e;
+    bool found = false;
+
+    g_assert(list);
+    QLIST_FOREACH_ENTRY(list, e) {
+        QDict *prop = qobject_to(QDict, qlist_entry_obj(e));
+        if (!strcmp(qdict_get_str(prop, "name"), id)) {
+            found = true;
+        }
+    }
+    qobject_unref(r);
+    return found;
+}
+
+/* device_del + pciehp-style power-off of the port's slot; asserts DEVICE_DELETED for @id */
+static void hot_unplug(Lab *l, const char *id, int port_bus, int port_dev)
+{
+    int exp = find_cap(l, port_bus, port_dev, PCI_CAP_ID_EXP);
+    gint64 end = g_get_monotonic_time() + POLL_US;
+    QDict *ev = NULL;
+    uint16_t ctl;
+
+    g_assert_cmpint(exp, !=, 0);
+    g_assert(cfg_rl(l, port_bus, port_dev, exp + PCI_EXP_SLTCAP) & PCI_EXP_SLTCAP_HPC);
+    g_assert(cfg_rw(l, port_bus, port_dev, exp + PCI_EXP_SLTSTA) & PCI_EXP_SLTSTA_PDS);
+    qtest_qmp_device_del_send(l->qts, id);
+    ctl = cfg_rw(l, port_bus, port_dev, exp + PCI_EXP_SLTCTL);
+    ctl = (ctl & ~(PCI_EXP_SLTCTL_PIC | PCI_EXP_SLTCTL_PCC)) | PCI_EXP_SLTCTL_PWR_IND_OFF |
+          PCI_EXP_SLTCTL_PWR_OFF;
+    cfg_ww(l, port_bus, port_dev, exp + PCI_EXP_SLTCTL, ctl);
+    g_assert(!(cfg_rw(l, port_bus, port_dev, exp + PCI_EXP_SLTSTA) & PCI_EXP_SLTSTA_PDS));
+    g_assert(!peripheral_has(l->qts, id));
+    /* finalization may wait for RCU callbacks: poll (QMP traffic lets events in) */
+    while (!ev && g_get_monotonic_time() < end) {
+        QDict *r = qtest_qmp(l->qts, "{'execute':'query-status'}");
+        qobject_unref(r);
+        ev = qtest_qmp_event_ref(l->qts, "DEVICE_DELETED");
+        if (ev && strcmp(qdict_get_try_str(qdict_get_qdict(ev, "data"), "device") ?: "", id)) {
+            qobject_unref(ev);      /* another device's (e.g. a port's) */
+            ev = NULL;
+        }
+        if (!ev) {
+            g_usleep(1000);
+        }
+    }
+    if (!ev) {
+        g_test_message("no DEVICE_DELETED for %s: the device was not finalized", id);
+    }
+    g_assert(ev);
+    qobject_unref(ev);
+    /* the slot is empty: the port reads all-ones below it */
+    g_assert_cmphex(cfg_rl(l, qtest_readb(l->qts, ecam(port_bus, port_dev, 0, PCI_SECONDARY_BUS)),
+                           0, PCI_VENDOR_ID), ==, 0xffffffff);
+}
+
+/* power the (emptied) slot back on and plug p0 in again: device_add, enumerate, DMA */
+static void replug_p0(Lab *l, const char *memdev)
+{
+    int exp = find_cap(l, 2, 0, PCI_CAP_ID_EXP);
+    uint16_t ctl = cfg_rw(l, 2, 0, exp + PCI_EXP_SLTCTL);
+    g_autofree uint8_t *data = NULL;
+
+    ctl = (ctl & ~(PCI_EXP_SLTCTL_PIC | PCI_EXP_SLTCTL_PCC)) | PCI_EXP_SLTCTL_PWR_IND_ON |
+          PCI_EXP_SLTCTL_PWR_ON;
+    cfg_ww(l, 2, 0, exp + PCI_EXP_SLTCTL, ctl);
+    if (memdev) {
+        qtest_qmp_device_add(l->qts, "p2plab", "p0", "{'bus': 'dp0', 'memdev': %s}", memdev);
+    } else {
+        qtest_qmp_device_add(l->qts, "p2plab", "p0", "{'bus': 'dp0', 'mem-size': %" PRIu64 "}",
+                             l->mem_size);
+    }
+    cfg_wl(l, 3, 0, PCI_BASE_ADDRESS_0, l->bar0[0]);
+    cfg_wl(l, 3, 0, PCI_BASE_ADDRESS_2, (uint32_t)l->bar2[0]);
+    cfg_wl(l, 3, 0, PCI_BASE_ADDRESS_3, l->bar2[0] >> 32);
+    cfg_ww(l, 3, 0, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    msix_setup(l, 0, true);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_ID), ==, P2PLAB_ID_MAGIC);
+    ring_setup(l, 0, 16);
+    fill_random(l, BUF_A, 64 * KiB, 11, &data);
+    g_assert_cmphex(run1(l, 0, BUF_A, 0, 64 * KiB, P2PLAB_DESC_F_DST_LOCAL), ==,
+                    P2PLAB_DESC_DONE);
+    g_assert_cmphex(run1(l, 0, l->bar2[1], 0, 64 * KiB, P2PLAB_DESC_F_DST_LOCAL), ==,
+                    P2PLAB_DESC_DONE);
+}
+
+static void test_unplug(const void *opaque)
+{
+    UnplugCase c = (UnplugCase)(uintptr_t)opaque;
+    Lab *l = lab_start_full("", "", 16 * MiB, 512,
+                            "-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off "
+                            "-device pcie-root-port,id=rp1,bus=pcie.0,addr=03.0,chassis=9 "
+                            "-device p2plab,id=p2,bus=rp1,mem-size=16M", true);
+    g_autofree uint8_t *data = NULL;
+    const size_t len = 256 * KiB;
+    uint32_t idx;
+
+    /* p2 on its own root port (bus 6): BAR0 0xc0400000, BAR2 0x40_0000_0000 */
+    bridge_setup(l, 0, 3, 6, 6, BAR0_P2, BAR0_P2 + 0xfffff, BAR2_P2, BAR2_P2 + 16 * MiB - 1);
+    cfg_wl(l, 6, 0, PCI_BASE_ADDRESS_0, BAR0_P2);
+    cfg_wl(l, 6, 0, PCI_BASE_ADDRESS_2, (uint32_t)BAR2_P2);
+    cfg_wl(l, 6, 0, PCI_BASE_ADDRESS_3, BAR2_P2 >> 32);
+    cfg_ww(l, 6, 0, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    g_assert_cmphex(qtest_readl(l->qts, BAR0_P2 + P2PLAB_REG_ID), ==, P2PLAB_ID_MAGIC);
+    fill_random(l, BUF_A, len, 7, &data);
+
+    switch (c) {
+    case UNPLUG_IDLE:
+        hot_unplug(l, "p0", 2, 0);
+        break;
+    case UNPLUG_HOST:
+        ring_setup(l, 0, 16);
+        g_assert_cmphex(run1(l, 0, BUF_A, 0, len, P2PLAB_DESC_F_DST_LOCAL), ==,
+                        P2PLAB_DESC_DONE);
+        g_assert_cmphex(run1(l, 0, 0, BUF_B, len, P2PLAB_DESC_F_SRC_LOCAL), ==,
+                        P2PLAB_DESC_DONE);
+        assert_mem_eq(l, BUF_B, data, len);
+        hot_unplug(l, "p0", 2, 0);
+        break;
+    case UNPLUG_LOCAL:
+        ring_setup(l, 0, 16);
+        g_assert_cmphex(run1(l, 0, 0, MiB, len,
+                             P2PLAB_DESC_F_SRC_LOCAL | P2PLAB_DESC_F_DST_LOCAL), ==,
+                        P2PLAB_DESC_DONE);
+        hot_unplug(l, "p0", 2, 0);
+        break;
+    case UNPLUG_PEER_SWITCH:
+    case UNPLUG_PEER_TARGET:
+        ring_setup(l, 0, 16);
+        g_assert_cmphex(run1(l, 0, BUF_A, l->bar2[1], len, 0), ==, P2PLAB_DESC_DONE);
+        g_assert_cmphex(run1(l, 0, l->bar2[1], BUF_B, len, 0), ==, P2PLAB_DESC_DONE);
+        assert_mem_eq(l, BUF_B, data, len);
+        g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, 2 * len);
+        if (c == UNPLUG_PEER_SWITCH) {
+            hot_unplug(l, "p0", 2, 0);
+        } else {
+            hot_unplug(l, "p1", 2, 1);
+            /* the initiator survives; the target's window is gone: DMA there fails cleanly */
+            g_assert_cmphex(run1(l, 0, BUF_A, l->bar2[1], 4096, 0), ==,
+                            P2PLAB_DESC_DONE | P2PLAB_ERR_DST_DMA);
+            hot_unplug(l, "p0", 2, 0);
+        }
+        break;
+    case UNPLUG_PEER_UPSTREAM:
+        /* p2's ring in guest RAM at RING_BASE + 0x200000 */
+        qtest_writel(l->qts, BAR0_P2 + P2PLAB_REG_RING_BASE_LO, RING_BASE + 0x200000);
+        qtest_writel(l->qts, BAR0_P2 + P2PLAB_REG_RING_SIZE, 16);
+        qtest_writel(l->qts, BAR0_P2 + P2PLAB_REG_CTRL, P2PLAB_CTRL_ENABLE);
+        qtest_writeq(l->qts, RING_BASE + 0x200000, BUF_A);
+        qtest_writeq(l->qts, RING_BASE + 0x200000 + 8, l->bar2[0]);
+        qtest_writel(l->qts, RING_BASE + 0x200000 + 16, len);
+        qtest_writel(l->qts, RING_BASE + 0x200000 + 20, 0);
+        qtest_writel(l->qts, RING_BASE + 0x200000 + 24, 0);
+        qtest_writel(l->qts, BAR0_P2 + P2PLAB_REG_RING_TAIL, 1);
+        for (int i = 0; i < 1000 &&
+             !(qtest_readl(l->qts, RING_BASE + 0x200000 + 24) & P2PLAB_DESC_DONE); i++) {
+            g_usleep(1000);
+        }
+        g_assert_cmphex(qtest_readl(l->qts, RING_BASE + 0x200000 + 24), ==, P2PLAB_DESC_DONE);
+        assert_mem_eq(l, l->bar2[0], data, len);
+        g_assert_cmpuint(qom_get_int(l, "p2", "stat-bytes-peer"), ==, len);
+        g_assert_cmpuint(qom_get_int(l, "p2", "stat-bytes-peer-switch"), ==, 0);
+        hot_unplug(l, "p2", 0, 3);
+        hot_unplug(l, "p0", 2, 0);
+        break;
+    case UNPLUG_IN_FLIGHT:
+        ring_setup(l, 0, 16);
+        qom_set_int(l, "p0", "bandwidth-mbps", 10);
+        idx = post(l, 0, BUF_A, l->bar2[1], 1000000, 0);      /* peer, 100 ms */
+        post(l, 0, BUF_A, 0, 1000000, P2PLAB_DESC_F_DST_LOCAL);
+        doorbell(l, 0);
+        qtest_clock_step(l->qts, 20 * 1000 * 1000);
+        settle(l, 0);
+        g_assert_cmphex(desc_status(l, 0, idx), ==, 0);
+        g_assert_cmphex(rd(l, 0, P2PLAB_REG_STATUS) & P2PLAB_STATUS_BUSY, ==,
+                        P2PLAB_STATUS_BUSY);
+        hot_unplug(l, "p0", 2, 0);
+        qtest_clock_step(l->qts, 500 * 1000 * 1000);
+        break;
+    case UNPLUG_LINK_DOWN:
+        ring_setup(l, 0, 16);
+        g_assert_cmphex(run1(l, 0, BUF_A, l->bar2[1], len, 0), ==, P2PLAB_DESC_DONE);
+        idx = post(l, 0, BUF_A, 0, len, P2PLAB_DESC_F_DST_LOCAL);
+        qom_set_bool(l, "p0", "link-down", true);
+        doorbell(l, 0);                 /* lost */
+        hot_unplug(l, "p0", 2, 0);
+        g_assert_cmphex(desc_status(l, 0, idx), ==, 0);
+        break;
+    case UNPLUG_REPLUG:
+        ring_setup(l, 0, 16);
+        g_assert_cmphex(run1(l, 0, BUF_A, l->bar2[1], len, 0), ==, P2PLAB_DESC_DONE);
+        hot_unplug(l, "p0", 2, 0);
+        replug_p0(l, NULL);
+        hot_unplug(l, "p0", 2, 0);
+        break;
+    case UNPLUG_MEMDEV:
+        /* a memory backend goes back to its owner: it can back the next device */
+        qtest_qmp_assert_success(l->qts, "{'execute':'object-add','arguments':{"
+                                 "'qom-type':'memory-backend-ram','id':'m0','size':%" PRIu64 "}}",
+                                 l->mem_size);
+        hot_unplug(l, "p0", 2, 0);
+        for (int i = 0; i < 2; i++) {
+            replug_p0(l, "m0");
+            g_assert_cmphex(rd(l, 0, P2PLAB_REG_CAPS) & P2PLAB_CAP_MEMDEV, ==,
+                            P2PLAB_CAP_MEMDEV);
+            g_assert_cmphex(run1(l, 0, BUF_A, l->bar2[1], len, 0), ==, P2PLAB_DESC_DONE);
+            hot_unplug(l, "p0", 2, 0);
+        }
+        qtest_qmp_assert_success(l->qts, "{'execute':'object-del','arguments':{'id':'m0'}}");
+        break;
+    }
+    /* the rest of the lab keeps working */
+    if (c != UNPLUG_PEER_TARGET) {
+        g_assert_cmphex(qtest_readl(l->qts, l->bar0[1] + P2PLAB_REG_ID), ==, P2PLAB_ID_MAGIC);
+    }
+    if (c != UNPLUG_PEER_UPSTREAM) {
+        g_assert_cmphex(qtest_readl(l->qts, BAR0_P2 + P2PLAB_REG_ID), ==, P2PLAB_ID_MAGIC);
+    }
+    lab_stop(l);
+}
+
 static void test_reset(void)
 {
     Lab *l = lab_default();
@@ -1438,6 +1685,18 @@ int main(int argc, char **argv)
     qtest_add_func("/p2plab/fault/link-down", test_link_down);
     qtest_add_func("/p2plab/intx", test_intx);
     qtest_add_func("/p2plab/reset", test_reset);
+    {
+        static const char *const names[] = {
+            [UNPLUG_IDLE] = "idle", [UNPLUG_HOST] = "host", [UNPLUG_LOCAL] = "local",
+            [UNPLUG_PEER_SWITCH] = "peer-switch", [UNPLUG_PEER_TARGET] = "peer-target",
+            [UNPLUG_PEER_UPSTREAM] = "peer-upstream", [UNPLUG_IN_FLIGHT] = "in-flight",
+            [UNPLUG_LINK_DOWN] = "link-down", [UNPLUG_REPLUG] = "replug", [UNPLUG_MEMDEV] = "memdev",
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+            g_autofree char *path = g_strdup_printf("/p2plab/unplug/%s", names[i]);
+            qtest_add_data_func(path, (void *)(uintptr_t)i, test_unplug);
+        }
+    }
     qtest_add_func("/p2plab/migration", test_migration);
     qtest_add_func("/p2plab/stress", test_stress);
     if (getenv("P2PLAB_BENCH")) {

@@ -138,7 +138,7 @@ struct P2plabState {
     int64_t wait_until;         /* QEMU_CLOCK_VIRTUAL ns; work waits until then */
     uint8_t *bounce;            /* bus -> bus staging */
     uint8_t *stage;             /* MMIO read staging */
-    AddressSpace peer_as;       /* over the switch's internal bus (see p2plab_route) */
+    AddressSpace *peer_as;      /* over the switch's internal bus (see p2plab_route) */
     MemoryRegion *peer_as_root;
     QLIST_ENTRY(P2plabState) link;
 
@@ -271,6 +271,20 @@ static void p2plab_peer_search(PCIBus *bus, PCIDevice *dev, void *opaque)
 }
 
 /*
+ * The switch-peer address space is heap-allocated and freed by RCU (address_space_destroy_free):
+ * its last FlatView may still be in use by an RCU reader, and it must not live inside the device
+ * state, which can be finalized before the RCU callback runs.
+ */
+static void p2plab_peer_as_free(P2plabState *s)
+{
+    if (s->peer_as) {
+        address_space_destroy_free(s->peer_as);
+        s->peer_as = NULL;
+        s->peer_as_root = NULL;
+    }
+}
+
+/*
  * Where does a bus-address request [addr, addr+len) from this device go?
  * Like a PCIe switch without ACS redirect: if our parent bridge is a switch downstream port whose
  * ACS control lacks P2P Request Redirect, and the range lies in the memory or prefetchable window
@@ -301,14 +315,13 @@ static AddressSpace *p2plab_route(P2plabState *s, uint64_t addr, uint64_t len, b
         return pci_get_address_space(pd);
     }
     if (s->peer_as_root != ibus->address_space_mem) {
-        if (s->peer_as_root) {
-            address_space_destroy(&s->peer_as);
-        }
-        address_space_init(&s->peer_as, ibus->address_space_mem, "p2plab-switch-peer");
+        p2plab_peer_as_free(s);
+        s->peer_as = g_new0(AddressSpace, 1);
+        address_space_init(s->peer_as, ibus->address_space_mem, "p2plab-switch-peer");
         s->peer_as_root = ibus->address_space_mem;
     }
     *sw = true;
-    return &s->peer_as;
+    return s->peer_as;
 }
 
 /* Is the memory region that a bus access reached a device's (a BAR) rather than system RAM? */
@@ -978,6 +991,27 @@ static void p2plab_instance_init(Object *obj)
 
 /* ---- realize / reset / migration ---------------------------------------------------------------- */
 
+/*
+ * Take our subregions out of the BAR containers. In QEMU 10.0 a subregion holds a reference on
+ * its owner while it sits in a container (memory_region_add_subregion -> memory_region_ref), so a
+ * subregion owned by this device inside a container owned by this device is a reference cycle:
+ * left in place, the device is never finalized after unplug (no DEVICE_DELETED, the RAM of BAR2
+ * leaks) and a memdev's region stays attached to the dead container (cannot be used again).
+ */
+static void p2plab_del_subregions(P2plabState *s)
+{
+    MemoryRegion *const subs[][2] = {
+        { &s->bar0, &s->regs_io }, { &s->bar0, &s->bar0_dead },
+        { &s->bar2, s->mem_mr }, { &s->bar2, &s->bar2_dead },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
+        if (subs[i][1] && subs[i][1]->container == subs[i][0]) {
+            memory_region_del_subregion(subs[i][0], subs[i][1]);
+        }
+    }
+}
+
 static void p2plab_realize(PCIDevice *pd, Error **errp)
 {
     P2plabState *s = P2PLAB(pd);
@@ -1032,6 +1066,7 @@ static void p2plab_realize(PCIDevice *pd, Error **errp)
     if (msix_init(pd, P2PLAB_NUM_VECTORS, &s->bar0, P2PLAB_BAR_REGS, P2PLAB_MSIX_TABLE_OFF,
                   &s->bar0, P2PLAB_BAR_REGS, P2PLAB_MSIX_PBA_OFF, 0, &err) < 0) {
         error_propagate_prepend(errp, err, "p2plab: MSI-X: ");
+        p2plab_del_subregions(s);
         pcie_cap_exit(pd);
         return;
     }
@@ -1045,6 +1080,7 @@ static void p2plab_realize(PCIDevice *pd, Error **errp)
     } else {
         if (!memory_region_init_ram(&s->mem_ram, OBJECT(s), "p2plab-mem", s->mem_size, errp)) {
             msix_uninit(pd, &s->bar0, &s->bar0);
+            p2plab_del_subregions(s);
             pcie_cap_exit(pd);
             return;
         }
@@ -1078,14 +1114,12 @@ static void p2plab_exit(PCIDevice *pd)
     timer_free(s->timer);
     g_free(s->bounce);
     g_free(s->stage);
-    if (s->peer_as_root) {
-        address_space_destroy(&s->peer_as);
-        s->peer_as_root = NULL;
-    }
+    p2plab_peer_as_free(s);
     if (s->hostmem) {
         host_memory_backend_set_mapped(s->hostmem, false);
     }
     msix_uninit(pd, &s->bar0, &s->bar0);
+    p2plab_del_subregions(s);
     pcie_cap_exit(pd);
 }
 
