@@ -521,6 +521,15 @@ static int cmd_evict_prepare(void)
 		setsid();
 		signal(SIGUSR1, on_usr1);
 		close(pfd[0]);
+		/* a daemon: do not keep the caller's stdio (e.g. qemu-ga guest-exec pipes) open */
+		fd = open("/dev/null", O_RDWR);
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+			if (fd > 2)
+				close(fd);
+		}
 		fd = dm_open(opt_dev);
 		/* first half THP (device-private THP), second half 4 KiB pages */
 		buf = buf_alloc(size, 1);
