@@ -53,7 +53,8 @@ struct p2plab_dev {			/* one per PCI function */
 	struct kref ref;
 	struct list_head node;		/* p2plab_devs */
 	struct rw_semaphore active;	/* see header comment */
-	bool removing;			/* remove() started: new users get -ENODEV */
+	bool removing;			/* remove() started: new users get -ENODEV, user
+					 * DMA in flight aborts (set before the cdev goes) */
 	void __iomem *mem;		/* BAR2, uncached CPU mapping (pread/pwrite) */
 	struct p2pdma_provider *provider;	/* BAR2 P2PDMA provider, NULL if p2p_size == 0 */
 	bool p2pmem_published;
@@ -112,6 +113,15 @@ struct p2plab_run_info {
 };
 int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
 			unsigned int timeout_ms, struct p2plab_run_info *info);
+/*
+ * The same for userspace requests (the character device): also gives up with -ENODEV, without
+ * waiting for the timeout, as soon as pd or @peer (the other device of a peer copy, may be NULL)
+ * is being removed; work already posted is aborted with an engine reset first (info->stuck if
+ * the device does not answer). remove() wakes every waiter when it starts.
+ */
+int p2plab_dma_run_user(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
+			unsigned int timeout_ms, struct p2plab_dev *peer,
+			struct p2plab_run_info *info);
 
 struct p2plab_dev *p2plab_get_by_id(int id);	/* +ref; NULL if no such device */
 void p2plab_put(struct p2plab_dev *pd);

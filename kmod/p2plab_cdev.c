@@ -33,6 +33,9 @@ static int p2plab_open(struct inode *inode, struct file *f)
 	struct miscdevice *misc = f->private_data;	/* set by misc_open() */
 	struct p2plab_dev *pd = container_of(misc, struct p2plab_dev, misc);
 
+	/* misc_open() holds misc_mtx: remove() cannot free pd under us (misc_deregister) */
+	if (READ_ONCE(pd->removing))
+		return -ENODEV;
 	kref_get(&pd->ref);
 	f->private_data = pd;
 	return 0;
@@ -47,8 +50,10 @@ static int p2plab_release_file(struct inode *inode, struct file *f)
 /* take pd->active for reading; -ENODEV once remove() started */
 static int p2plab_enter(struct p2plab_dev *pd)
 {
+	if (READ_ONCE(pd->removing))
+		return -ENODEV;		/* do not even queue behind remove()'s down_write */
 	down_read(&pd->active);
-	if (pd->removing) {
+	if (READ_ONCE(pd->removing)) {
 		up_read(&pd->active);
 		return -ENODEV;
 	}
@@ -253,7 +258,7 @@ static int p2plab_ioc_dma(struct p2plab_dev *pd, struct p2plab_dma *a)
 	}
 	a->res.descs = nx;
 	t0 = ktime_get();
-	ret = p2plab_dma_run_info(pd, x, nx, p2plab_timeout(a->timeout_ms), &info);
+	ret = p2plab_dma_run_user(pd, x, nx, p2plab_timeout(a->timeout_ms), NULL, &info);
 	p2plab_fill_result(&a->res, ret, &info, ktime_to_ns(ktime_sub(ktime_get(), t0)));
 
 	if (info.stuck) {
@@ -338,7 +343,7 @@ static int p2plab_ioc_peer_copy(struct p2plab_dev *pd, struct p2plab_peer_copy *
 				      P2PLAB_DESC_F_DST_LOCAL);
 	a->res.descs = nx;
 	t0 = ktime_get();
-	ret = p2plab_dma_run_info(pd, x, nx, p2plab_timeout(a->timeout_ms), &info);
+	ret = p2plab_dma_run_user(pd, x, nx, p2plab_timeout(a->timeout_ms), peer, &info);
 	p2plab_fill_result(&a->res, ret, &info, ktime_to_ns(ktime_sub(ktime_get(), t0)));
 	kfree(x);
 out_unmap:
@@ -420,7 +425,7 @@ static int p2plab_ioc_local_copy(struct p2plab_dev *pd, struct p2plab_local_copy
 			      P2PLAB_DESC_F_SRC_LOCAL | P2PLAB_DESC_F_DST_LOCAL);
 	a->res.descs = nx;
 	t0 = ktime_get();
-	ret = p2plab_dma_run_info(pd, x, nx, p2plab_timeout(a->timeout_ms), &info);
+	ret = p2plab_dma_run_user(pd, x, nx, p2plab_timeout(a->timeout_ms), NULL, &info);
 	p2plab_fill_result(&a->res, ret, &info, ktime_to_ns(ktime_sub(ktime_get(), t0)));
 	return ret;
 }
@@ -596,7 +601,7 @@ static ssize_t p2plab_rw(struct file *f, char __user *ubuf, size_t len, loff_t *
 				break;
 		}
 		done += c;
-		if (fatal_signal_pending(current))
+		if (fatal_signal_pending(current) || READ_ONCE(pd->removing))
 			break;
 		cond_resched();
 	}

@@ -213,10 +213,19 @@ static int p2plab_chunk_state(struct p2plab_dev *pd, u32 last_slot)
 	return CHUNK_RUNNING;
 }
 
-static bool p2plab_chunk_settled(struct p2plab_dev *pd, u32 last_slot, int *state)
+/* a userspace request on pd (and peer) must give up: one of them is being removed */
+static bool p2plab_user_abort(struct p2plab_dev *pd, struct p2plab_dev *peer, bool user)
+{
+	return user && (READ_ONCE(pd->removing) || (peer && READ_ONCE(peer->removing)));
+}
+
+static bool p2plab_chunk_settled(struct p2plab_dev *pd, u32 last_slot, int *state,
+				 struct p2plab_dev *peer, bool user, bool *aborted)
 {
 	*state = p2plab_chunk_state(pd, last_slot);
-	return *state != CHUNK_RUNNING;
+	if (*state == CHUNK_RUNNING && p2plab_user_abort(pd, peer, user))
+		*aborted = true;
+	return *state != CHUNK_RUNNING || *aborted;
 }
 
 static int p2plab_validate_xfers(const struct p2plab_xfer *x, unsigned int n)
@@ -234,9 +243,11 @@ static int p2plab_validate_xfers(const struct p2plab_xfer *x, unsigned int n)
 	return 0;
 }
 
-int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
-			unsigned int timeout_ms, struct p2plab_run_info *info)
+static int p2plab_dma_run_common(struct p2plab_dev *pd, const struct p2plab_xfer *x,
+				 unsigned int n, unsigned int timeout_ms, struct p2plab_dev *peer,
+				 bool user, struct p2plab_run_info *info)
 {
+	bool aborted = false;
 	unsigned long deadline, now;
 	unsigned int done = 0, j;
 	int ret, state = CHUNK_RUNNING;
@@ -256,7 +267,7 @@ int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsi
 
 	mutex_lock(&pd->dma_lock);
 	/* a cheap liveness check first: never post work to a device that is not there */
-	if (pd->dead || p2plab_check_dead(pd, rd(pd, P2PLAB_REG_ID))) {
+	if (p2plab_user_abort(pd, peer, user) || pd->dead || p2plab_check_dead(pd, rd(pd, P2PLAB_REG_ID))) {
 		ret = -ENODEV;
 		goto out_unlock;
 	}
@@ -275,6 +286,10 @@ int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsi
 		long left;
 		u64 bytes = 0;
 
+		if (p2plab_user_abort(pd, peer, user)) {
+			ret = -ENODEV;
+			goto out_unlock;
+		}
 		for (j = 0; j < k; j++) {
 			struct p2plab_desc *d = &pd->ring[(head + j) & mask];
 			const struct p2plab_xfer *t = &x[done + j];
@@ -294,7 +309,24 @@ int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsi
 
 		now = jiffies;
 		left = time_after(deadline, now) ? deadline - now : 1;
-		left = wait_event_timeout(pd->wq, p2plab_chunk_settled(pd, last, &state), left);
+		left = wait_event_timeout(pd->wq, p2plab_chunk_settled(pd, last, &state, peer,
+									user, &aborted), left);
+		if (aborted && state == CHUNK_RUNNING) {
+			/*
+			 * pd or the peer is going away: stop the engine now (it must not touch
+			 * the caller's buffers after we return) instead of waiting for the work.
+			 */
+			dev_info(&pd->pdev->dev, "device removal: aborting a DMA batch\n");
+			if (p2plab_engine_reset(pd) &&
+			    !(le32_to_cpu(READ_ONCE(pd->ring[last].status)) & P2PLAB_DESC_DONE)) {
+				info->stuck = true;
+				dev_err(&pd->pdev->dev,
+					"engine reset failed during abort: buffers of %u descriptors must not be reused\n",
+					k);
+			}
+			ret = -ENODEV;
+			goto out_unlock;
+		}
 		if (state == CHUNK_DONE && left <= 1 && atomic_read(&pd->irq_seq) == seq &&
 		    time_after_eq(jiffies, deadline)) {
 			/* found complete only at the deadline and no interrupt came */
@@ -387,7 +419,20 @@ out_unlock:
 	mutex_unlock(&pd->dma_lock);
 	return ret;
 }
+
+int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
+			unsigned int timeout_ms, struct p2plab_run_info *info)
+{
+	return p2plab_dma_run_common(pd, x, n, timeout_ms, NULL, false, info);
+}
 EXPORT_SYMBOL_GPL(p2plab_dma_run_info);
+
+int p2plab_dma_run_user(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
+			unsigned int timeout_ms, struct p2plab_dev *peer,
+			struct p2plab_run_info *info)
+{
+	return p2plab_dma_run_common(pd, x, n, timeout_ms, peer, true, info);
+}
 
 int p2plab_dma_run(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
 		   unsigned int timeout_ms, unsigned int *failed_idx, u32 *err_code)
@@ -682,22 +727,44 @@ err_put:
 	return ret;
 }
 
+/* wake every DMA waiter of every device: their user requests re-check p2plab_user_abort() */
+static void p2plab_wake_all(void)
+{
+	struct p2plab_dev *d;
+
+	mutex_lock(&p2plab_devs_lock);
+	list_for_each_entry(d, &p2plab_devs, node)
+		wake_up_all(&d->wq);
+	mutex_unlock(&p2plab_devs_lock);
+}
+
+/*
+ * Removal never waits for userspace: open file descriptors keep the struct (kref) but not the
+ * hardware. Order: mark removing (new ioctls, reads and writes, and opens get -ENODEV; user DMA
+ * in flight on this device, or on a peer copying to/from it, aborts with an engine reset), drop
+ * the character device and the list entry, wait for the (now short) in-flight calls to leave,
+ * then HMM teardown with the engine still running, then the hardware.
+ */
 static void p2plab_remove(struct pci_dev *pdev)
 {
 	struct p2plab_dev *pd = pci_get_drvdata(pdev);
 
-	/* HMM first: it evicts device-private pages to RAM with the engine still running */
-	p2plab_hmm_remove(pd);
+	WRITE_ONCE(pd->removing, true);
+	wake_up_all(&pd->wq);
+	p2plab_wake_all();		/* peers copying to or from this device */
 
-	/* no new users (cdev calls, peers); wait for current ones */
+	p2plab_cdev_unregister(pd);	/* no new opens; open fds keep pd (kref) */
 	mutex_lock(&p2plab_devs_lock);
-	list_del_init(&pd->node);
+	list_del_init(&pd->node);	/* no new peer lookups */
 	mutex_unlock(&p2plab_devs_lock);
+
+	/* in-flight cdev calls and peer uses leave quickly now (they abort) */
 	down_write(&pd->active);
-	pd->removing = true;
 	up_write(&pd->active);
 
-	p2plab_cdev_unregister(pd);
+	/* HMM: evicts device-private pages to RAM while the DMA engine still works */
+	p2plab_hmm_remove(pd);
+
 	if (pd->p2pmem_published)
 		pci_p2pmem_publish(pdev, false);
 	debugfs_remove_recursive(pd->dbg);
@@ -712,6 +779,8 @@ static void p2plab_remove(struct pci_dev *pdev)
 	ida_free(&p2plab_ida, pd->id);
 	pci_iounmap(pdev, pd->mem);
 	pci_iounmap(pdev, pd->regs);
+	pd->regs = NULL;
+	pd->mem = NULL;
 	pci_release_regions(pdev);
 	pci_disable_device(pdev);
 	pci_set_drvdata(pdev, NULL);
