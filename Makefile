@@ -11,7 +11,7 @@ OUT        ?= build/runs/$(shell date +%Y%m%d-%H%M%S)
 SHARD      ?=
 shard_arg   = $(if $(SHARD),--shard $(SHARD))
 
-.PHONY: lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test \
+.PHONY: guest-smoke lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test \
         scenario-test run test boot console bench clean distclean
 
 help: ## this list
@@ -50,6 +50,9 @@ run: qemu guest controller ## THE main job: boot the lab, run the default suite,
 
 test: deps ## everything CI runs: controller, qtests, guest, HMM, scenarios
 	@scripts/test-all.sh
+
+guest-smoke: qemu guest ## shell-only P2P smoke across CPU/IOMMU/ACS setups (no controller needed)
+	@scripts/guest-smoke.sh
 
 boot: qemu guest ## boot one VM with the default topology on the serial console
 	@scripts/boot.sh
