@@ -67,7 +67,9 @@ clean: ## remove build outputs in the tree (keeps ~/.cache/p2plab)
 	rm -rf build controller/target
 
 distclean: clean ## also drop every cached artefact (~/.cache/p2plab)
-	rm -rf $${P2PLAB_CACHE:-$$HOME/.cache/p2plab}
+	@c=$${P2PLAB_CACHE:-$$HOME/.cache/p2plab}; \
+	 grep -o " $$c/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l; \
+	 rm -rf "$$c"
 
 lint: deps controller ## static checks: compose.yaml, docs vs header, scenario files
 	@scripts/lint.sh

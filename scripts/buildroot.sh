@@ -24,6 +24,9 @@ SRC
     chroot "$root.tmp" apt-get clean
     mv "$root.tmp" "$root"; touch "$root/.complete"
 fi
+# objtool (module builds) reads /proc: keep it mounted in the root (idempotent; `make distclean`
+# unmounts it before deleting the cache)
+mountpoint -q "$root/proc" || mount -t proc proc "$root/proc" || die "cannot mount /proc in $root"
 if [ "${1:-}" = run ]; then
     shift
     exec chroot "$root" "$@"
