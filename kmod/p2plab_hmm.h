@@ -6,7 +6,8 @@
  * P2PLAB_HAVE_HMM; without them these are no-op stubs so the core builds and runs alone.
  *   p2plab_hmm_init()/exit():   module init/exit (dmirror character devices)
  *   p2plab_hmm_probe(pd):       after the DMA engine is up, before p2pmem is published
- *   p2plab_hmm_remove(pd):      FIRST thing in remove(), while the DMA engine still works
+ *   p2plab_hmm_remove(pd):      early in remove(): after char-device users are stopped, while the
+ *                               DMA engine still works
  */
 #ifndef P2PLAB_HMM_H
 #define P2PLAB_HMM_H
