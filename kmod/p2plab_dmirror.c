@@ -654,6 +654,33 @@ fini:
 	return ret;
 }
 
+/*
+ * Copy [start, end) of the mirror back to the user buffer at cmd->ptr: the device reads it through
+ * its mirror (DMA engine) into a bounce buffer. Used to return data for verification after
+ * migration and exclusive access, as test_hmm does.
+ */
+static int dmirror_read_back(struct dmirror *dmirror, struct p2plab_devmem *dm,
+			     struct hmm_dmirror_cmd *cmd, unsigned long start, unsigned long end)
+{
+	struct dmirror_bounce bounce;
+	int ret;
+
+	ret = dmirror_bounce_init(&bounce, dm->hmm, start, end - start);
+	if (ret)
+		return ret;
+	mutex_lock(&dmirror->mutex);
+	ret = dmirror_do_rw(dmirror, start, end, &bounce, false);
+	mutex_unlock(&dmirror->mutex);
+	if (ret == 0) {
+		dmirror_bounce_sync(&bounce, true);
+		if (dmirror_bounce_user(&bounce, u64_to_user_ptr(cmd->ptr), true))
+			ret = -EFAULT;
+	}
+	cmd->cpages = bounce.cpages;
+	dmirror_bounce_fini(&bounce);
+	return ret;
+}
+
 /* ---- migration ---- */
 
 static int dmirror_migrate_finalize_and_map(struct migrate_vma *args, struct dmirror *dmirror,
@@ -800,24 +827,7 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 		return ret;
 
 	/* Return the migrated data for verification: the device reads it through its mirror. */
-	{
-		struct dmirror_bounce bounce;
-
-		ret = dmirror_bounce_init(&bounce, dm->hmm, start, size);
-		if (ret)
-			return ret;
-		mutex_lock(&dmirror->mutex);
-		ret = dmirror_do_rw(dmirror, start, end, &bounce, false);
-		mutex_unlock(&dmirror->mutex);
-		if (ret == 0) {
-			dmirror_bounce_sync(&bounce, true);
-			if (dmirror_bounce_user(&bounce, u64_to_user_ptr(cmd->ptr), true))
-				ret = -EFAULT;
-		}
-		cmd->cpages = bounce.cpages;
-		dmirror_bounce_fini(&bounce);
-	}
-	return ret;
+	return dmirror_read_back(dmirror, dm, cmd, start, end);
 }
 
 static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
@@ -863,7 +873,6 @@ static int dmirror_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
 	unsigned long start, end, addr;
 	unsigned long size = cmd->npages << PAGE_SHIFT;
 	struct mm_struct *mm = dmirror->notifier.mm;
-	struct dmirror_bounce bounce;
 	int ret = 0;
 
 	start = cmd->addr;
@@ -896,20 +905,7 @@ static int dmirror_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
 		return ret;
 
 	/* Return the data for verification: the device reads it while it holds exclusivity. */
-	ret = dmirror_bounce_init(&bounce, dm->hmm, start, size);
-	if (ret)
-		return ret;
-	mutex_lock(&dmirror->mutex);
-	ret = dmirror_do_rw(dmirror, start, end, &bounce, false);
-	mutex_unlock(&dmirror->mutex);
-	if (ret == 0) {
-		dmirror_bounce_sync(&bounce, true);
-		if (dmirror_bounce_user(&bounce, u64_to_user_ptr(cmd->ptr), true))
-			ret = -EFAULT;
-	}
-	cmd->cpages = bounce.cpages;
-	dmirror_bounce_fini(&bounce);
-	return ret;
+	return dmirror_read_back(dmirror, dm, cmd, start, end);
 }
 
 /* ---- snapshot ---- */
