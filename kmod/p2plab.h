@@ -18,6 +18,8 @@
 #include <linux/wait.h>
 #include <linux/miscdevice.h>
 #include <linux/pci-p2pdma.h>
+#include <linux/scatterlist.h>
+#include <linux/dma-mapping.h>
 #include "p2plab_hw.h"
 
 #define P2PLAB_DRV_NAME		"p2plab"
@@ -35,7 +37,7 @@ struct p2plab_counters {
 	u64 irq_error;		/* VEC_ERROR interrupts */
 	u64 irq_lost;		/* batches found complete only after the wait timed out */
 	u64 p2p_bus;		/* P2P transfers mapped with PCI bus addresses */
-	u64 p2p_host_bridge;	/* P2P transfers mapped through the host bridge (DMA_ATTR_MMIO) */
+	u64 p2p_host_bridge;	/* P2P transfers the DMA core mapped through the host bridge */
 	u64 p2p_refused;	/* P2P transfers refused: PCI_P2PDMA_MAP_NOT_SUPPORTED */
 };
 
@@ -129,26 +131,31 @@ void p2plab_put(struct p2plab_dev *pd);
 /* Reset and re-program the engine (dma_lock held). Clears pd->dead if the device answers. */
 int p2plab_engine_reset(struct p2plab_dev *pd);
 
-/* p2plab_p2p.c: peer-to-peer mapping */
-struct p2plab_p2p_map {
-	enum pci_p2pdma_map_type type;	/* BUS_ADDR, THRU_HOST_BRIDGE or NOT_SUPPORTED */
-	int distance;			/* pci_p2pdma_distance(), -1 if not supported */
-	struct pci_dev *provider;	/* device owning the target BAR (+ref) */
-	int bar;
-	struct p2pdma_provider *prov;
-	dma_addr_t dma;			/* address to program into the engine */
-	phys_addr_t phys;
-	size_t len;
+/*
+ * p2plab_p2p.c: DMA mapping of page lists, P2P pages included, by the DMA core's P2P-aware
+ * dma_map_sgtable(): the kernel decides the P2P map type, the result reports it.
+ */
+struct p2plab_sgmap {
+	struct sg_table sgt;		/* DMA segments: for_each_sgtable_dma_sg() */
+	enum pci_p2pdma_map_type type;	/* NONE (no P2P page), BUS_ADDR, THRU_HOST_BRIDGE,
+					 * or NOT_SUPPORTED (mapping refused) */
+	int distance;			/* pci_p2pdma_distance() of a P2P mapping, else -1 */
 	enum dma_data_direction dir;
-	bool mapped;			/* dma_map_phys() mapping to undo */
+	bool mapped;
 };
-/* Map [phys, phys+len) of a PCI BAR for DMA by @client. 0, -EOPNOTSUPP, -EINVAL, -ENOMEM. */
-int p2plab_p2p_map(struct p2plab_dev *client, phys_addr_t phys, size_t len,
-		   enum dma_data_direction dir, struct p2plab_p2p_map *m);
-void p2plab_p2p_unmap(struct p2plab_dev *client, struct p2plab_p2p_map *m);
-/* Map type and distance between provider BAR and client, without mapping. */
-enum pci_p2pdma_map_type p2plab_p2p_map_type(struct pci_dev *provider, struct pci_dev *client,
-					     int *distance);
+/* Map @len bytes at @offset of @pages for @client. 0, -EOPNOTSUPP (P2P refused), -ENOMEM... */
+int p2plab_map_pages(struct p2plab_dev *client, struct page **pages, unsigned int npages,
+		     unsigned int offset, size_t len, enum dma_data_direction dir,
+		     struct p2plab_sgmap *m);
+/* The same for [off, off + len) of @peer's p2pmem window. -EOPNOTSUPP if not p2pmem. */
+int p2plab_map_peer(struct p2plab_dev *client, struct p2plab_dev *peer, u64 off, size_t len,
+		    enum dma_data_direction dir, struct p2plab_sgmap *m);
+void p2plab_unmap_pages(struct p2plab_dev *client, struct p2plab_sgmap *m);
+/* The kernel's verdict for @client reaching @peer's p2pmem (a one-page trial mapping). */
+enum pci_p2pdma_map_type p2plab_p2p_query(struct p2plab_dev *client, struct p2plab_dev *peer,
+					  int *distance);
+enum pci_p2pdma_map_type p2plab_map_type_worst(enum pci_p2pdma_map_type a,
+					       enum pci_p2pdma_map_type b);
 const char *p2plab_map_type_name(enum pci_p2pdma_map_type t);
 
 /* p2plab_cdev.c */

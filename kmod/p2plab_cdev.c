@@ -3,9 +3,9 @@
  * p2plab_cdev.c - /dev/p2plabN: ioctls (p2plab_ioctl.h) and CPU read/write of BAR2.
  *
  * User buffers are pinned (pin_user_pages_fast, FOLL_PCI_P2PDMA so an mmap of any device's
- * p2pmem/allocate works too) and mapped page run by page run: system RAM with dma_map_phys(),
- * p2pmem pages by the P2P rules in p2plab_p2p.c (bus address, or dma_map_phys(DMA_ATTR_MMIO)
- * through the host bridge, or EOPNOTSUPP). No bounce buffers.
+ * p2pmem/allocate works too) and mapped run by run with the DMA core's dma_map_sgtable()
+ * (p2plab_p2p.c): for p2pmem pages the kernel decides bus address, host bridge, or refusal
+ * (EOPNOTSUPP), and the result reports its choice. No bounce buffers.
  */
 #include <linux/module.h>
 #include <linux/fs.h>
@@ -123,25 +123,21 @@ static unsigned int p2plab_add_xfers(struct p2plab_xfer *x, unsigned int n, unsi
 
 /* ---- P2PLAB_IOC_DMA: user memory <-> device memory -------------------------------------------- */
 
-struct p2plab_seg {
-	dma_addr_t dma;
-	phys_addr_t phys;
-	size_t len;
-	bool mapped;		/* dma_map_phys() to undo */
-	bool mmio;		/* ... with DMA_ATTR_MMIO */
-};
-
+/*
+ * The pinned pages split into runs of one kind (system RAM, or p2pmem of one provider), each run
+ * mapped by the DMA core (p2plab_map_pages(): dma_map_sgtable(), which decides the P2P map type).
+ */
 static int p2plab_ioc_dma(struct p2plab_dev *pd, struct p2plab_dma *a)
 {
 	struct device *dev = &pd->pdev->dev;
 	enum dma_data_direction ddir;
 	struct p2plab_run_info info = { .failed_idx = ~0U };
-	struct p2plab_seg *segs = NULL;
+	struct p2plab_sgmap *maps = NULL;
 	struct p2plab_xfer *x = NULL;
 	struct page **pages = NULL;
-	unsigned long first, npages, i;
-	unsigned int nsegs = 0, nx = 0, s;
-	u64 pos;
+	unsigned long first, npages, i, start;
+	unsigned int nmaps = 0, nx = 0, max = 0, k;
+	u64 pos, left;
 	int pinned = 0, ret;
 	ktime_t t0;
 
@@ -166,8 +162,8 @@ static int p2plab_ioc_dma(struct p2plab_dev *pd, struct p2plab_dma *a)
 	first = a->uaddr >> PAGE_SHIFT;
 	npages = ((a->uaddr + a->len - 1) >> PAGE_SHIFT) - first + 1;
 	pages = kvmalloc_array(npages, sizeof(*pages), GFP_KERNEL);
-	segs = kvcalloc(npages, sizeof(*segs), GFP_KERNEL);
-	if (!pages || !segs) {
+	maps = kvcalloc(npages, sizeof(*maps), GFP_KERNEL);
+	if (!pages || !maps) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
@@ -183,78 +179,52 @@ static int p2plab_ioc_dma(struct p2plab_dev *pd, struct p2plab_dma *a)
 		pinned += r;
 	}
 
-	/* page runs of one kind and physically contiguous become one segment */
+	/* map: one run of one kind at a time */
 	pos = a->uaddr;
-	for (i = 0; i < npages; i++) {
-		struct page *pg = pages[i];
-		u64 off = offset_in_page(pos);
-		u64 l = min_t(u64, PAGE_SIZE - off, a->uaddr + a->len - pos);
-		phys_addr_t phys = page_to_phys(pg) + off;
-		bool p2p = is_pci_p2pdma_page(pg);
-		struct p2plab_seg *prev = nsegs ? &segs[nsegs - 1] : NULL;
+	left = a->len;
+	for (start = 0; start < npages; start = i) {
+		bool p2p = is_pci_p2pdma_page(pages[start]);
+		unsigned int off = offset_in_page(pos);
+		u64 len;
 
-		if (prev && prev->phys + prev->len == phys && prev->mmio == p2p &&
-		    (!p2p || page_pgmap(pages[i - 1]) == page_pgmap(pg))) {
-			prev->len += l;
-		} else {
-			segs[nsegs].phys = phys;
-			segs[nsegs].len = l;
-			segs[nsegs].mmio = p2p;
-			nsegs++;
+		for (i = start + 1; i < npages; i++)
+			if (is_pci_p2pdma_page(pages[i]) != p2p ||
+			    (p2p && page_pgmap(pages[i]) != page_pgmap(pages[start])))
+				break;
+		len = min_t(u64, left, ((u64)(i - start) << PAGE_SHIFT) - off);
+		ret = p2plab_map_pages(pd, pages + start, i - start, off, len, ddir, &maps[nmaps]);
+		/* report the most remote mapping the kernel chose (or refused) */
+		if (p2plab_map_type_worst(a->res.map_type, maps[nmaps].type) != a->res.map_type) {
+			a->res.map_type = maps[nmaps].type;
+			a->res.distance = maps[nmaps].distance;
 		}
-		pos += l;
+		if (ret)
+			goto out_unmap;
+		max += maps[nmaps].sgt.nents;
+		nmaps++;
+		pos += len;
+		left -= len;
 	}
 
-	/* map */
-	for (s = 0; s < nsegs; s++) {
-		struct p2plab_seg *g = &segs[s];
-
-		if (!g->mmio) {
-			g->dma = dma_map_phys(dev, g->phys, g->len, ddir, 0);
-			if (dma_mapping_error(dev, g->dma)) {
-				ret = -ENOMEM;
-				goto out_unmap;
-			}
-			g->mapped = true;
-		} else {
-			struct p2plab_p2p_map m;
-
-			ret = p2plab_p2p_map(pd, g->phys, g->len, ddir, &m);
-			/* report the most remote mapping used */
-			if (m.type != PCI_P2PDMA_MAP_NONE &&
-			    (a->res.map_type == PCI_P2PDMA_MAP_NONE ||
-			     m.type == PCI_P2PDMA_MAP_NOT_SUPPORTED ||
-			     m.type == PCI_P2PDMA_MAP_THRU_HOST_BRIDGE)) {
-				a->res.map_type = m.type;
-				a->res.distance = m.distance;
-			}
-			/* keep the dma_map_phys() mapping (unmapped below with DMA_ATTR_MMIO);
-			 * p2plab_p2p_unmap() then only drops the provider reference */
-			g->dma = m.dma;
-			g->mapped = m.mapped;
-			m.mapped = false;
-			p2plab_p2p_unmap(pd, &m);
-			if (ret)
-				goto out_unmap;
-		}
-	}
-
-	x = kvmalloc_array(nsegs + a->len / P2PLAB_DESC_MAX_LEN + 1, sizeof(*x), GFP_KERNEL);
+	x = kvmalloc_array(max, sizeof(*x), GFP_KERNEL);
 	if (!x) {
 		ret = -ENOMEM;
 		goto out_unmap;
 	}
 	pos = a->dev_off;
-	for (s = 0; s < nsegs; s++) {
-		unsigned int max = nsegs + a->len / P2PLAB_DESC_MAX_LEN + 1;
+	for (k = 0; k < nmaps; k++) {
+		struct scatterlist *sg;
+		unsigned int j;
 
-		if (a->dir == P2PLAB_DIR_TO_DEV)
-			nx = p2plab_add_xfers(x, nx, max, segs[s].dma, pos, segs[s].len,
-					      P2PLAB_DESC_F_DST_LOCAL);
-		else
-			nx = p2plab_add_xfers(x, nx, max, pos, segs[s].dma, segs[s].len,
-					      P2PLAB_DESC_F_SRC_LOCAL);
-		pos += segs[s].len;
+		for_each_sgtable_dma_sg(&maps[k].sgt, sg, j) {
+			if (a->dir == P2PLAB_DIR_TO_DEV)
+				nx = p2plab_add_xfers(x, nx, max, sg_dma_address(sg), pos,
+						      sg_dma_len(sg), P2PLAB_DESC_F_DST_LOCAL);
+			else
+				nx = p2plab_add_xfers(x, nx, max, pos, sg_dma_address(sg),
+						      sg_dma_len(sg), P2PLAB_DESC_F_SRC_LOCAL);
+			pos += sg_dma_len(sg);
+		}
 	}
 	a->res.descs = nx;
 	t0 = ktime_get();
@@ -265,21 +235,19 @@ static int p2plab_ioc_dma(struct p2plab_dev *pd, struct p2plab_dma *a)
 		/* the device may still write into these pages one day: leak them on purpose */
 		dev_err(dev, "leaking %lu pinned pages of an unfinished DMA (link down)\n", npages);
 		kvfree(x);
-		kvfree(segs);
+		kvfree(maps);
 		kvfree(pages);
 		return ret;
 	}
 out_unmap:
-	for (s = 0; s < nsegs; s++)
-		if (segs[s].mapped)
-			dma_unmap_phys(dev, segs[s].dma, segs[s].len, ddir,
-				       segs[s].mmio ? DMA_ATTR_MMIO : 0);
+	for (k = 0; k < nmaps; k++)
+		p2plab_unmap_pages(pd, &maps[k]);
 out_unpin:
 	if (pinned > 0)
 		unpin_user_pages_dirty_lock(pages, pinned, ddir == DMA_FROM_DEVICE && !ret);
 out_free:
 	kvfree(x);
-	kvfree(segs);
+	kvfree(maps);
 	kvfree(pages);
 	return ret;
 }
@@ -290,9 +258,11 @@ static int p2plab_ioc_peer_copy(struct p2plab_dev *pd, struct p2plab_peer_copy *
 {
 	struct p2plab_run_info info = { .failed_idx = ~0U };
 	struct p2plab_dev *peer;
-	struct p2plab_p2p_map m;
+	struct p2plab_sgmap m;
+	struct scatterlist *sg;
 	struct p2plab_xfer *x;
-	unsigned int nx, max;
+	unsigned int nx = 0, max, j;
+	u64 pos = a->local_off;
 	ktime_t t0;
 	int ret;
 
@@ -322,32 +292,36 @@ static int p2plab_ioc_peer_copy(struct p2plab_dev *pd, struct p2plab_peer_copy *
 	ret = p2plab_check_range(a->peer_off, a->len, peer->p2p_size);
 	if (ret)
 		goto out_leave;
-	ret = p2plab_p2p_map(pd, peer->mem_phys + a->peer_off, a->len,
-			     a->dir == P2PLAB_PEER_TO ? DMA_FROM_DEVICE : DMA_TO_DEVICE, &m);
+	/* the peer's p2pmem pages, mapped by the DMA core: it decides the P2P map type */
+	ret = p2plab_map_peer(pd, peer, a->peer_off, a->len,
+			      a->dir == P2PLAB_PEER_TO ? DMA_FROM_DEVICE : DMA_TO_DEVICE, &m);
 	a->res.map_type = m.type;
 	a->res.distance = m.distance;
 	if (ret)
 		goto out_unmap;
 
-	max = a->len / P2PLAB_DESC_MAX_LEN + 1;
-	x = kcalloc(max, sizeof(*x), GFP_KERNEL);
+	max = m.sgt.nents;
+	x = kvcalloc(max, sizeof(*x), GFP_KERNEL);
 	if (!x) {
 		ret = -ENOMEM;
 		goto out_unmap;
 	}
-	if (a->dir == P2PLAB_PEER_TO)
-		nx = p2plab_add_xfers(x, 0, max, a->local_off, m.dma, a->len,
-				      P2PLAB_DESC_F_SRC_LOCAL);
-	else
-		nx = p2plab_add_xfers(x, 0, max, m.dma, a->local_off, a->len,
-				      P2PLAB_DESC_F_DST_LOCAL);
+	for_each_sgtable_dma_sg(&m.sgt, sg, j) {
+		if (a->dir == P2PLAB_PEER_TO)
+			nx = p2plab_add_xfers(x, nx, max, pos, sg_dma_address(sg), sg_dma_len(sg),
+					      P2PLAB_DESC_F_SRC_LOCAL);
+		else
+			nx = p2plab_add_xfers(x, nx, max, sg_dma_address(sg), pos, sg_dma_len(sg),
+					      P2PLAB_DESC_F_DST_LOCAL);
+		pos += sg_dma_len(sg);
+	}
 	a->res.descs = nx;
 	t0 = ktime_get();
 	ret = p2plab_dma_run_user(pd, x, nx, p2plab_timeout(a->timeout_ms), peer, &info);
 	p2plab_fill_result(&a->res, ret, &info, ktime_to_ns(ktime_sub(ktime_get(), t0)));
-	kfree(x);
+	kvfree(x);
 out_unmap:
-	p2plab_p2p_unmap(pd, &m);
+	p2plab_unmap_pages(pd, &m);
 out_leave:
 	p2plab_leave(peer);
 out_put:
@@ -372,7 +346,7 @@ static int p2plab_ioc_p2p_query(struct p2plab_dev *pd, struct p2plab_p2p_query *
 		if (!peer->provider) {
 			ret = -EOPNOTSUPP;
 		} else {
-			q->map_type = p2plab_p2p_map_type(peer->pdev, pd->pdev, &q->distance);
+			q->map_type = p2plab_p2p_query(pd, peer, &q->distance);
 			q->bus_offset = peer->provider->bus_offset;
 		}
 		p2plab_leave(peer);

@@ -34,6 +34,8 @@
 #include <linux/slab.h>
 #include <linux/highmem.h>
 #include <linux/hmm.h>
+#include <linux/hmm-dma.h>
+#include <linux/pci-p2pdma.h>
 #include <linux/vmalloc.h>
 #include <linux/swap.h>
 #include <linux/rmap.h>
@@ -85,15 +87,8 @@ module_param(dmirror, bool, 0444);
 MODULE_PARM_DESC(dmirror, "create /dev/hmm_dmirror0..3 (test_hmm uAPI) on p2plab0/1 (default 0)");
 
 #define DMIRROR_NDEVICES	4
-#define DMIRROR_CHUNK		512UL	/* pages per hmm_range_fault() call */
 #define DMIRROR_RW_BATCH	8192U	/* pages per DMA batch of a mirror read/write */
 
-#define DPT_XA_TAG_ATOMIC	1UL
-#define DPT_XA_TAG_WRITE	3UL
-
-/* dma xarray value: (addr >> PAGE_SHIFT) << 3 | flags */
-#define DMA_V_BIDIR		1UL
-#define DMA_V_MMIO		2UL
 
 struct dmirror_device {
 	struct cdev		cdevice;
@@ -110,9 +105,8 @@ struct dmirror_device {
 
 struct dmirror {
 	struct dmirror_device		*mdevice;
-	struct xarray			pt;	/* pfn -> tagged struct page */
-	struct xarray			dma;	/* pfn -> DMA mapping of a non-local page */
-	struct p2plab_hmm		*map_hmm; /* device the mappings belong to */
+	struct xarray			ranges;	/* va >> PMD_SHIFT -> struct dmirror_range */
+	struct p2plab_hmm		*map_hmm; /* device the ranges belong to (= mdevice->hmm) */
 	struct mmu_interval_notifier	notifier;
 	struct mutex			mutex;
 	struct list_head		node;
@@ -268,104 +262,194 @@ static bool dmirror_page_local(struct p2plab_hmm *hmm, struct page *page)
 	return dm && dm->hmm == hmm;
 }
 
-/* ---- mirror page table: entries + their DMA mappings (under dmirror->mutex) ---- */
+/*
+ * ---- the mirror's page table: the kernel's HMM DMA map (mm/hmm.c hmm_dma_map_*) ----
+ *
+ * As RDMA on-demand paging (drivers/infiniband/core/umem_odp.c) does per memory region, the mirror
+ * keeps one struct hmm_dma_map per 2 MiB of address space the device has touched
+ * (hmm_dma_map_alloc(): one IOVA allocation per range when the device is behind an IOMMU).
+ * map.pfn_list IS the mirror's page table: hmm_range_fault() writes into it directly, keeping the
+ * sticky HMM_PFN_DMA_MAPPED / HMM_PFN_P2PDMA / HMM_PFN_P2PDMA_BUS flags across faults;
+ * hmm_dma_map_pfn() maps an entry when the device first touches it (and hands back the existing
+ * mapping after that), and decides the P2P map type of a peer's p2pmem page through
+ * pci_p2pdma_state(); hmm_dma_unmap_pfn() unmaps an entry in the invalidation callback;
+ * hmm_dma_map_free() releases a range when the mirror goes. The driver keeps no DMA addresses of
+ * its own. Device-local pages (this device's private or coherent memory) are entries too, never
+ * DMA-mapped: the engine addresses them by BAR2 offset.
+ *
+ * Ranges are created outside dmirror->mutex (allocations there could recurse into reclaim and so
+ * into our own invalidation callback), looked up under it, and freed only by
+ * dmirror_clear_all(), when no ioctl can run on the mirror (release, unbind).
+ */
+#define DMIRROR_RANGE_SHIFT	PMD_SHIFT
+#define DMIRROR_RANGE_PAGES	(1UL << (DMIRROR_RANGE_SHIFT - PAGE_SHIFT))
 
-static void dmirror_unmap_value(struct dmirror *dmirror, void *v)
+struct dmirror_range {
+	struct hmm_dma_map	map;
+	struct device		*dev;		/* the device the mappings belong to */
+	DECLARE_BITMAP(atomic, DMIRROR_RANGE_PAGES);	/* held with make_device_exclusive() */
+};
+
+static struct dmirror_range *dmirror_range_find(struct dmirror *dmirror, unsigned long pfn,
+						size_t *idx)
 {
-	unsigned long val;
-
-	if (!v || !xa_is_value(v) || WARN_ON_ONCE(!dmirror->map_hmm))
-		return;
-	val = xa_to_value(v);
-	dma_unmap_phys(dmirror->map_hmm->dma_dev, (dma_addr_t)(val >> 3) << PAGE_SHIFT, PAGE_SIZE,
-		       val & DMA_V_BIDIR ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE,
-		       val & DMA_V_MMIO ? DMA_ATTR_MMIO : 0);
+	*idx = pfn & (DMIRROR_RANGE_PAGES - 1);
+	return xa_load(&dmirror->ranges, pfn >> (DMIRROR_RANGE_SHIFT - PAGE_SHIFT));
 }
 
-static void dmirror_erase(struct dmirror *dmirror, unsigned long pfn)
+static void dmirror_range_free(struct p2plab_hmm *hmm, struct dmirror_range *r)
 {
-	xa_erase(&dmirror->pt, pfn);
-	dmirror_unmap_value(dmirror, xa_erase(&dmirror->dma, pfn));
+	hmm_dma_map_free(r->dev, &r->map);
+	kfree(r);
 }
 
-static void dmirror_do_update(struct dmirror *dmirror, unsigned long start, unsigned long end)
+/* Make sure every range of [start, end) exists, for device @hmm. Not under dmirror->mutex. */
+static int dmirror_ranges_prepare(struct dmirror *dmirror, struct p2plab_hmm *hmm,
+				  unsigned long start, unsigned long end)
 {
-	unsigned long pfn;
-	void *entry;
+	unsigned long key, last = (end - 1) >> DMIRROR_RANGE_SHIFT;
+	int ret;
 
-	/*
-	 * The XArray doesn't hold references to pages since it relies on the mmu notifier to
-	 * clear page pointers when they become stale; the DMA mappings go with them.
-	 */
-	xa_for_each_range(&dmirror->pt, pfn, entry, start >> PAGE_SHIFT, (end >> PAGE_SHIFT) - 1)
-		dmirror_erase(dmirror, pfn);
-	xa_for_each_range(&dmirror->dma, pfn, entry, start >> PAGE_SHIFT, (end >> PAGE_SHIFT) - 1)
-		dmirror_erase(dmirror, pfn);
-}
+	for (key = start >> DMIRROR_RANGE_SHIFT; key <= last; key++) {
+		struct dmirror_range *r;
 
-static void dmirror_clear_all(struct dmirror *dmirror)
-{
-	dmirror_do_update(dmirror, 0, ULONG_MAX & PAGE_MASK);
-	dmirror->map_hmm = NULL;
-}
-
-/* Store a mirror entry for @page at @pfn, DMA-mapping it if it is not device-local. */
-static int dmirror_store(struct dmirror *dmirror, struct p2plab_hmm *hmm, unsigned long pfn,
-			 struct page *page, unsigned long tag)
-{
-	void *entry = page, *old;
-	unsigned long val = 0;
-
-	dmirror_erase(dmirror, pfn);
-	if (dmirror->map_hmm && dmirror->map_hmm != hmm)
-		dmirror_clear_all(dmirror);
-	dmirror->map_hmm = hmm;
-
-	if (!dmirror_page_local(hmm, page)) {
-		bool bidir = tag != 0;
-		bool mmio = p2plab_page_devmem(page) != NULL;	/* a peer's BAR */
-		dma_addr_t a;
-
-		/* zone-device pages of another device: P2P, through the MMIO path */
-		a = dma_map_phys(hmm->dma_dev, page_to_phys(page), PAGE_SIZE,
-				 bidir ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE, mmio ? DMA_ATTR_MMIO : 0);
-		if (dma_mapping_error(hmm->dma_dev, a))
-			return -EFAULT;
-		val = ((unsigned long)(a >> PAGE_SHIFT) << 3) | (bidir ? DMA_V_BIDIR : 0) |
-		      (mmio ? DMA_V_MMIO : 0);
-		old = xa_store(&dmirror->dma, pfn, xa_mk_value(val), GFP_ATOMIC);
-		if (xa_is_err(old)) {
-			dmirror_unmap_value(dmirror, xa_mk_value(val));
-			return xa_err(old);
+		if (xa_load(&dmirror->ranges, key))
+			continue;
+		r = kzalloc(sizeof(*r), GFP_KERNEL);
+		if (!r)
+			return -ENOMEM;
+		r->dev = hmm->dma_dev;
+		ret = hmm_dma_map_alloc(r->dev, &r->map, DMIRROR_RANGE_PAGES, PAGE_SIZE);
+		if (ret) {
+			/* -EOPNOTSUPP: a device that needs DMA syncs or bounce buffers */
+			dev_warn_once(r->dev, "hmm_dma_map_alloc: %d\n", ret);
+			kfree(r);
+			return ret;
 		}
-	}
-	if (tag)
-		entry = xa_tag_pointer(entry, tag);
-	old = xa_store(&dmirror->pt, pfn, entry, GFP_ATOMIC);
-	if (xa_is_err(old)) {
-		dmirror_unmap_value(dmirror, xa_erase(&dmirror->dma, pfn));
-		return xa_err(old);
+		atomic64_inc(&hmm->st_ranges);
+		if (dma_use_iova(&r->map.state))
+			atomic64_inc(&hmm->st_ranges_iova);
+		ret = xa_insert(&dmirror->ranges, key, r, GFP_KERNEL);
+		if (ret) {
+			dmirror_range_free(hmm, r);
+			if (ret != -EBUSY)	/* -EBUSY: another thread of the process was first */
+				return ret;
+		}
 	}
 	return 0;
 }
 
-/* Device address of the page mirrored at @pfn: BAR2 offset (local) or DMA address. */
-static bool dmirror_addr(struct dmirror *dmirror, unsigned long pfn, struct page *page,
-			 u64 *addr, u32 *local)
+/* Drop entry @idx: unmap it if the device had it DMA-mapped (as ib_umem_odp_unmap_dma_pages). */
+static void dmirror_entry_clear(struct p2plab_hmm *hmm, struct dmirror_range *r, size_t idx)
 {
-	void *v;
+	unsigned long e = r->map.pfn_list[idx];
 
-	if (dmirror_page_local(dmirror->map_hmm, page)) {
+	if (hmm_dma_unmap_pfn(r->dev, &r->map, idx)) {
+		struct page *page = hmm_pfn_to_page(e);
+
+		atomic64_inc(&hmm->st_dma_unmaps);
+		/* the device may have written it (HMM_DMIRROR_WRITE) */
+		if ((e & HMM_PFN_WRITE) && !is_zone_device_page(page))
+			set_page_dirty(compound_head(page));
+	}
+	r->map.pfn_list[idx] = 0;
+	clear_bit(idx, r->atomic);
+}
+
+static void dmirror_do_update(struct dmirror *dmirror, unsigned long start, unsigned long end)
+{
+	struct p2plab_hmm *hmm = dmirror->map_hmm;
+	struct dmirror_range *r;
+	unsigned long key;
+
+	if (!hmm || end <= start)
+		return;
+	xa_for_each_range(&dmirror->ranges, key, r, start >> DMIRROR_RANGE_SHIFT,
+			  (end - 1) >> DMIRROR_RANGE_SHIFT) {
+		unsigned long rs = key << DMIRROR_RANGE_SHIFT;
+		unsigned long a = max(start, rs);
+		unsigned long b = min(end - 1, rs + (DMIRROR_RANGE_PAGES << PAGE_SHIFT) - 1);
+
+		for (; a <= b && a >= rs; a += PAGE_SIZE)
+			dmirror_entry_clear(hmm, r, (a - rs) >> PAGE_SHIFT);
+	}
+}
+
+/* Unmap and free every range (the mirror goes, or its device does). dmirror->mutex held. */
+static void dmirror_clear_all(struct dmirror *dmirror)
+{
+	struct p2plab_hmm *hmm = dmirror->map_hmm;
+	struct dmirror_range *r;
+	unsigned long key;
+	size_t i;
+
+	if (!hmm)		/* ranges exist only once the mirror is bound to a device */
+		return;
+	xa_for_each(&dmirror->ranges, key, r) {
+		for (i = 0; i < DMIRROR_RANGE_PAGES; i++)
+			dmirror_entry_clear(hmm, r, i);
+		xa_erase(&dmirror->ranges, key);
+		dmirror_range_free(hmm, r);
+	}
+}
+
+/* Record @page at @pfn as mapped by the device (migration to it, exclusive access). */
+static int dmirror_store(struct dmirror *dmirror, unsigned long pfn, struct page *page,
+			 bool write, bool atomic)
+{
+	struct dmirror_range *r;
+	size_t idx;
+
+	r = dmirror_range_find(dmirror, pfn, &idx);
+	if (WARN_ON_ONCE(!r))		/* dmirror_ranges_prepare() was not called */
+		return -ENOMEM;
+	dmirror_entry_clear(dmirror->map_hmm, r, idx);
+	r->map.pfn_list[idx] = page_to_pfn(page) | HMM_PFN_VALID | (write ? HMM_PFN_WRITE : 0);
+	if (atomic)
+		set_bit(idx, r->atomic);
+	return 0;
+}
+
+/*
+ * Device address of entry @idx of @r: the BAR2 offset of a device-local page, else what
+ * hmm_dma_map_pfn() gives (a DMA address, an IOVA, or a PCI bus address for a peer's p2pmem
+ * under a common switch). -EREMOTEIO when the kernel refuses the P2P mapping
+ * (PCI_P2PDMA_MAP_NOT_SUPPORTED), -EFAULT when mapping fails otherwise.
+ */
+static int dmirror_dev_addr(struct dmirror *dmirror, struct dmirror_range *r, size_t idx,
+			    struct pci_p2pdma_map_state *p2p, u64 *addr, u32 *local)
+{
+	struct p2plab_hmm *hmm = dmirror->map_hmm;
+	unsigned long *e = &r->map.pfn_list[idx];
+	struct page *page = hmm_pfn_to_page(*e);
+	bool was_mapped = *e & HMM_PFN_DMA_MAPPED;
+	dma_addr_t dma;
+
+	if (dmirror_page_local(hmm, page)) {
 		*addr = p2plab_page_dev_off(page);
 		*local = 1;
-		return true;
+		return 0;
 	}
-	v = xa_load(&dmirror->dma, pfn);
-	if (!v || !xa_is_value(v))
-		return false;
-	*addr = (u64)(xa_to_value(v) >> 3) << PAGE_SHIFT;
+	dma = hmm_dma_map_pfn(r->dev, &r->map, idx, p2p);
+	if (dma == DMA_MAPPING_ERROR) {
+		if (is_pci_p2pdma_page(page)) {
+			atomic64_inc(&hmm->st_p2p_refused);
+			return -EREMOTEIO;
+		}
+		return -EFAULT;
+	}
+	if (was_mapped) {
+		atomic64_inc(&hmm->st_dma_reuses);
+	} else {
+		atomic64_inc(&hmm->st_dma_maps);
+		if (*e & HMM_PFN_P2PDMA_BUS)
+			atomic64_inc(&hmm->st_p2p_bus);
+		else if (*e & HMM_PFN_P2PDMA)
+			atomic64_inc(&hmm->st_p2p_mmio);
+	}
+	*addr = dma;
 	*local = 0;
-	return true;
+	return 0;
 }
 
 static int dmirror_fops_open(struct inode *inode, struct file *filp)
@@ -387,8 +471,7 @@ static int dmirror_fops_open(struct inode *inode, struct file *filp)
 		return -ENOMEM;
 	dmirror->mdevice = mdevice;
 	mutex_init(&dmirror->mutex);
-	xa_init(&dmirror->pt);
-	xa_init(&dmirror->dma);
+	xa_init(&dmirror->ranges);
 
 	ret = mmu_interval_notifier_insert(&dmirror->notifier, current->mm, 0,
 					   ULONG_MAX & PAGE_MASK, &dmirror_min_ops);
@@ -421,8 +504,7 @@ static int dmirror_fops_release(struct inode *inode, struct file *filp)
 	 * Unlike test_hmm, closing does not evict the device's memory: the device pages do not
 	 * point at this mirror, they stay valid until the process frees or touches them.
 	 */
-	xa_destroy(&dmirror->pt);
-	xa_destroy(&dmirror->dma);
+	xa_destroy(&dmirror->ranges);
 	kfree(dmirror);
 	return 0;
 }
@@ -461,28 +543,19 @@ static const struct mmu_interval_notifier_ops dmirror_min_ops = {
 
 /* ---- device page faults: hmm_range_fault() + DMA mapping ---- */
 
-static int dmirror_do_fault(struct dmirror *dmirror, struct hmm_range *range,
-			    struct p2plab_hmm *hmm)
+/* check what hmm_range_fault() wrote into the range's pfn_list (the mirror's entries) */
+static int dmirror_check_fault(struct hmm_range *range)
 {
-	unsigned long *pfns = range->hmm_pfns;
-	unsigned long pfn;
-	int ret;
+	unsigned long i, n = (range->end - range->start) >> PAGE_SHIFT;
 
-	for (pfn = range->start >> PAGE_SHIFT; pfn < (range->end >> PAGE_SHIFT); pfn++, pfns++) {
-		struct page *page;
+	for (i = 0; i < n; i++) {
+		unsigned long e = range->hmm_pfns[i];
 
 		/* we asked hmm_range_fault() to populate pages: no error entries on success */
-		if (WARN_ON(*pfns & HMM_PFN_ERROR) || WARN_ON(!(*pfns & HMM_PFN_VALID)))
+		if (WARN_ON(e & HMM_PFN_ERROR) || WARN_ON(!(e & HMM_PFN_VALID)))
 			return -EFAULT;
-		page = hmm_pfn_to_page(*pfns);
-		if (WARN_ON(!page))
+		if (!(e & HMM_PFN_WRITE) && WARN_ON(range->default_flags & HMM_PFN_WRITE))
 			return -EFAULT;
-		if (!(*pfns & HMM_PFN_WRITE) && WARN_ON(range->default_flags & HMM_PFN_WRITE))
-			return -EFAULT;
-		ret = dmirror_store(dmirror, hmm, pfn, page,
-				    *pfns & HMM_PFN_WRITE ? DPT_XA_TAG_WRITE : 0);
-		if (ret)
-			return ret;
 	}
 	return 0;
 }
@@ -519,7 +592,7 @@ static int dmirror_range_fault(struct dmirror *dmirror, struct hmm_range *range,
 		}
 		break;
 	}
-	ret = dmirror_do_fault(dmirror, range, hmm);
+	ret = dmirror_check_fault(range);
 	mutex_unlock(&dmirror->mutex);
 	return ret;
 }
@@ -528,7 +601,6 @@ static int dmirror_fault(struct dmirror *dmirror, struct p2plab_devmem *dm, unsi
 			 unsigned long end, bool write, bool unlocked)
 {
 	struct mm_struct *mm = dmirror->notifier.mm;
-	unsigned long addr, *pfns;
 	struct hmm_range range = {
 		.notifier = &dmirror->notifier,
 		.pfn_flags_mask = 0,
@@ -536,26 +608,37 @@ static int dmirror_fault(struct dmirror *dmirror, struct p2plab_devmem *dm, unsi
 		/* device-private pages of any other owner are migrated back (migrate_to_ram) */
 		.dev_private_owner = dm,
 	};
+	unsigned long addr;
 	int ret = 0;
 
-	pfns = kvmalloc_array(DMIRROR_CHUNK, sizeof(*pfns), GFP_KERNEL);
-	if (!pfns)
-		return -ENOMEM;
-	range.hmm_pfns = pfns;
 	/* Since the mm is for the mirrored process, get a reference first. */
-	if (!mmget_not_zero(mm)) {
-		kvfree(pfns);
+	if (!mmget_not_zero(mm))
 		return -EFAULT;
-	}
 	for (addr = start; addr < end; addr = range.end) {
+		struct dmirror_range *r;
+		size_t idx;
+
+		range.end = min(ALIGN(addr + 1, DMIRROR_RANGE_PAGES << PAGE_SHIFT), end);
+		ret = dmirror_ranges_prepare(dmirror, dm->hmm, addr, range.end);
+		if (ret)
+			break;
+
+		/*
+		 * One range at a time, straight into its pfn_list: hmm_range_fault() keeps the
+		 * sticky DMA flags of entries that are already mapped (HMM_PFN_INOUT_FLAGS).
+		 */
+		r = dmirror_range_find(dmirror, addr >> PAGE_SHIFT, &idx);
+		if (WARN_ON_ONCE(!r)) {
+			ret = -ENOMEM;
+			break;
+		}
 		range.start = addr;
-		range.end = min(ALIGN(addr + 1, DMIRROR_CHUNK << PAGE_SHIFT), end);
+		range.hmm_pfns = &r->map.pfn_list[idx];
 		ret = dmirror_range_fault(dmirror, &range, dm->hmm, unlocked);
 		if (ret)
 			break;
 	}
 	mmput(mm);
-	kvfree(pfns);
 	return ret;
 }
 
@@ -564,27 +647,36 @@ static int dmirror_fault(struct dmirror *dmirror, struct p2plab_devmem *dm, unsi
 static int dmirror_do_rw(struct dmirror *dmirror, unsigned long start, unsigned long end,
 			 struct dmirror_bounce *bounce, bool write)
 {
-	struct p2plab_hmm *hmm = dmirror->mdevice->hmm;
+	struct p2plab_hmm *hmm = dmirror->map_hmm;
+	struct pci_p2pdma_map_state p2p = {};
 	unsigned long pfn, idx;
 	struct p2plab_batch b;
 	unsigned int pending = 0;
 	int ret, stop = 0;
 
+	if (!hmm)
+		return -ENOENT;
 	ret = p2plab_batch_init(&b, hmm, DMIRROR_RW_BATCH);
 	if (ret)
 		return ret;
 	idx = (start - bounce->addr) >> PAGE_SHIFT;
 	for (pfn = start >> PAGE_SHIFT; pfn < (end >> PAGE_SHIFT); pfn++, idx++) {
-		void *entry = xa_load(&dmirror->pt, pfn);
-		struct page *page = xa_untag_pointer(entry);
+		struct dmirror_range *r;
+		unsigned long e;
+		size_t ridx;
 		u64 addr;
 		u32 local;
 
-		if (!page || (write && xa_pointer_tag(entry) != DPT_XA_TAG_WRITE) ||
-		    dmirror->map_hmm != hmm || !dmirror_addr(dmirror, pfn, page, &addr, &local)) {
+		/* -ENOENT: not mirrored (or not writable) yet: the caller faults and retries */
+		r = dmirror_range_find(dmirror, pfn, &ridx);
+		e = r ? r->map.pfn_list[ridx] : 0;
+		if (!(e & HMM_PFN_VALID) || (write && !(e & HMM_PFN_WRITE))) {
 			stop = -ENOENT;
 			break;
 		}
+		stop = dmirror_dev_addr(dmirror, r, ridx, &p2p, &addr, &local);
+		if (stop)
+			break;
 		if (write)
 			p2plab_batch_add(&b, bounce->dma[idx], addr, PAGE_SIZE,
 					 local ? P2PLAB_DESC_F_DST_LOCAL : 0);
@@ -598,6 +690,11 @@ static int dmirror_do_rw(struct dmirror *dmirror, unsigned long start, unsigned 
 			bounce->cpages += pending;
 			pending = 0;
 		}
+	}
+	if (stop && stop != -ENOENT) {
+		/* the kernel refused a mapping: the device touches nothing more */
+		ret = stop;
+		goto out;
 	}
 	ret = p2plab_batch_run(&b);
 	if (!ret) {
@@ -683,8 +780,7 @@ static int dmirror_read_back(struct dmirror *dmirror, struct p2plab_devmem *dm,
 
 /* ---- migration ---- */
 
-static int dmirror_migrate_finalize_and_map(struct migrate_vma *args, struct dmirror *dmirror,
-					    struct p2plab_hmm *hmm)
+static int dmirror_migrate_finalize_and_map(struct migrate_vma *args, struct dmirror *dmirror)
 {
 	const unsigned long *src = args->src;
 	const unsigned long *dst = args->dst;
@@ -707,8 +803,8 @@ static int dmirror_migrate_finalize_and_map(struct migrate_vma *args, struct dmi
 		nr = (*dst & MIGRATE_PFN_COMPOUND) ? folio_nr_pages(page_folio(dpage)) : 1;
 		WARN_ON_ONCE(end_pfn < pfn + nr);
 		for (i = 0; i < nr && pfn + i < end_pfn; i++) {
-			ret = dmirror_store(dmirror, hmm, pfn + i, pfn_to_page(page_to_pfn(dpage) + i),
-					    *dst & MIGRATE_PFN_WRITE ? DPT_XA_TAG_WRITE : 0);
+			ret = dmirror_store(dmirror, pfn + i, pfn_to_page(page_to_pfn(dpage) + i),
+					    *dst & MIGRATE_PFN_WRITE, false);
 			if (ret)
 				goto out;
 		}
@@ -768,6 +864,11 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 		if (next > vma->vm_end)
 			next = vma->vm_end;
 
+		if (to_dev) {
+			ret = dmirror_ranges_prepare(dmirror, dm->hmm, addr, next);
+			if (ret)
+				break;
+		}
 		memset(dst_pfns, 0, PTRS_PER_PTE * sizeof(*dst_pfns));
 		args.vma = vma;
 		args.src = src_pfns;
@@ -812,7 +913,7 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 				atomic64_add(before - after, &dm->st_skipped);
 		}
 		if (to_dev)
-			ret = dmirror_migrate_finalize_and_map(&args, dmirror, dm->hmm);
+			ret = dmirror_migrate_finalize_and_map(&args, dmirror);
 		else
 			cmd->cpages += dmirror_successful_migrated_pages(&args);
 		migrate_vma_finalize(&args);
@@ -858,13 +959,19 @@ static int dmirror_check_atomic(struct dmirror *dmirror, unsigned long start, un
 {
 	unsigned long pfn;
 
-	for (pfn = start >> PAGE_SHIFT; pfn < (end >> PAGE_SHIFT); pfn++) {
-		void *entry = xa_load(&dmirror->pt, pfn);
+	int ret = 0;
 
-		if (xa_pointer_tag(entry) == DPT_XA_TAG_ATOMIC)
-			return -EPERM;
+	mutex_lock(&dmirror->mutex);
+	for (pfn = start >> PAGE_SHIFT; !ret && pfn < (end >> PAGE_SHIFT); pfn++) {
+		struct dmirror_range *r;
+		size_t idx;
+
+		r = dmirror_range_find(dmirror, pfn, &idx);
+		if (r && test_bit(idx, r->atomic))
+			ret = -EPERM;
 	}
-	return 0;
+	mutex_unlock(&dmirror->mutex);
+	return ret;
 }
 
 static int dmirror_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
@@ -887,6 +994,9 @@ static int dmirror_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
 		struct folio *folio;
 		struct page *page;
 
+		ret = dmirror_ranges_prepare(dmirror, dm->hmm, addr, addr + PAGE_SIZE);
+		if (ret)
+			break;
 		/* CPU mappings replaced by device-exclusive entries: a CPU access revokes it */
 		page = make_device_exclusive(mm, addr, NULL, &folio);
 		if (IS_ERR(page)) {
@@ -894,7 +1004,7 @@ static int dmirror_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
 			break;
 		}
 		mutex_lock(&dmirror->mutex);
-		ret = dmirror_store(dmirror, dm->hmm, addr >> PAGE_SHIFT, page, DPT_XA_TAG_ATOMIC);
+		ret = dmirror_store(dmirror, addr >> PAGE_SHIFT, page, true, true);
 		mutex_unlock(&dmirror->mutex);
 		folio_unlock(folio);
 		folio_put(folio);
@@ -1089,6 +1199,15 @@ static long dmirror_fops_unlocked_ioctl(struct file *filp, unsigned int command,
 		up_read(&mdevice->sem);
 		return -ENODEV;	/* the p2plab device is gone (or never came) */
 	}
+	if (READ_ONCE(dmirror->map_hmm) != dm->hmm) {
+		/* first use, or first use since the device came back: its ranges are new */
+		mutex_lock(&dmirror->mutex);
+		if (dmirror->map_hmm != dm->hmm) {
+			dmirror_clear_all(dmirror);
+			dmirror->map_hmm = dm->hmm;
+		}
+		mutex_unlock(&dmirror->mutex);
+	}
 	switch (command) {
 	case HMM_DMIRROR_READ:
 		ret = dmirror_rw(dmirror, dm, &cmd, false, false);
@@ -1198,6 +1317,7 @@ static void dmirror_detach(struct dmirror_device *mdevice, struct p2plab_hmm *hm
 		list_for_each_entry(m, &mdevice->mirrors, node) {
 			mutex_lock(&m->mutex);
 			dmirror_clear_all(m);
+			m->map_hmm = NULL;
 			mutex_unlock(&m->mutex);
 		}
 		mutex_unlock(&mdevice->mlock);

@@ -778,6 +778,11 @@ static int p2plab_hmm_dbg_show(struct seq_file *s, void *unused)
 
 	p2plab_devmem_show(s, "private", &hmm->priv);
 	p2plab_devmem_show(s, "coherent", &hmm->coh);
+	seq_printf(s, "mirror: ranges %lld ranges_iova %lld dma_maps %lld dma_reuses %lld dma_unmaps %lld p2p_bus %lld p2p_mmio %lld p2p_refused %lld\n",
+		   atomic64_read(&hmm->st_ranges), atomic64_read(&hmm->st_ranges_iova),
+		   atomic64_read(&hmm->st_dma_maps), atomic64_read(&hmm->st_dma_reuses),
+		   atomic64_read(&hmm->st_dma_unmaps), atomic64_read(&hmm->st_p2p_bus),
+		   atomic64_read(&hmm->st_p2p_mmio), atomic64_read(&hmm->st_p2p_refused));
 	seq_printf(s, "dead %d\n", READ_ONCE(hmm->dead));
 	return 0;
 }

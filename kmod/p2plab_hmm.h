@@ -73,6 +73,15 @@ struct p2plab_hmm {
 	struct p2plab_devmem	coh;
 	dma_addr_t		zero_dma;	/* ZERO_PAGE mapped for reads by the device */
 	bool			dead;		/* last batch saw -ENODEV (debugfs) */
+	/* the mirror's use of the kernel's HMM DMA map (p2plab_dmirror.c, debugfs "mirror:") */
+	atomic64_t		st_ranges;	/* hmm_dma_map_alloc() calls (2 MiB ranges) */
+	atomic64_t		st_ranges_iova;	/* ... of them with an IOVA (dma_use_iova()) */
+	atomic64_t		st_dma_maps;	/* hmm_dma_map_pfn() on an unmapped entry */
+	atomic64_t		st_dma_reuses;	/* ... on an entry still HMM_PFN_DMA_MAPPED */
+	atomic64_t		st_dma_unmaps;	/* hmm_dma_unmap_pfn() that unmapped */
+	atomic64_t		st_p2p_bus;	/* new mappings with HMM_PFN_P2PDMA_BUS */
+	atomic64_t		st_p2p_mmio;	/* new mappings with HMM_PFN_P2PDMA (host bridge) */
+	atomic64_t		st_p2p_refused;	/* p2pmem pages hmm_dma_map_pfn() refused */
 	struct dentry		*dbg;
 };
 

@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "hmm-dmirror-uapi.h"
+#include "p2plab-lib.h"
 
 #define PAGE		4096UL
 #define TWOMEG		(2UL << 20)
@@ -354,6 +355,391 @@ TEST(coherent_peer_read)
 	munmap(buf, size);
 	close(fd2);
 	close(fd3);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the mirror on the kernel's HMM DMA map (hmm_dma_map_*): debugfs counters of p2plab_dmirror.c */
+
+struct mstats {
+	long ranges, ranges_iova, maps, reuses, unmaps, p2p_bus, p2p_mmio, p2p_refused;
+};
+
+/* the "mirror:" line of /sys/kernel/debug/p2plab-hmm/p2plabN; 0 or -1 */
+static int mirror_stats(int dev, struct mstats *s)
+{
+	char path[96], line[1024];
+	FILE *f;
+	int ret = -1;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/p2plab-hmm/p2plab%d", dev);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "mirror: ranges %ld ranges_iova %ld dma_maps %ld dma_reuses %ld "
+			   "dma_unmaps %ld p2p_bus %ld p2p_mmio %ld p2p_refused %ld",
+			   &s->ranges, &s->ranges_iova, &s->maps, &s->reuses, &s->unmaps,
+			   &s->p2p_bus, &s->p2p_mmio, &s->p2p_refused) == 8)
+			ret = 0;
+	fclose(f);
+	return ret;
+}
+
+#define MDELTA(a, b, f)	((b).f - (a).f)
+
+/* index of the first of @n snapshot entries that is not @v, or @n */
+static unsigned long perm_first_not(const unsigned char *perm, unsigned long n, unsigned char v)
+{
+	unsigned long i;
+
+	for (i = 0; i < n && perm[i] == v; i++)
+		;
+	return i;
+}
+
+/*
+ * A second device access to a mirrored range reuses the DMA mappings: no hmm_range_fault()
+ * while every entry is valid, and HMM_PFN_DMA_MAPPED survives a hmm_range_fault() that re-walks
+ * mapped entries (hmm_dma_map_pfn() then hands back the existing mapping).
+ */
+TEST_F(two, dma_map_reused)
+{
+	unsigned long npages = 64, size = npages * PAGE;
+	struct mstats s0, s1, s2, s3, s4;
+	struct hmm_dmirror_cmd c;
+	char *buf = buf_alloc(size, 0), *mirror = malloc(size);
+
+	ASSERT_NE(buf, NULL);
+	ASSERT_EQ(mirror_stats(0, &s0), 0);
+	fill(buf, size, 11);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_READ, buf, mirror, npages, &c), 0);
+	ASSERT_EQ(memcmp(mirror, buf, size), 0);
+	ASSERT_EQ(mirror_stats(0, &s1), 0);
+	EXPECT_EQ(MDELTA(s0, s1, maps), npages);
+	EXPECT_EQ(MDELTA(s0, s1, reuses), 0);
+	/* every entry valid: no fault, every mapping reused */
+	memset(mirror, 0, size);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_READ, buf, mirror, npages, &c), 0);
+	EXPECT_EQ(c.faults, 0);
+	ASSERT_EQ(memcmp(mirror, buf, size), 0);
+	ASSERT_EQ(mirror_stats(0, &s2), 0);
+	EXPECT_EQ(MDELTA(s1, s2, maps), 0);
+	EXPECT_EQ(MDELTA(s1, s2, reuses), npages);
+	/* one page invalidated: exactly it is unmapped */
+	ASSERT_EQ(madvise(buf + 10 * PAGE, PAGE, MADV_DONTNEED), 0);
+	ASSERT_EQ(mirror_stats(0, &s3), 0);
+	EXPECT_EQ(MDELTA(s2, s3, unmaps), 1);
+	/*
+	 * The next read faults from page 10 to the end: hmm_range_fault() re-walks pages 11..63,
+	 * which must keep HMM_PFN_DMA_MAPPED (sticky), so only page 10 is mapped anew.
+	 */
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_READ, buf, mirror, npages, &c), 0);
+	EXPECT_GE(c.faults, 1);
+	ASSERT_EQ(memcmp(mirror, buf, size), 0);	/* page 10 reads as zeroes now */
+	ASSERT_EQ(mirror_stats(0, &s4), 0);
+	EXPECT_EQ(MDELTA(s3, s4, maps), 1);
+	EXPECT_EQ(MDELTA(s3, s4, reuses), npages - 1);
+	TH_LOG("ranges %ld (iova %ld): %s", s4.ranges, s4.ranges_iova,
+	       s4.ranges_iova ? "IOVA path (dma_iova_link)" : "direct mapping (dma_map_phys)");
+	munmap(buf, size);
+	free(mirror);
+}
+
+/* an invalidation unmaps exactly the pages it covers (hmm_dma_unmap_pfn per page) */
+TEST_F(two, invalidate_unmaps_exact)
+{
+	unsigned long npages = 64, size = npages * PAGE;
+	struct mstats s0, s1, s2, s3;
+	struct hmm_dmirror_cmd c;
+	char *buf = buf_alloc(size, 0), *mirror = malloc(size), *ref = malloc(size);
+
+	ASSERT_NE(buf, NULL);
+	fill(buf, size, 12);
+	memcpy(ref, buf, size);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_READ, buf, mirror, npages, &c), 0);
+	ASSERT_EQ(mirror_stats(0, &s0), 0);
+	ASSERT_EQ(madvise(buf + 16 * PAGE, 16 * PAGE, MADV_DONTNEED), 0);
+	ASSERT_EQ(mirror_stats(0, &s1), 0);
+	EXPECT_EQ(MDELTA(s0, s1, unmaps), 16);
+	ASSERT_EQ(munmap(buf + 48 * PAGE, 16 * PAGE), 0);
+	ASSERT_EQ(mirror_stats(0, &s2), 0);
+	EXPECT_EQ(MDELTA(s1, s2, unmaps), 16);
+	/* the rest is still mapped: pages 0..15 and 32..47 read without a fault */
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_READ, buf, mirror, 16, &c), 0);
+	EXPECT_EQ(c.faults, 0);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_READ, buf + 32 * PAGE, mirror + 32 * PAGE, 16, &c), 0);
+	EXPECT_EQ(c.faults, 0);
+	ASSERT_EQ(mirror_stats(0, &s3), 0);
+	EXPECT_EQ(MDELTA(s2, s3, maps), 0);
+	EXPECT_EQ(MDELTA(s2, s3, reuses), 32);
+	EXPECT_EQ(memcmp(mirror, ref, 16 * PAGE), 0);
+	EXPECT_EQ(memcmp(mirror + 32 * PAGE, ref + 32 * PAGE, 16 * PAGE), 0);
+	munmap(buf, 48 * PAGE);
+	free(mirror);
+	free(ref);
+}
+
+/*
+ * A device-private THP owned by device 0, read through device 1's mirror: hmm_range_fault()
+ * (dev_private_owner = device 1) migrates the whole folio back with migrate_to_ram; PMD order
+ * before (device 0's snapshot) and after (a system THP, device 1's snapshot).
+ */
+TEST_F(two, thp_foreign_owner_migrates_back)
+{
+	unsigned long npages = TWOMEG / PAGE, size = TWOMEG, i;
+	struct hmm_dmirror_cmd c;
+	char *buf = buf_alloc(size, 1), *mirror = malloc(size), *ref = malloc(size);
+	unsigned char *perm = malloc(npages);
+
+	ASSERT_NE(buf, NULL);
+	fill(buf, size, 13);
+	memcpy(ref, buf, size);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_SNAPSHOT, buf, perm, npages, NULL), 0);
+	if (!(perm[0] & HMM_DMIRROR_PROT_PMD))
+		SKIP(goto out, "no THP for the buffer (transparent_hugepage disabled?)");
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror, npages, &c), 0);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_SNAPSHOT, buf, perm, npages, NULL), 0);
+	i = perm_first_not(perm, npages, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL |
+				HMM_DMIRROR_PROT_WRITE | HMM_DMIRROR_PROT_PMD);
+	ASSERT_EQ(i, npages) TH_LOG("page %lu: 0x%x", i, perm[i % npages]);
+	memset(mirror, 0, size);
+	ASSERT_EQ(dm_cmd(self->fd1, HMM_DMIRROR_READ, buf, mirror, npages, &c), 0);
+	ASSERT_EQ(memcmp(mirror, ref, size), 0);
+	ASSERT_EQ(snap_count(self->fd0, buf, npages, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL), 0);
+	ASSERT_EQ(dm_cmd(self->fd1, HMM_DMIRROR_SNAPSHOT, buf, perm, npages, NULL), 0);
+	i = perm_first_not(perm, npages, HMM_DMIRROR_PROT_WRITE | HMM_DMIRROR_PROT_PMD);
+	ASSERT_EQ(i, npages) TH_LOG("page %lu after migrate_to_ram: 0x%x", i, perm[i % npages]);
+	ASSERT_EQ(memcmp(buf, ref, size), 0);
+out:
+	munmap(buf, size);
+	free(mirror);
+	free(ref);
+	free(perm);
+}
+
+/* hmm_pfn_to_map_order(): 9 for a present anonymous THP, 0 for a 4 KiB page (SNAPSHOT PMD bit) */
+TEST_F(two, map_order)
+{
+	unsigned long npages = TWOMEG / PAGE, i;
+	char *thp = buf_alloc(TWOMEG, 1), *small = buf_alloc(16 * PAGE, 0);
+	unsigned char *perm = malloc(npages);
+
+	ASSERT_NE(thp, NULL);
+	ASSERT_NE(small, NULL);
+	fill(thp, TWOMEG, 14);
+	fill(small, 16 * PAGE, 15);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_SNAPSHOT, small, perm, 16, NULL), 0);
+	i = perm_first_not(perm, 16, HMM_DMIRROR_PROT_WRITE);
+	ASSERT_EQ(i, 16) TH_LOG("4K page %lu: 0x%x", i, perm[i % 16]);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_SNAPSHOT, thp, perm, npages, NULL), 0);
+	if (!(perm[0] & HMM_DMIRROR_PROT_PMD)) {
+		/* is it really a THP? AnonHugePages of this mapping says */
+		SKIP(goto out, "buffer not backed by a THP (transparent_hugepage disabled?)");
+	}
+	i = perm_first_not(perm, npages, HMM_DMIRROR_PROT_WRITE | HMM_DMIRROR_PROT_PMD);
+	ASSERT_EQ(i, npages) TH_LOG("THP page %lu: 0x%x", i, perm[i % npages]);
+out:
+	munmap(thp, TWOMEG);
+	munmap(small, 16 * PAGE);
+	free(perm);
+}
+
+/*
+ * A range with a hole (no VMA): SNAPSHOT (no fault requested) reports HMM_PFN_ERROR for the hole
+ * (HMM_DMIRROR_PROT_ERROR) and valid entries around it; a device READ (fault requested) fails
+ * with EFAULT (hmm_vma_walk_hole on !walk->vma).
+ */
+TEST_F(two, snapshot_hole)
+{
+	char *buf = buf_alloc(3 * PAGE, 0), mirror[3 * PAGE];
+	unsigned char perm[3];
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_NE(buf, NULL);
+	fill(buf, 3 * PAGE, 16);
+	ASSERT_EQ(munmap(buf + PAGE, PAGE), 0);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_SNAPSHOT, buf, perm, 3, NULL), 0);
+	EXPECT_EQ(perm[0], HMM_DMIRROR_PROT_WRITE);
+	EXPECT_EQ(perm[1], HMM_DMIRROR_PROT_ERROR);
+	EXPECT_EQ(perm[2], HMM_DMIRROR_PROT_WRITE);
+	EXPECT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_READ, buf, mirror, 3, &c), -EFAULT);
+	munmap(buf, PAGE);
+	munmap(buf + 2 * PAGE, PAGE);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * HMM over P2P memory: device 0's mirror reads and writes a VMA that maps a peer's p2pmem
+ * (mmap of /sys/bus/pci/devices/<peer>/p2pmem/allocate). hmm_range_fault() returns the p2pmem
+ * pages, hmm_dma_map_pfn() decides the P2P map type (pci_p2pdma_state()):
+ *   bus          HMM_PFN_P2PDMA_BUS: the provider's bus address, no IOMMU mapping;
+ *   host-bridge  HMM_PFN_P2PDMA: mapped with DMA_ATTR_MMIO (IOVA path with an IOMMU);
+ *   not-supported DMA_MAPPING_ERROR: the device touches nothing, the ioctl fails EREMOTEIO.
+ * The expected verdict comes from the scenario (P2PLAB_EXPECT_MAP for the switch pair p2plab0/1,
+ * P2PLAB_EXPECT_MAP_FAR for p2plab0/2) and from this program's topology model (sysfs + ACS), and
+ * the kernel's answer (debugfs counters of the mirror) must match both.
+ */
+FIXTURE(p2pmem) {
+	int fd;			/* /dev/hmm_dmirror0: device-private mirror of p2plab0 */
+	int p2pfd;
+	char *p2p;		/* the peer's p2pmem, mapped */
+	size_t size;
+	int expect;		/* P2PLAB_MAP_* */
+};
+
+FIXTURE_VARIANT(p2pmem) {
+	int peer;		/* p2plabN whose p2pmem is mapped */
+	const char *env;	/* the scenario's expected verdict */
+};
+
+FIXTURE_VARIANT_ADD(p2pmem, near) { .peer = 1, .env = "P2PLAB_EXPECT_MAP" };
+FIXTURE_VARIANT_ADD(p2pmem, far) { .peer = 2, .env = "P2PLAB_EXPECT_MAP_FAR" };
+
+static int p2plab_bdf(int id, char *bdf, size_t n)
+{
+	struct p2plab_info in;
+	int fd = pl_open(id);
+
+	if (fd < 0)
+		return -1;
+	if (pl_info(fd, &in)) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	snprintf(bdf, n, "%s", in.pci_name);
+	return 0;
+}
+
+FIXTURE_SETUP(p2pmem)
+{
+	char self_bdf[64], peer_bdf[64];
+	const char *want = getenv(variant->env);
+	int model;
+
+	self->fd = -1;
+	self->p2pfd = -1;
+	self->p2p = NULL;
+	self->size = 64 * PAGE;
+	if (!want)
+		SKIP(return, "%s not set (run by scenarios/guest/hmm-p2pmem.yaml)", variant->env);
+	self->expect = pl_map_from_name(want);
+	ASSERT_GT(self->expect, 0) TH_LOG("%s=%s", variant->env, want);
+	self->fd = dm_open(0);
+	if (self->fd < 0 || p2plab_bdf(0, self_bdf, sizeof(self_bdf)) ||
+	    p2plab_bdf(variant->peer, peer_bdf, sizeof(peer_bdf)))
+		SKIP(return, "needs p2plab0, p2plab%d and p2plab.dmirror=1", variant->peer);
+	/* the test's own topology model is the oracle the kernel's answer is checked against */
+	model = pl_expected_map(self_bdf, peer_bdf);
+	ASSERT_EQ(model, self->expect) TH_LOG("topology model says %s, scenario says %s",
+					      pl_map_name(model), want);
+	self->p2p = pl_p2pmem_map(peer_bdf, self->size, &self->p2pfd);
+	ASSERT_NE(self->p2p, NULL) TH_LOG("mmap p2pmem of %s: %s", peer_bdf, strerror(errno));
+}
+
+FIXTURE_TEARDOWN(p2pmem)
+{
+	if (self->p2p)
+		munmap(self->p2p, self->size);
+	if (self->p2pfd >= 0)
+		close(self->p2pfd);
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+/* the kernel's verdict, from the mirror's counters, for @n pages newly mapped (or refused) */
+static void p2pmem_check_verdict(struct __test_metadata *_metadata, int expect,
+				 const struct mstats *a, const struct mstats *b, long n)
+{
+	switch (expect) {
+	case P2PLAB_MAP_BUS_ADDR:
+		EXPECT_EQ(MDELTA(*a, *b, p2p_bus), n);
+		EXPECT_EQ(MDELTA(*a, *b, p2p_mmio), 0);
+		break;
+	case P2PLAB_MAP_THRU_HOST_BRIDGE:
+		EXPECT_EQ(MDELTA(*a, *b, p2p_mmio), n);
+		EXPECT_EQ(MDELTA(*a, *b, p2p_bus), 0);
+		break;
+	default:
+		EXPECT_GE(MDELTA(*a, *b, p2p_refused), 1);
+		EXPECT_EQ(MDELTA(*a, *b, p2p_bus) + MDELTA(*a, *b, p2p_mmio), 0);
+	}
+}
+
+TEST_F(p2pmem, mirror_read)
+{
+	unsigned long npages = self->size / PAGE;
+	struct hmm_dmirror_cmd c;
+	char *mirror = malloc(self->size), *ref = malloc(self->size);
+	struct mstats s0, s1;
+	int ret;
+
+	fill(ref, self->size, 21);
+	memcpy(self->p2p, ref, self->size);		/* the CPU writes the peer's BAR */
+	memset(mirror, 0xa5, self->size);
+	ASSERT_EQ(mirror_stats(0, &s0), 0);
+	ret = dm_cmd(self->fd, HMM_DMIRROR_READ, self->p2p, mirror, npages, &c);
+	ASSERT_EQ(mirror_stats(0, &s1), 0);
+	p2pmem_check_verdict(_metadata, self->expect, &s0, &s1, npages);
+	if (self->expect == P2PLAB_MAP_NOT_SUPPORTED) {
+		ASSERT_EQ(ret, -EREMOTEIO);
+		ASSERT_EQ(c.cpages, 0);
+	} else {
+		ASSERT_EQ(ret, 0);
+		ASSERT_EQ(c.cpages, npages);
+		ASSERT_EQ(memcmp(mirror, ref, self->size), 0);
+	}
+	free(mirror);
+	free(ref);
+}
+
+TEST_F(p2pmem, mirror_write)
+{
+	unsigned long npages = self->size / PAGE;
+	struct hmm_dmirror_cmd c;
+	char *src = malloc(self->size), *before = malloc(self->size);
+	struct mstats s0, s1;
+	int ret;
+
+	fill(before, self->size, 22);
+	memcpy(self->p2p, before, self->size);
+	fill(src, self->size, 23);
+	ASSERT_EQ(mirror_stats(0, &s0), 0);
+	ret = dm_cmd(self->fd, HMM_DMIRROR_WRITE, self->p2p, src, npages, &c);
+	ASSERT_EQ(mirror_stats(0, &s1), 0);
+	p2pmem_check_verdict(_metadata, self->expect, &s0, &s1, npages);
+	if (self->expect == P2PLAB_MAP_NOT_SUPPORTED) {
+		ASSERT_EQ(ret, -EREMOTEIO);
+		/* nothing written */
+		ASSERT_EQ(memcmp(self->p2p, before, self->size), 0);
+	} else {
+		ASSERT_EQ(ret, 0);
+		ASSERT_EQ(memcmp(self->p2p, src, self->size), 0);
+	}
+	free(src);
+	free(before);
+}
+
+/* a p2pmem-backed range cannot become device-private memory: refused cleanly, data where it was */
+TEST_F(p2pmem, migrate_refused)
+{
+	unsigned long npages = self->size / PAGE;
+	struct hmm_dmirror_cmd c;
+	char *mirror = malloc(self->size), *ref = malloc(self->size);
+	int ret;
+
+	fill(ref, self->size, 24);
+	memcpy(self->p2p, ref, self->size);
+	ret = dm_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, self->p2p, mirror, npages, &c);
+	TH_LOG("MIGRATE_TO_DEV on p2pmem: %d (%s), cpages %llu", ret, strerror(-ret),
+	       (unsigned long long)c.cpages);
+	/* migrate_vma_setup(): a VM_MIXEDMAP (VM_SPECIAL) VMA is not migratable -> EINVAL */
+	ASSERT_EQ(ret, -EINVAL);
+	ASSERT_EQ(c.cpages, 0);
+	ASSERT_EQ(snap_count(self->fd, self->p2p, npages, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL), 0);
+	ASSERT_EQ(memcmp(self->p2p, ref, self->size), 0);
+	free(mirror);
+	free(ref);
 }
 
 /* ------------------------------------------------------------------------------------------ */
