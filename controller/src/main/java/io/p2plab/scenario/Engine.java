@@ -8,6 +8,7 @@ import io.p2plab.qmp.QmpErrorException;
 import io.p2plab.qmp.QmpEvent;
 import io.p2plab.util.Json;
 import io.p2plab.vm.Console;
+import io.p2plab.vm.KernelLog;
 import io.p2plab.vm.Vm;
 import io.p2plab.vm.VmException;
 
@@ -91,19 +92,31 @@ public final class Engine {
         Thread caseThread = Thread.currentThread();
         ScheduledFuture<?> tmo = timer.schedule(() -> {
             ctx.timedOut.set(true);
+            // the guest may still answer: its kernel log often says why the case hangs
+            ctx.captureKernelLog(Duration.ofSeconds(15));
             ctx.kill();
             caseThread.interrupt();
         }, c.timeout().toMillis(), TimeUnit.MILLISECONDS);
         String failure = null;
         String excerpt = null;
+        SplatCheck.Result kernel = null;
         try {
-            ctx.runSteps(c.steps(), "");
-            ctx.checkWatchdog();
-        } catch (StepFailure f) {
-            failure = f.getMessage();
-            excerpt = f.excerpt();
-        } catch (RuntimeException e) {
-            failure = (ctx.current == null ? "" : "step " + ctx.current + ": ") + describe(e);
+            try {
+                ctx.runSteps(c.steps(), "");
+                ctx.checkWatchdog();
+            } catch (StepFailure f) {
+                failure = f.getMessage();
+                excerpt = f.excerpt();
+            } catch (RuntimeException e) {
+                failure = (ctx.current == null ? "" : "step " + ctx.current + ": ") + describe(e);
+            }
+            if (!tmo.cancel(false)) {
+                try { tmo.get(); } catch (Exception ignored) { }   // let a firing timeout finish first
+            }
+            Thread.interrupted();
+            // at the end of every case, passed or failed: the whole kernel log, whatever the console level
+            ctx.captureKernelLog(Duration.ofSeconds(30));
+            kernel = ctx.checkKernelLog();
         } finally {
             tmo.cancel(false);
             Thread.interrupted();
@@ -111,6 +124,13 @@ public final class Engine {
         }
         if (ctx.timedOut.get()) {
             failure = "case timeout of " + c.timeout().toSeconds() + " s exceeded" + (ctx.current == null ? "" : " in step " + ctx.current);
+        }
+        if (kernel != null && kernel.failure() != null) {
+            // the splat first: it is usually why a step failed, and the step failure stays visible after it
+            String stepExcerpt = excerpt != null ? excerpt : (failure != null ? ctx.consoleTail() : null);
+            failure = kernel.failure() + (failure == null ? "" : " | " + failure);
+            excerpt = kernel.excerpt() == null ? stepExcerpt
+                    : kernel.excerpt() + (stepExcerpt == null ? "" : "\n\n" + stepExcerpt);
         }
         if (failure != null && excerpt == null) excerpt = ctx.consoleTail();
         Duration time = Duration.ofNanos(System.nanoTime() - t0);
@@ -125,6 +145,36 @@ public final class Engine {
         }
         return new CaseResult(c, failure == null ? CaseResult.Status.PASSED : CaseResult.Status.FAILED, failure,
                 excerpt, time, dir);
+    }
+
+    /** The guest's whole kernel log on stdout, its taint flags on stderr. */
+    static final List<String> DMESG = List.of("/bin/sh", "-c", "cat /proc/sys/kernel/tainted >&2; exec dmesg");
+
+    /** guest-exec with every agent call bounded by what is left of {@code budget}. */
+    static GuestAgent.ExecResult execBounded(GuestAgent ga, List<String> argv, Duration budget) {
+        long deadline = System.nanoTime() + budget.toNanos();
+        java.util.function.Supplier<Duration> left = () -> Duration.ofNanos(Math.max(1_000_000, deadline - System.nanoTime()));
+        ObjectNode a = Json.object().put("path", argv.get(0)).put("capture-output", true);
+        var args = a.putArray("arg");
+        argv.subList(1, argv.size()).forEach(args::add);
+        long pid = QmpClient.join(ga.execute("guest-exec", a, left.get())).path("pid").asLong();
+        while (true) {
+            JsonNode st = QmpClient.join(ga.execute("guest-exec-status", Json.object().put("pid", pid), left.get()));
+            if (st.path("exited").asBoolean()) {
+                java.util.Base64.Decoder d = java.util.Base64.getDecoder();
+                return new GuestAgent.ExecResult(pid, st.path("exitcode").asInt(-1),
+                        st.has("signal") ? st.get("signal").asInt() : null,
+                        st.has("out-data") ? d.decode(st.get("out-data").asText()) : new byte[0],
+                        st.has("err-data") ? d.decode(st.get("err-data").asText()) : new byte[0],
+                        st.path("out-truncated").asBoolean() || st.path("err-truncated").asBoolean());
+            }
+            if (System.nanoTime() > deadline)
+                throw new io.p2plab.qmp.QmpTimeoutException(argv + " still running after " + budget.toMillis() + " ms");
+            try { Thread.sleep(50); } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new io.p2plab.qmp.QmpException("interrupted");
+            }
+        }
     }
 
     static String describe(Throwable e) {
@@ -189,10 +239,68 @@ public final class Engine {
             return vm == null ? null : (vm.console().tail(30).isBlank() ? null : vm.console().tail(30));
         }
 
+        /** Live console watchdog: fail fast, unless the case expects splats (then the end-of-case check decides). */
+        boolean liveWatchdog() {
+            return c.expectSplats().isEmpty();
+        }
+
         void checkWatchdog() {
-            if (vm == null) return;
+            if (vm == null || !liveWatchdog()) return;
             Console.Problem p = vm.console().problem();
             if (p != null) throw new StepFailure("console watchdog: " + p.line(), p.excerpt());
+        }
+
+        /** What {@link #captureKernelLog} got: the guest's dmesg and taint flags, or why not. */
+        private record Capture(String log, Long taint, String note) {}
+        private Capture capture;
+
+        /**
+         * Reads the guest's whole kernel log (busybox dmesg: the entire printk ring buffer, every level) and
+         * /proc/sys/kernel/tainted through the guest agent into kernel.log; once per case, bounded by
+         * {@code budget}. Called at the end of the case, or by the timeout before it kills QEMU.
+         */
+        synchronized void captureKernelLog(Duration budget) {
+            Vm v = vm;
+            if (capture != null || v == null || !v.spec().watchdog() || v.spec().kernel() == null) return;
+            String note = null;
+            String klog = null;
+            Long taint = null;
+            if (!v.spec().guestAgent()) note = "the machine has no guest agent";
+            else if (!v.isAlive()) note = "QEMU had exited";
+            else if (v.console().lines().stream().anyMatch(l -> KernelLog.message(l).startsWith("Kernel panic - not syncing")))
+                note = "the guest panicked";
+            else {
+                long t0 = System.nanoTime();
+                try {
+                    GuestAgent.ExecResult r = execBounded(v.guestAgent(), DMESG, budget);
+                    if (r.exitCode() != 0) note = "dmesg exited with " + r.exitCode() + ": " + r.err().strip();
+                    else {
+                        klog = r.out();
+                        String t = r.err().strip();
+                        if (t.matches("\\d+")) taint = Long.parseLong(t);
+                    }
+                } catch (RuntimeException e) {
+                    note = "cannot read it through the guest agent: " + describe(e);
+                }
+                log("kernel log: " + (klog != null ? klog.length() + " chars, tainted=" + taint : note)
+                        + " (" + (System.nanoTime() - t0) / 1_000_000 + " ms)");
+            }
+            if (klog != null) writeArtifact("kernel.log", klog);
+            else log("kernel log not read: " + note + "; the kernel check uses the console only");
+            capture = new Capture(klog, taint, note);
+        }
+
+        /** The end-of-case kernel check (kernel log + console); null without a guest kernel or watchdog. */
+        SplatCheck.Result checkKernelLog() {
+            Vm v = vm;
+            if (v == null || !v.spec().watchdog() || v.spec().kernel() == null) return null;
+            Capture cap = capture != null ? capture : new Capture(null, null, "not read");
+            SplatCheck.Result r = SplatCheck.check(cap.log(), cap.taint(), cap.note(), v.console().lines(), c.expectSplats());
+            if (r.splatsFile() != null) writeArtifact("kernel-splats.txt", r.splatsFile());
+            for (SplatCheck.Report rep : r.reports())
+                log("kernel splat " + rep.splat().kind() + " (" + rep.source() + ")" + (rep.expectedBy() == null ? " UNEXPECTED: "
+                        : " expected (" + rep.expectedBy().reason() + "): ") + rep.splat().headline());
+            return r;
         }
 
         void runSteps(List<Step> steps, String prefix) {
@@ -224,9 +332,9 @@ public final class Engine {
         void runStep(Step s, String idx) {
             if (s instanceof Step.Boot b) {
                 vm();
-                if (b.waitReady()) vm.waitReady(b.timeout());
+                if (b.waitReady()) vm.waitReady(b.timeout(), liveWatchdog());
             } else if (s instanceof Step.WaitReady w) {
-                vm().waitReady(w.timeout());
+                vm().waitReady(w.timeout(), liveWatchdog());
             } else if (s instanceof Step.Qmp q) {
                 qmp(q);
             } else if (s instanceof Step.Hmp h) {
@@ -278,7 +386,7 @@ public final class Engine {
                 log("  event " + Json.compact(e.raw()));
             } else if (s instanceof Step.ConsoleExpect ce) {
                 try {
-                    Console.Match m = vm().console().await(ce.regex(), consoleCursor, ce.timeout(), true);
+                    Console.Match m = vm().console().await(ce.regex(), consoleCursor, ce.timeout(), liveWatchdog());
                     if (m == null) throw new StepFailure("/" + ce.regex().pattern() + "/ not seen on the console within "
                             + ce.timeout().toMillis() + " ms", vm.console().tail(30));
                     consoleCursor = m.endOffset();

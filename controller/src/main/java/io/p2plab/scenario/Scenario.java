@@ -23,14 +23,15 @@ import java.util.regex.Pattern;
 /** Loads a scenario file and expands it into validated {@link Case}s (one per matrix combination). */
 public final class Scenario {
     public static final String[] TOP_KEYS = {"name", "description", "machine", "matrix", "vars", "timeout",
-            "expect-fail", "skip-if", "steps"};
+            "expect-fail", "skip-if", "expect-splats", "steps"};
     public static final String[] STEP_KINDS = {"boot", "wait-ready", "qmp", "hmp", "guest", "inject", "qom-get",
             "hotplug", "unplug", "wait-event", "console-expect", "sleep", "repeat"};
     private static final Pattern VAR = Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_.-]*(?::-[^}]*)?)}");
 
     /** One runnable case. */
     public record Case(Path file, String scenario, String name, Map<String, String> vars, MachineSpec machine,
-                       List<Step> steps, Duration timeout, String expectFail, String skip) {
+                       List<Step> steps, Duration timeout, String expectFail, String skip,
+                       List<ExpectedSplat> expectSplats) {
         public String id() { return scenario + (vars.isEmpty() ? "" : name.substring(scenario.length())); }
     }
 
@@ -199,7 +200,32 @@ public final class Scenario {
         Duration timeout = n.optDuration("timeout", Duration.ofMinutes(10));
         String xfail = matchCondition(n.opt("expect-fail"), labels);
         String skip = matchCondition(n.opt("skip-if"), labels);
-        return new Case(file, scenario, caseName, labels, machine, steps, timeout, xfail, skip);
+        return new Case(file, scenario, caseName, labels, machine, steps, timeout, xfail, skip,
+                expectSplats(n.opt("expect-splats"), labels));
+    }
+
+    /**
+     * expect-splats: a list of {match: REGEX, reason: TEXT, required?: true, AXIS: LABEL...}; an entry
+     * applies to the cases whose matrix labels equal every AXIS: LABEL it lists (like expect-fail).
+     */
+    private static List<ExpectedSplat> expectSplats(Node list, Map<String, String> labels) {
+        if (list == null) return List.of();
+        List<ExpectedSplat> out = new ArrayList<>();
+        for (Node e : list.items()) {
+            e.requireObject();
+            if (!e.has("match")) throw e.error("an expected splat needs 'match' (a regex searched in each report)");
+            if (!e.has("reason")) throw e.error("an expected splat needs 'reason' (why the scenario provokes it)");
+            boolean applies = true;
+            for (String k : e.keys()) {
+                if (k.equals("match") || k.equals("reason") || k.equals("required")) continue;
+                if (!labels.containsKey(k)) throw e.child(k).error("'" + k + "' is not a matrix axis (axes: "
+                        + String.join(", ", labels.keySet()) + "; keys: match, reason, required)");
+                if (!labels.get(k).equals(e.child(k).text())) applies = false;
+            }
+            if (applies) out.add(new ExpectedSplat(e.get("match").regex(), e.get("reason").str(),
+                    e.optBool("required", true), e.where()));
+        }
+        return List.copyOf(out);
     }
 
     /**

@@ -16,12 +16,12 @@ import java.util.regex.Pattern;
 
 /**
  * The guest serial console (QEMU's stdout): written to a log file, teed live to listeners line by line,
- * searchable with {@link #await}, and watched for kernel problems (BUG:, Oops, WARNING:, KASAN, lockdep,
- * panic, Call Trace).
+ * searchable with {@link #await}, and watched for kernel splat headlines ({@link KernelLog#headline}:
+ * BUG, Oops, WARNING, KASAN, UBSAN, lockdep, RCU stall, lockups, hung task, panic, stack dumps). Only
+ * what the guest's console loglevel lets through reaches it: the scenario engine also reads the whole
+ * kernel log through the guest agent at the end of each case.
  */
 public final class Console implements AutoCloseable {
-    public static final Pattern WATCHDOG = Pattern.compile(
-            "BUG:|Oops|WARNING:|KASAN|possible circular locking|Kernel panic|Call Trace");
     private static final int MAX_TEXT = 8 << 20;
 
     /** A watchdog hit: the offending line and an excerpt of the console around it. */
@@ -77,7 +77,7 @@ public final class Console implements AutoCloseable {
                             partial.setLength(0);
                             lines.add(line);
                             complete.add(line);
-                            if (watchdog && problemLine < 0 && WATCHDOG.matcher(line).find()) problemLine = lines.size() - 1;
+                            if (watchdog && problemLine < 0 && KernelLog.headline(line) != null) problemLine = lines.size() - 1;
                         } else {
                             partial.append(c);
                         }
@@ -112,6 +112,13 @@ public final class Console implements AutoCloseable {
         int from = Math.max(0, problemLine - 3);
         int to = Math.min(lines.size(), problemLine + 40);
         return new Problem(lines.get(problemLine), String.join("\n", lines.subList(from, to)));
+    }
+
+    /** Every complete console line so far (and the partial last one). */
+    public synchronized List<String> lines() {
+        List<String> l = new ArrayList<>(lines);
+        if (partial.length() > 0) l.add(partial.toString().replace("\r", ""));
+        return l;
     }
 
     public synchronized String tail(int n) {

@@ -201,10 +201,15 @@ public final class Vm implements AutoCloseable {
     }
 
     public void waitReady(Duration override) {
+        waitReady(override, true);
+    }
+
+    /** @param stopOnProblem fail as soon as the console watchdog sees a splat headline */
+    public void waitReady(Duration override, boolean stopOnProblem) {
         if (spec.ready() == null) return;
         Duration t = override != null ? override : spec.readyTimeout();
         try {
-            Console.Match m = console.await(spec.ready(), 0, t, true);
+            Console.Match m = console.await(spec.ready(), 0, t, stopOnProblem);
             if (m == null) throw new VmException("guest not ready: /" + spec.ready().pattern() + "/ not seen on the console within "
                     + t.toSeconds() + " s; last console lines:\n" + console.tail(15));
         } catch (InterruptedException e) {
