@@ -55,6 +55,7 @@
 #include "migration/vmstate.h"
 #include "trace.h"
 #include "p2plab_hw.h"
+#include "p2plab-internal.h"
 
 /* QEMU 10.1 made class_init's data pointer const */
 #if QEMU_VERSION_MAJOR > 10 || (QEMU_VERSION_MAJOR == 10 && QEMU_VERSION_MINOR >= 1)
@@ -63,8 +64,6 @@
 #define P2PLAB_CLASS_DATA void
 #endif
 
-#define TYPE_P2PLAB "p2plab"
-OBJECT_DECLARE_SIMPLE_TYPE(P2plabState, P2PLAB)
 
 REG32(ID,           P2PLAB_REG_ID)
 REG32(VERSION,      P2PLAB_REG_VERSION)
@@ -93,7 +92,6 @@ REG32(ERR_INDEX,    P2PLAB_REG_ERR_INDEX)
 REG32(SCRATCH,      P2PLAB_REG_SCRATCH)
 REG32(COMPLETED,    P2PLAB_REG_COMPLETED)
 
-#define P2PLAB_RING_MAX         4096            /* entries (128 KiB of descriptors) */
 #define P2PLAB_RING_ALIGN       64
 #define P2PLAB_MEM_DEFAULT      (256 * MiB)
 #define P2PLAB_MEM_MIN          (1 * MiB)
@@ -103,58 +101,14 @@ REG32(COMPLETED,    P2PLAB_REG_COMPLETED)
 #define P2PLAB_SLICE_NS         (2 * SCALE_MS)  /* per bottom-half run (slow MMIO targets) */
 #define P2PLAB_CHUNK            (1 * MiB)       /* largest single copy step */
 #define P2PLAB_BW_CHUNK         (64 * KiB)      /* copy step while bandwidth-capped */
-#define P2PLAB_BOUNCE           (256 * KiB)     /* bus->bus and MMIO staging buffer */
 #define P2PLAB_EXP_OFFSET       0x80
-#define P2PLAB_INT_ALL          (P2PLAB_INT_DONE | P2PLAB_INT_ERROR)
+#define P2PLAB_INT_ALL          (P2PLAB_INT_DONE | P2PLAB_INT_ERROR | P2PLAB_INT_FAULT)
 #define P2PLAB_VALID_CTRL       (P2PLAB_CTRL_ENABLE | P2PLAB_CTRL_RESET)
 
-struct P2plabState {
-    PCIDevice parent_obj;
-
-    /* configuration */
-    uint64_t mem_size;
-    HostMemoryBackend *hostmem;
-
-    /* BARs */
-    MemoryRegion bar0;          /* container: regs + MSI-X + link-down overlay */
-    MemoryRegion regs_io;
-    MemoryRegion bar0_dead;
-    MemoryRegion bar2;          /* container: device memory + link-down overlay */
-    MemoryRegion mem_ram;       /* when no memdev */
-    MemoryRegion bar2_dead;
-    MemoryRegion *mem_mr;       /* the RAM region behind BAR2 */
-    uint8_t *mem_ptr;
-
-    /* register file and engine state (migrated) */
-    uint32_t regs[P2PLAB_NUM_REGS];
-    bool in_flight;             /* descriptor at HEAD fetched and being processed */
-    uint64_t cur_src, cur_dst, cur_done;
-    uint32_t cur_len, cur_flags;
-    bool intx_level;
-
-    /* not migrated */
-    QEMUBH *bh;
-    QEMUTimer *timer;
-    int64_t wait_until;         /* QEMU_CLOCK_VIRTUAL ns; work waits until then */
-    uint8_t *bounce;            /* bus -> bus staging */
-    uint8_t *stage;             /* MMIO read staging */
-    AddressSpace *peer_as;      /* over the switch's internal bus (see p2plab_route) */
-    MemoryRegion *peer_as_root;
-    QLIST_ENTRY(P2plabState) link;
-
-    /* fault injection */
-    uint32_t fail_nth, fail_code, latency_us, bandwidth_mbps, drop_irqs;
-    bool corrupt_next, link_down;
-
-    /* counters */
-    uint64_t stat_descs, stat_bytes_host, stat_bytes_local, stat_bytes_peer,
-             stat_bytes_peer_switch, stat_errors, stat_irqs, stat_irqs_dropped;
-};
 
 static QLIST_HEAD(, P2plabState) p2plab_devices = QLIST_HEAD_INITIALIZER(p2plab_devices);
 
-static void p2plab_guest_error(P2plabState *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static void p2plab_guest_error(P2plabState *s, const char *fmt, ...)
+void p2plab_guest_error(P2plabState *s, const char *fmt, ...)
 {
     va_list ap;
     g_autofree char *msg = NULL;
@@ -166,7 +120,7 @@ static void p2plab_guest_error(P2plabState *s, const char *fmt, ...)
                   DEVICE(s)->id ? DEVICE(s)->id : "(anon)", msg);
 }
 
-static bool p2plab_ring_size_ok(uint32_t size)
+bool p2plab_ring_size_ok(uint32_t size)
 {
     return size >= 2 && size <= P2PLAB_RING_MAX && is_power_of_2(size);
 }
@@ -176,9 +130,17 @@ static uint64_t p2plab_ring_base(P2plabState *s)
     return deposit64(s->regs[R_RING_BASE_LO], 32, 32, s->regs[R_RING_BASE_HI]);
 }
 
+/* work posted or started and not completed (STATUS.BUSY): includes parked descriptors */
 static bool p2plab_pending(P2plabState *s)
 {
-    return s->in_flight || s->regs[R_RING_HEAD] != s->regs[R_RING_TAIL];
+    return s->in_flight || s->regs[R_RING_HEAD] != s->regs[R_RING_TAIL] || p2plab_mmu_busy(s);
+}
+
+/* something the engine can do now */
+static bool p2plab_has_work(P2plabState *s)
+{
+    return s->in_flight || p2plab_mmu_has_work(s) ||
+           (s->regs[R_RING_HEAD] != s->regs[R_RING_TAIL] && p2plab_mmu_can_fetch(s));
 }
 
 static bool p2plab_runnable(P2plabState *s)
@@ -187,9 +149,9 @@ static bool p2plab_runnable(P2plabState *s)
            !(s->regs[R_STATUS] & P2PLAB_STATUS_HALTED) && !s->link_down;
 }
 
-static void p2plab_kick(P2plabState *s)
+void p2plab_kick(P2plabState *s)
 {
-    if (p2plab_runnable(s) && p2plab_pending(s)) {
+    if (p2plab_runnable(s) && p2plab_has_work(s)) {
         qemu_bh_schedule(s->bh);
     }
 }
@@ -212,13 +174,13 @@ static void p2plab_update_intx(P2plabState *s, bool assert_allowed)
 }
 
 /* Set INT_STATUS bits and send one message per unmasked cause (MSI-X vector or INTx). */
-static void p2plab_raise(P2plabState *s, uint32_t bits)
+void p2plab_raise(P2plabState *s, uint32_t bits)
 {
     PCIDevice *pd = PCI_DEVICE(s);
 
     s->regs[R_INT_STATUS] |= bits;
     for (unsigned vec = 0; vec < P2PLAB_NUM_VECTORS; vec++) {
-        uint32_t bit = vec == P2PLAB_VEC_DONE ? P2PLAB_INT_DONE : P2PLAB_INT_ERROR;
+        uint32_t bit = 1u << vec;     /* VEC_DONE/ERROR/FAULT = INT_DONE/ERROR/FAULT */
 
         if (!(bits & bit) || (s->regs[R_INT_MASK] & bit)) {
             continue;
@@ -292,7 +254,7 @@ static void p2plab_peer_as_free(P2plabState *s)
  * (no IOMMU, no root complex): return an AddressSpace over the switch's internal bus and set
  * *sw. Otherwise the request goes upstream: the bus-master address space (IOMMU, system memory).
  */
-static AddressSpace *p2plab_route(P2plabState *s, uint64_t addr, uint64_t len, bool *sw)
+AddressSpace *p2plab_route(P2plabState *s, uint64_t addr, uint64_t len, bool *sw)
 {
     PCIDevice *pd = PCI_DEVICE(s);
     PCIDevice *port = pci_bridge_get_device(pci_get_bus(pd));
@@ -341,7 +303,7 @@ static bool p2plab_mr_is_device(MemoryRegion *mr)
     return false;
 }
 
-static void p2plab_count_bus(P2plabState *s, bool sw, bool dev, uint64_t n)
+void p2plab_count_bus(P2plabState *s, bool sw, bool dev, uint64_t n)
 {
     if (sw) {
         s->stat_bytes_peer += n;
@@ -413,8 +375,8 @@ static MemTxResult p2plab_bus_rw(P2plabState *s, AddressSpace *as, bool sw, uint
     return MEMTX_OK;
 }
 
-static MemTxResult p2plab_bus_xfer(P2plabState *s, uint64_t addr, uint8_t *buf, uint64_t len,
-                                   bool is_write)
+MemTxResult p2plab_bus_xfer(P2plabState *s, uint64_t addr, uint8_t *buf, uint64_t len,
+                            bool is_write)
 {
     PCIDevice *pd = PCI_DEVICE(s);
     bool sw;
@@ -431,7 +393,7 @@ static MemTxResult p2plab_bus_xfer(P2plabState *s, uint64_t addr, uint8_t *buf, 
 
 /* ---- DMA engine --------------------------------------------------------------------------------- */
 
-static void p2plab_halt(P2plabState *s, uint32_t code)
+void p2plab_halt(P2plabState *s, uint32_t code)
 {
     trace_p2plab_err_halt(code, s->regs[R_RING_HEAD], s->regs[R_RING_TAIL]);
     p2plab_guest_error(s, "engine halted, error 0x%x (head %u tail %u)", code,
@@ -445,15 +407,19 @@ static void p2plab_halt(P2plabState *s, uint32_t code)
     p2plab_raise(s, P2PLAB_INT_ERROR);
 }
 
-static uint64_t p2plab_desc_addr(P2plabState *s, uint32_t idx)
+uint64_t p2plab_desc_addr(P2plabState *s, uint32_t idx)
 {
     return p2plab_ring_base(s) + (uint64_t)idx * P2PLAB_DESC_SIZE;
 }
 
-/* Write back status for the descriptor at HEAD, advance HEAD, count, interrupt. */
-static void p2plab_complete(P2plabState *s, uint32_t err)
+/*
+ * Write back status for the in-flight descriptor, count, interrupt. From the ring HEAD: advance
+ * HEAD. A parked descriptor (MMU, p2plab-mmu.c) completes at its own index and leaves HEAD alone.
+ */
+void p2plab_complete(P2plabState *s, uint32_t err)
 {
-    uint32_t idx = s->regs[R_RING_HEAD];
+    uint32_t idx = s->cur_idx;
+    bool parked = s->mmu.cur_slot >= 0;
     uint32_t status = cpu_to_le32(P2PLAB_DESC_DONE | (err & P2PLAB_DESC_ERR_MASK));
     uint32_t bits = 0;
 
@@ -462,7 +428,11 @@ static void p2plab_complete(P2plabState *s, uint32_t err)
         return;
     }
     s->in_flight = false;
-    s->regs[R_RING_HEAD] = (idx + 1) & (s->regs[R_RING_SIZE] - 1);
+    if (parked) {
+        p2plab_mmu_completed(s);
+    } else {
+        s->regs[R_RING_HEAD] = (idx + 1) & (s->regs[R_RING_SIZE] - 1);
+    }
     s->regs[R_COMPLETED]++;
     s->stat_descs++;
     trace_p2plab_desc_done(idx, err);
@@ -497,6 +467,8 @@ static bool p2plab_fetch(P2plabState *s, uint32_t *err)
     s->cur_len = le32_to_cpu(d.len);
     s->cur_flags = le32_to_cpu(d.flags);
     s->cur_done = 0;
+    s->cur_idx = idx;
+    s->mmu.cur_slot = -1;
     s->in_flight = true;
     trace_p2plab_desc_fetch(idx, s->cur_src, s->cur_dst, s->cur_len, s->cur_flags);
 
@@ -508,6 +480,8 @@ static bool p2plab_fetch(P2plabState *s, uint32_t *err)
         *err = P2PLAB_ERR_BAD_LEN;
     } else if (s->cur_flags & ~P2PLAB_DESC_F_VALID_MASK) {
         *err = P2PLAB_ERR_BAD_FLAGS;
+    } else if (p2plab_mmu_desc(s->cur_flags) && (*err = p2plab_mmu_validate(s))) {
+        /* a 1.1 (VA / atomic / prefetch) descriptor: error set by the MMU */
     } else if ((s->cur_flags & P2PLAB_DESC_F_SRC_LOCAL) &&
                (s->cur_src >= ms || s->cur_len > ms - s->cur_src)) {
         *err = P2PLAB_ERR_SRC_RANGE;
@@ -610,7 +584,7 @@ static void p2plab_bh(void *opaque)
     int64_t t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
 
     trace_p2plab_bh(s->regs[R_RING_HEAD], s->regs[R_RING_TAIL], s->in_flight);
-    while (p2plab_runnable(s) && p2plab_pending(s)) {
+    while (p2plab_runnable(s) && p2plab_has_work(s)) {
         uint32_t err;
         uint64_t n;
 
@@ -623,12 +597,25 @@ static void p2plab_bh(void *opaque)
             return;                         /* the timer reschedules us */
         }
         if (!s->in_flight) {
+            /* parked descriptors first (cancels, held faults, replays): they are older */
+            if (p2plab_mmu_service(s)) {
+                descs++;
+                continue;
+            }
+            if (s->regs[R_RING_HEAD] == s->regs[R_RING_TAIL] || !p2plab_mmu_can_fetch(s)) {
+                break;
+            }
             if (!p2plab_fetch(s, &err)) {
                 return;                     /* halted */
             }
             descs++;
             if (err) {
                 p2plab_complete(s, err);
+                continue;
+            }
+            if (p2plab_mmu_must_wait(s)) {
+                /* its context has parked descriptors: keep the context's order */
+                p2plab_mmu_park(s, P2PLAB_PARK_WAITING);
                 continue;
             }
             if (s->latency_us) {
@@ -641,7 +628,14 @@ static void p2plab_bh(void *opaque)
         if (s->cur_done < s->cur_len) {
             uint64_t max = s->bandwidth_mbps ? P2PLAB_BW_CHUNK : P2PLAB_CHUNK;
 
-            err = p2plab_copy_step(s, MIN(max, P2PLAB_SLICE_BYTES - bytes), &n);
+            if (p2plab_mmu_desc(s->cur_flags)) {
+                err = p2plab_mmu_step(s, MIN(max, P2PLAB_SLICE_BYTES - bytes), &n);
+                if (err == P2PLAB_STEP_STALLED) {
+                    continue;               /* parked on a fault (or halted) */
+                }
+            } else {
+                err = p2plab_copy_step(s, MIN(max, P2PLAB_SLICE_BYTES - bytes), &n);
+            }
             bytes += n;
             if (err) {
                 p2plab_complete(s, err);
@@ -660,7 +654,7 @@ static void p2plab_bh(void *opaque)
             if (s->cur_done < s->cur_len) {
                 continue;
             }
-            if (s->corrupt_next) {
+            if (s->corrupt_next && !p2plab_mmu_desc(s->cur_flags)) {
                 p2plab_corrupt(s);
             }
         }
@@ -688,9 +682,8 @@ static void p2plab_quiesce(P2plabState *s, bool writeback)
     if (s->in_flight && writeback && p2plab_ring_size_ok(s->regs[R_RING_SIZE])) {
         uint32_t status = cpu_to_le32(P2PLAB_DESC_DONE | P2PLAB_ERR_ABORTED);
 
-        trace_p2plab_abort(s->regs[R_RING_HEAD]);
-        pci_dma_write(PCI_DEVICE(s),
-                      p2plab_desc_addr(s, s->regs[R_RING_HEAD]) + 24, &status, 4);
+        trace_p2plab_abort(s->cur_idx);
+        pci_dma_write(PCI_DEVICE(s), p2plab_desc_addr(s, s->cur_idx) + 24, &status, 4);
     }
     s->in_flight = false;
 }
@@ -700,13 +693,13 @@ static void p2plab_reset_regs(P2plabState *s)
     memset(s->regs, 0, sizeof(s->regs));
     s->regs[R_ID] = P2PLAB_ID_MAGIC;
     s->regs[R_VERSION] = P2PLAB_IF_VERSION;
-    s->regs[R_CAPS] = P2PLAB_CAP_P2P_ROUTING | P2PLAB_CAP_FAULT_INJ |
+    s->regs[R_CAPS] = P2PLAB_CAP_P2P_ROUTING | P2PLAB_CAP_FAULT_INJ | p2plab_mmu_caps(s) |
                       (s->hostmem ? P2PLAB_CAP_MEMDEV : 0);
     s->regs[R_MEM_SIZE_LO] = (uint32_t)s->mem_size;
     s->regs[R_MEM_SIZE_HI] = s->mem_size >> 32;
     s->regs[R_RING_MAX] = P2PLAB_RING_MAX;
     s->cur_src = s->cur_dst = s->cur_done = 0;
-    s->cur_len = s->cur_flags = 0;
+    s->cur_len = s->cur_flags = s->cur_idx = 0;
     p2plab_update_intx(s, false);
 }
 
@@ -714,6 +707,7 @@ static void p2plab_engine_reset(P2plabState *s, bool writeback)
 {
     trace_p2plab_reset(writeback);
     p2plab_quiesce(s, writeback);
+    p2plab_mmu_reset(s, writeback);
     p2plab_reset_regs(s);
 }
 
@@ -729,6 +723,11 @@ static uint64_t p2plab_mmio_read(void *opaque, hwaddr addr, unsigned size)
         p2plab_guest_error(s, "bad register read: offset 0x%" HWADDR_PRIx " size %u "
                            "(only aligned 32-bit accesses)", addr, size);
         return ~0ULL;
+    }
+    if (p2plab_mmu_is_reg(addr)) {
+        val = p2plab_mmu_read(s, addr);
+        trace_p2plab_mmio_read(addr, val);
+        return val;
     }
     if (addr >= P2PLAB_NUM_REGS * 4) {
         trace_p2plab_err_mmio_unknown(addr, false);
@@ -773,6 +772,11 @@ static void p2plab_write_ctrl(P2plabState *s, uint32_t val)
             s->in_flight = true;
             p2plab_complete(s, P2PLAB_ERR_ABORTED);
         }
+        /* parked (MMU-stalled) descriptors are started work too: aborted */
+        if (p2plab_mmu_busy(s)) {
+            p2plab_mmu_abort_parked(s, true);
+            p2plab_raise(s, P2PLAB_INT_ERROR);
+        }
         qemu_bh_cancel(s->bh);
         timer_del(s->timer);
         s->wait_until = 0;
@@ -805,6 +809,10 @@ static void p2plab_mmio_write(void *opaque, hwaddr addr, uint64_t val64, unsigne
         return;
     }
     trace_p2plab_mmio_write(addr, val);
+    if (p2plab_mmu_is_reg(addr)) {
+        p2plab_mmu_write(s, addr, val);
+        return;
+    }
     switch (addr) {
     case A_CTRL:
         p2plab_write_ctrl(s, val);
@@ -959,6 +967,7 @@ static void p2plab_instance_init(Object *obj)
     };
 
     s->fail_code = P2PLAB_ERR_INJECTED;
+    p2plab_mmu_instance_init(s);
     object_property_add_uint32_ptr(obj, "fail-nth", &s->fail_nth, OBJ_PROP_FLAG_READWRITE);
     object_property_add_uint32_ptr(obj, "fail-code", &s->fail_code, OBJ_PROP_FLAG_READWRITE);
     object_property_add_uint32_ptr(obj, "latency-us", &s->latency_us, OBJ_PROP_FLAG_READWRITE);
@@ -1043,6 +1052,11 @@ static void p2plab_realize(PCIDevice *pd, Error **errp)
                    "and 64 GiB", s->hostmem ? "memdev" : "mem-size", s->mem_size);
         return;
     }
+    if (s->mmu.tlb_entries > P2PLAB_MMU_TLB_MAX) {
+        error_setg(errp, "p2plab: tlb-entries %u must be at most %u (0 = no TLB)",
+                   s->mmu.tlb_entries, P2PLAB_MMU_TLB_MAX);
+        return;
+    }
 
     pci_config_set_revision(pd->config, P2PLAB_REVISION);
     pci_config_set_class(pd->config, P2PLAB_CLASS);
@@ -1100,7 +1114,9 @@ static void p2plab_realize(PCIDevice *pd, Error **errp)
     s->stage = g_malloc(P2PLAB_BOUNCE);
     s->bh = qemu_bh_new_guarded(p2plab_bh, s, &DEVICE(s)->mem_reentrancy_guard);
     s->timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, p2plab_timer_cb, s);
+    p2plab_mmu_realize(s, &error_abort);    /* cannot fail: tlb-entries checked above */
     QLIST_INSERT_HEAD(&p2plab_devices, s, link);
+    p2plab_mmu_reset(s, false);
     p2plab_reset_regs(s);
 }
 
@@ -1109,6 +1125,8 @@ static void p2plab_exit(PCIDevice *pd)
     P2plabState *s = P2PLAB(pd);
 
     p2plab_quiesce(s, false);
+    p2plab_mmu_reset(s, false);     /* parked descriptors are dropped, no write-back */
+    p2plab_mmu_exit(s);
     QLIST_REMOVE(s, link);
     qemu_bh_delete(s->bh);
     timer_free(s->timer);
@@ -1138,6 +1156,9 @@ static int p2plab_post_load(void *opaque, int version_id)
     if (s->regs[R_RING_HEAD] >= P2PLAB_RING_MAX || s->regs[R_RING_TAIL] >= P2PLAB_RING_MAX ||
         s->cur_len > P2PLAB_DESC_MAX_LEN || s->cur_done > s->cur_len ||
         (s->in_flight && !p2plab_ring_size_ok(s->regs[R_RING_SIZE]))) {
+        return -EINVAL;
+    }
+    if (p2plab_mmu_post_load(s) < 0) {
         return -EINVAL;
     }
     /* pending latency/bandwidth waits are not migrated: work resumes at once */
@@ -1171,12 +1192,17 @@ static const VMStateDescription vmstate_p2plab = {
         VMSTATE_UINT64(stat_irqs, P2plabState),
         VMSTATE_UINT64(stat_irqs_dropped, P2plabState),
         VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription * const []) {
+        &vmstate_p2plab_mmu,    /* 1.1: device MMU, parked descriptors */
+        NULL
     }
 };
 
 static const Property p2plab_properties[] = {
     DEFINE_PROP_SIZE("mem-size", P2plabState, mem_size, 0),
     DEFINE_PROP_LINK("memdev", P2plabState, hostmem, TYPE_MEMORY_BACKEND, HostMemoryBackend *),
+    DEFINE_PROP_UINT32("tlb-entries", P2plabState, mmu.tlb_entries, P2PLAB_MMU_TLB_DEFAULT),
 };
 
 static void p2plab_class_init(ObjectClass *klass, P2PLAB_CLASS_DATA *data)
@@ -1201,6 +1227,8 @@ static void p2plab_class_init(ObjectClass *klass, P2PLAB_CLASS_DATA *data)
         "BAR2 device memory size, power of two 1M..64G (0 = 256M, or the memdev size)");
     object_class_property_set_description(klass, "memdev",
         "host memory backend for BAR2 (its size sets mem-size)");
+    object_class_property_set_description(klass, "tlb-entries",
+        "device-MMU TLB entries, 0..4096 (0 = every access walks the page table)");
 }
 
 static const TypeInfo p2plab_info = {

@@ -132,9 +132,16 @@ fi
 S=$TREE/src
 
 # ---- overlay qemu-device/ -----------------------------------------------------------------------
-replace_file "$S/hw/misc/p2plab.c" <"$DEV/p2plab.c"
+# device sources (p2plab.c, p2plab-mmu.c, p2plab-internal.h) -> hw/misc; qtest sources
+# (*-test.c, the shared lab helpers p2plab-qtest.[ch]) -> tests/qtest
+for f in "$DEV"/*.c "$DEV"/*.h; do
+    [ -e "$f" ] || continue
+    case $(basename "$f") in
+        *-test.c|p2plab-qtest.*) replace_file "$S/tests/qtest/$(basename "$f")" <"$f" ;;
+        *) replace_file "$S/hw/misc/$(basename "$f")" <"$f" ;;
+    esac
+done
 replace_file "$S/hw/misc/p2plab_hw.h" <"$HDR"
-replace_file "$S/tests/qtest/p2plab-test.c" <"$DEV/p2plab-test.c"
 replace_file "$S/tests/qtest/p2plab_hw.h" <"$HDR"
 # Kconfig / meson / trace-events: pristine content + our snippet
 { cat "$SRC/hw/misc/Kconfig"; echo; cat "$DEV/Kconfig"; } | replace_file "$S/hw/misc/Kconfig"
