@@ -36,9 +36,12 @@ public final class KernelLog {
         public String key() { return headlineLine.replace("\r", "").strip(); }
     }
 
-    /** printk prefixes: syslog level, /dev/kmsg record header, timestamp, caller id. */
+    /**
+     * printk prefixes: syslog level, /dev/kmsg record header, timestamp + caller id + the one space after
+     * them. The message keeps its own indentation (" planted_caller+0x10/0x20" in a stack trace).
+     */
     private static final Pattern PREFIX = Pattern.compile(
-            "^(?:<\\d{1,3}>)?(?:\\d{1,3},\\d+,\\d+,[^;]*;)?(?:\\[\\s*\\d+\\.\\d+\\])?(?:\\[\\s*[TC]\\d+\\])?\\s*");
+            "^(?:<\\d{1,3}>)?(?:\\d{1,3},\\d+,\\d+,[^;]*;)?(?:\\[\\s*\\d+\\.\\d+\\](?:\\[\\s*[TC]\\d+\\])? ?)?");
 
     private record Rule(Kind kind, Pattern p) {}
 
@@ -73,7 +76,7 @@ public final class KernelLog {
     private static final Pattern END_TRACE = Pattern.compile("^---\\[ end (?:trace|Kernel panic)");
     private static final Pattern SEPARATOR = Pattern.compile("^={20,}\\s*$");
     private static final Pattern CUT_HERE = Pattern.compile("^-+\\[ cut here \\]-+\\s*$");
-    private static final Pattern TRACE_END = Pattern.compile("^(?:</(?:TASK|IRQ|NMI|SOFTIRQ)>|Kernel Offset:|---\\[ end )");
+    private static final Pattern TRACE_END = Pattern.compile("^\\s*(?:</(?:TASK|IRQ|NMI|SOFTIRQ)>|Kernel Offset:|---\\[ end )");
     /** A report is cut after this many lines if nothing ends it earlier. */
     static final int MAX_REPORT_LINES = 400;
     /** Without any end marker: this many lines from the headline. */
