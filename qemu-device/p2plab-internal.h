@@ -170,7 +170,7 @@ bool p2plab_mmu_busy(P2plabState *s);
 bool p2plab_mmu_service(P2plabState *s);
 bool p2plab_mmu_park(P2plabState *s, uint32_t state);
 void p2plab_mmu_completed(P2plabState *s);
-void p2plab_mmu_abort_parked(P2plabState *s, bool writeback);
+unsigned p2plab_mmu_abort_parked(P2plabState *s, bool writeback, bool count);
 int p2plab_mmu_post_load(P2plabState *s);
 extern const VMStateDescription vmstate_p2plab_mmu;
 

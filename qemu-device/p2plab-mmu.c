@@ -630,9 +630,15 @@ static uint32_t mmu_fault(P2plabState *s, uint64_t va, uint32_t acc, uint32_t re
     return P2PLAB_STEP_STALLED;
 }
 
-/* Abort every parked descriptor (CTRL disable / reset); with @writeback write ABORTED. */
-void p2plab_mmu_abort_parked(P2plabState *s, bool writeback)
+/*
+ * Abort every parked descriptor: with @writeback write DONE | ABORTED into their status (best
+ * effort); with @count also count them as completed descriptors (CTRL.ENABLE 1 -> 0, like the
+ * in-flight one). Returns how many there were.
+ */
+unsigned p2plab_mmu_abort_parked(P2plabState *s, bool writeback, bool count)
 {
+    unsigned n = 0;
+
     for (unsigned i = 0; i < P2PLAB_MMU_PARK_MAX; i++) {
         P2plabParked *p = &s->mmu.park[i];
         uint32_t status = cpu_to_le32(P2PLAB_DESC_DONE | P2PLAB_ERR_ABORTED);
@@ -644,9 +650,17 @@ void p2plab_mmu_abort_parked(P2plabState *s, bool writeback)
         if (writeback && p2plab_ring_size_ok(s->regs[P2PLAB_R_RING_SIZE])) {
             pci_dma_write(PCI_DEVICE(s), p2plab_desc_addr(s, p->idx) + 24, &status, 4);
         }
+        if (count) {
+            s->regs[P2PLAB_REG_COMPLETED / 4]++;
+            s->regs[P2PLAB_REG_ERR_INDEX / 4] = p->idx;
+            s->stat_descs++;
+            s->stat_errors++;
+        }
         p->state = P2PLAB_PARK_FREE;
+        n++;
     }
     s->mmu.cur_slot = -1;
+    return n;
 }
 
 /* ---- descriptors ---------------------------------------------------------------------------- */
@@ -1172,7 +1186,7 @@ static void mmu_reset_regs(P2plabState *s)
 /* CTRL.RESET (@writeback: ABORTED into parked descriptors' status) and device reset */
 void p2plab_mmu_reset(P2plabState *s, bool writeback)
 {
-    p2plab_mmu_abort_parked(s, writeback);
+    p2plab_mmu_abort_parked(s, writeback, false);
     s->mmu.inv_count = 0;
     if (s->mmu.inv_timer) {
         timer_del(s->mmu.inv_timer);

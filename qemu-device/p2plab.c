@@ -8,7 +8,8 @@
  * rule, QOM properties) is docs/device.md in the p2plab repository; the register and descriptor
  * definitions come from p2plab_hw.h, shared with the guest driver.
  *
- *   BAR0  16 KiB   registers (0x0000), MSI-X table (0x2000), PBA (0x3000); 2 vectors (DONE, ERROR)
+ *   BAR0  16 KiB   registers (0x0000), MSI-X table (0x2000), PBA (0x3000); 3 vectors (DONE,
+ *                  ERROR, FAULT)
  *   BAR2  mem-size 64-bit prefetchable device memory (RAM, or a memory backend)
  *
  * QOM properties
@@ -31,6 +32,11 @@
  *   Counters (read-only, uint64, since realize): stat-descriptors, stat-bytes-host,
  *     stat-bytes-local, stat-bytes-peer, stat-bytes-peer-switch, stat-errors, stat-irqs,
  *     stat-irqs-dropped
+ *
+ * Interface 1.1 adds the device MMU (p2plab-mmu.c; registers 0x800-0x9ff, VA descriptors, fault
+ * ring on MSI-X vector 2): property tlb-entries, knobs mmu-*, counters stat-mmu-*. This file only
+ * hooks it in: MMIO dispatch, descriptor validation and steps, parked descriptors in the bottom
+ * half, reset, VMState subsection.
  */
 
 #include "qemu/osdep.h"
@@ -773,8 +779,8 @@ static void p2plab_write_ctrl(P2plabState *s, uint32_t val)
             p2plab_complete(s, P2PLAB_ERR_ABORTED);
         }
         /* parked (MMU-stalled) descriptors are started work too: aborted */
-        if (p2plab_mmu_busy(s)) {
-            p2plab_mmu_abort_parked(s, true);
+        if (p2plab_mmu_abort_parked(s, true, true)) {
+            p2plab_guest_error(s, "engine disabled with parked descriptors: aborted");
             p2plab_raise(s, P2PLAB_INT_ERROR);
         }
         qemu_bh_cancel(s->bh);
