@@ -1315,10 +1315,10 @@ static void test_mmu_bench(void)
     pt_map(pt, r4, VA0, src, len, 4 * KiB, P2PLAB_PTE_R);
     pt_map(pt, r2, VA0, src, len, 2 * MiB, P2PLAB_PTE_R);
     pt_flush(pt);
+    qtest_memset(l->qts, src, 0xa5, len);
+    ring_setup(l, 0, 16);               /* CTRL.RESET: the roots come after it */
     ctx_set(l, 0, 0, r4);
     ctx_set(l, 0, 1, r2);
-    qtest_memset(l->qts, src, 0xa5, len);
-    ring_setup(l, 0, 16);
     for (int pass = 0; pass < 3; pass++) {
         for (size_t i = 0; i < G_N_ELEMENTS(runs); i++) {
             uint64_t walks = qom_get_int(l, "p0", "stat-mmu-walks");
