@@ -159,11 +159,14 @@ public final class KernelLog {
     /**
      * A headline inside an open report that belongs to it: the Oops line after "BUG: unable to handle
      * page fault" / "BUG: kernel NULL pointer dereference" or a KASAN general protection fault, a stack
-     * dump (the report's own "Call Trace:"), a panic the report caused.
+     * dump (the report's own "Call Trace:"), a panic the report caused, the RCU grace-period kthread
+     * lines of an RCU stall report.
      */
     private static boolean continuation(Kind open, Kind next, int distance) {
         return switch (next) {
             case CALL_TRACE, PANIC -> true;
+            // an RCU stall report's own "kthread starved" / "timer wakeup didn't happen" lines
+            case RCU_STALL -> open == Kind.RCU_STALL;
             case OOPS -> distance <= 12 && (open == Kind.OOPS || open == Kind.BUG || open == Kind.KASAN);
             default -> false;
         };

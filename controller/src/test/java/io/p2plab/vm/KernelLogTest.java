@@ -27,6 +27,7 @@ class KernelLogTest {
             "kasan.log                | KASAN       | BUG: KASAN: wild-memory-access in do_raw_spin_lock+0x11c/0x270 | ====== | ======",
             "lockdep-circular.log     | LOCKDEP     | WARNING: possible circular locking dependency detected | ====== | </TASK>",
             "lockdep-inconsistent.log | LOCKDEP     | WARNING: inconsistent lock state | ====== | </TASK>",
+            "rcu-stall-tcg.log        | RCU_STALL   | rcu: INFO: rcu_preempt detected stalls on CPUs/tasks: | rcu: INFO: rcu_preempt | </TASK>",
             "rcu-stall.log            | RCU_STALL   | rcu: INFO: rcu_preempt self-detected stall on CPU | rcu: INFO: rcu_preempt | </TASK>",
             "soft-lockup.log          | SOFT_LOCKUP | watchdog: BUG: soft lockup - CPU#0 stuck for 26s! | watchdog: BUG: soft lockup | </TASK>",
             "hung-task.log            | HUNG_TASK   | INFO: task kworker/u4:2:88 blocked for more than 122 seconds. | INFO: task | </TASK>",
@@ -61,6 +62,10 @@ class KernelLogTest {
                 .contains("\n dump_stack_lvl+0x77/0xb0\n")     // stack frames keep their indentation
                 .doesNotContain("[   33.");
         assertThat(KernelLog.find(read("hung-task.log")).get(0).report()).contains("state:D", "p2plab_remove+0x9c/0x1a0");
+        // captured on the lab's guest (TCG, overloaded host): CPU 1's NMI backtrace and the GP kthread's
+        // starvation and stack belong to the one stall report
+        assertThat(KernelLog.find(read("rcu-stall-tcg.log")).get(0).report()).contains("NMI backtrace for cpu 1",
+                "Possible timer handling issue on cpu=1", "rcu_preempt kthread starved for 5248 jiffies", "rcu_gp_kthread+0x9f/0x140");
     }
 
     @Test
