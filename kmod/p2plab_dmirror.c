@@ -47,6 +47,7 @@
 
 #include "p2plab.h"
 #include "p2plab_hmm.h"
+#include "p2plab_ioctl.h"
 
 /* ---- uAPI: identical to lib/test_hmm_uapi.h (Linux 7.3) ---- */
 struct hmm_dmirror_cmd {
@@ -1169,6 +1170,100 @@ static int dmirror_snapshot(struct dmirror *dmirror, struct p2plab_devmem *dm,
 	return ret;
 }
 
+/*
+ * P2PLAB_DMIRROR_FAULT_SPARSE (p2plab_ioctl.h): fault exactly the pages userspace asks for, with
+ * per-page request flags (pfn_flags_mask = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE, default_flags
+ * 0); the result is a snapshot of the range (HMM_DMIRROR_PROT_* per page). Mirrors nothing.
+ */
+static int dmirror_fault_sparse(struct dmirror *dmirror, struct p2plab_devmem *dm,
+				struct hmm_dmirror_cmd *cmd)
+{
+	unsigned long npages = cmd->npages, i, start = cmd->addr;
+	struct mm_struct *mm = dmirror->notifier.mm;
+	struct hmm_range range = {
+		.start = start,
+		.end = start + (npages << PAGE_SHIFT),
+		.pfn_flags_mask = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE,
+		.default_flags = 0,
+		.dev_private_owner = dm,
+	};
+	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	struct dmirror_interval notifier = { .dmirror = dmirror };
+	unsigned char *req;
+	int ret;
+
+	if (!npages || npages > P2PLAB_DMIRROR_SPARSE_MAX)
+		return -EINVAL;
+	req = kmalloc(npages, GFP_KERNEL);
+	range.hmm_pfns = kmalloc_array(npages, sizeof(*range.hmm_pfns), GFP_KERNEL);
+	if (!req || !range.hmm_pfns) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	if (copy_from_user(req, u64_to_user_ptr(cmd->ptr), npages)) {
+		ret = -EFAULT;
+		goto out_free;
+	}
+	for (i = 0; i < npages; i++) {
+		if (req[i] > P2PLAB_DMIRROR_REQ_WRITE) {
+			ret = -EINVAL;
+			goto out_free;
+		}
+	}
+	if (!mmget_not_zero(mm)) {
+		ret = -EINVAL;
+		goto out_free;
+	}
+	range.notifier = &notifier.notifier;
+	ret = mmu_interval_notifier_insert(range.notifier, mm, range.start,
+					   range.end - range.start, &dmirror_mrn_ops);
+	if (ret)
+		goto out_mmput;
+	while (true) {
+		if (time_after(jiffies, timeout)) {
+			ret = -EBUSY;
+			goto out_remove;
+		}
+		/* the per-page requests are inputs of every attempt */
+		for (i = 0; i < npages; i++)
+			range.hmm_pfns[i] = req[i] == P2PLAB_DMIRROR_REQ_WRITE ?
+				HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE :
+				req[i] == P2PLAB_DMIRROR_REQ_READ ? HMM_PFN_REQ_FAULT : 0;
+		range.notifier_seq = mmu_interval_read_begin(range.notifier);
+		mmap_read_lock(mm);
+		ret = hmm_range_fault(&range);
+		mmap_read_unlock(mm);
+		if (ret == -EBUSY) {
+			cmd->faults++;		/* retries, reported */
+			continue;
+		}
+		if (ret)
+			goto out_remove;
+		mutex_lock(&dmirror->mutex);
+		if (mmu_interval_read_retry(range.notifier, range.notifier_seq)) {
+			mutex_unlock(&dmirror->mutex);
+			cmd->faults++;
+			continue;
+		}
+		break;
+	}
+	for (i = 0; i < npages; i++) {
+		dmirror_mkentry(dmirror, dm, &req[i], range.hmm_pfns[i]);
+		cmd->cpages += !!(range.hmm_pfns[i] & HMM_PFN_VALID);
+	}
+	mutex_unlock(&dmirror->mutex);
+	if (copy_to_user(u64_to_user_ptr(cmd->ptr), req, npages))
+		ret = -EFAULT;
+out_remove:
+	mmu_interval_notifier_remove(range.notifier);
+out_mmput:
+	mmput(mm);
+out_free:
+	kfree(range.hmm_pfns);
+	kfree(req);
+	return ret;
+}
+
 /* ---- file operations ---- */
 
 static long dmirror_fops_unlocked_ioctl(struct file *filp, unsigned int command,
@@ -1233,6 +1328,9 @@ static long dmirror_fops_unlocked_ioctl(struct file *filp, unsigned int command,
 		break;
 	case HMM_DMIRROR_SNAPSHOT:
 		ret = dmirror_snapshot(dmirror, dm, &cmd);
+		break;
+	case P2PLAB_DMIRROR_FAULT_SPARSE:
+		ret = dmirror_fault_sparse(dmirror, dm, &cmd);
 		break;
 	case HMM_DMIRROR_RELEASE:
 		/* evict all device memory of this device to system memory */

@@ -133,6 +133,24 @@ struct p2plab_stats {		/* cumulative since probe */
 #define P2PLAB_IOC_RESET	_IO(P2PLAB_IOC_MAGIC, 0x06)	/* reset + re-program the engine */
 
 /*
+ * An extension of the dmirror uAPI (lib/test_hmm_uapi.h), on /dev/hmm_dmirrorN (p2plab.dmirror=1),
+ * same argument (struct hmm_dmirror_cmd, 5 x __u64): fault exactly the pages asked for, with
+ * per-page request flags (hmm_range_fault() with pfn_flags_mask = REQ_FAULT | REQ_WRITE and
+ * default_flags = 0).
+ *   in:  addr (page aligned), npages (1..P2PLAB_DMIRROR_SPARSE_MAX), ptr -> npages bytes of
+ *        P2PLAB_DMIRROR_REQ_*
+ *   out: ptr <- npages bytes of HMM_DMIRROR_PROT_* (a snapshot after the faults), cpages = valid
+ *        pages, faults = hmm_range_fault() attempts that had to be retried (-EBUSY)
+ * Errors: EINVAL (npages, a request byte > 2), EFAULT (a requested page cannot be faulted: no VMA,
+ * no permission), EBUSY (kept being invalidated for HMM_RANGE_DEFAULT_TIMEOUT).
+ */
+#define P2PLAB_DMIRROR_REQ_NONE		0	/* report the page, do not fault it */
+#define P2PLAB_DMIRROR_REQ_READ		1	/* HMM_PFN_REQ_FAULT */
+#define P2PLAB_DMIRROR_REQ_WRITE	2	/* HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE */
+#define P2PLAB_DMIRROR_SPARSE_MAX	512
+#define P2PLAB_DMIRROR_FAULT_SPARSE	_IOC(_IOC_READ | _IOC_WRITE, 'H', 0x40, 5 * sizeof(__u64))
+
+/*
  * read()/write()/pread()/pwrite() on /dev/p2plabN access BAR2 with the CPU (uncached MMIO),
  * independently of the engine: the file offset is the BAR2 offset. lseek() works (SEEK_END =
  * BAR2 size). Reads/writes past the end return 0 / ENOSPC.
