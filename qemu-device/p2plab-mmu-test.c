@@ -1108,7 +1108,7 @@ static void test_mmu_migration(void)
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     g_autofree uint8_t *data = NULL;
     const uint32_t F = P2PLAB_DESC_F_SRC_VA | P2PLAB_DESC_F_DST_LOCAL;
-    uint32_t i0, i1, i2;
+    uint32_t i0, i1, i2, i3;
     gint64 end;
 
     fill_random(a, BUF_A, 64 * KiB, 31, &data);
@@ -1117,11 +1117,21 @@ static void test_mmu_migration(void)
     i1 = post(a, 0, VA0, MiB, 4096, va_flags(0, F));        /* waits behind it */
     doorbell(a, 0);
     wait_stalled(a, 0, i1);
+    /* ctx 2: faulted, replayed, and in flight (throttled) at migration time */
+    i3 = post(a, 0, VA0, 4 * MiB, 256 * KiB, va_flags(2, F));
+    doorbell(a, 0);
+    wait_stalled(a, 0, i3);
     qom_set_bool(a, "p0", "mmu-hold-faults", true);
     i2 = post(a, 0, VA0, 2 * MiB, 4096, va_flags(1, F));    /* held fault, ctx 1 */
     doorbell(a, 0);
     wait_stalled(a, 0, i2);
-    g_assert_cmpuint(rd(a, 0, P2PLAB_REG_FAULT_TAIL), ==, 1);
+    g_assert_cmpuint(rd(a, 0, P2PLAB_REG_FAULT_TAIL), ==, 2);
+    pt_map(m->pt, m->root[2], VA0, BUF_A, 256 * KiB, 4096, P2PLAB_PTE_R);
+    qom_set_int(a, "p0", "bandwidth-mbps", 1);
+    resp(a, 0, 2, i3, false, false);
+    settle(a, 0);
+    g_assert_cmphex(desc_status(a, 0, i3), ==, P2PLAB_DESC_STALLED);   /* running, throttled */
+    g_assert_cmpuint(qom_get_int(a, "p0", "stat-mmu-replays"), ==, 1);
 
     qobject_unref(qtest_qmp(a->qts, "{'execute':'migrate','arguments':{'uri':%s}}", uri));
     end = g_get_monotonic_time() + POLL_US;
@@ -1149,15 +1159,23 @@ static void test_mmu_migration(void)
     unlink(file);
     b->ring_size[0] = 64;
     b->tail[0] = i2 + 1;
+    /* i3 finishes at once on the destination (bandwidth-mbps stays behind) */
+    g_assert_cmphex(wait_desc(b, 0, i3), ==, P2PLAB_DESC_DONE);
+    {
+        g_autofree uint8_t *src = g_malloc(256 * KiB);
+        qtest_bufread(b->qts, BUF_A, src, 256 * KiB);
+        assert_mem_eq(b, b->bar2[0] + 4 * MiB, src, 256 * KiB);
+    }
     g_assert_cmpuint(rd(b, 0, P2PLAB_REG_MMU_PARKED), ==, 3);
     g_assert_cmphex(rd(b, 0, P2PLAB_REG_MMU_STALLED), ==, 3);
-    g_assert_cmpuint(qom_get_int(b, "p0", "stat-mmu-faults-read"), ==, 2);  /* counters */
+    g_assert_cmpuint(qom_get_int(b, "p0", "stat-mmu-faults-read"), ==, 3);  /* counters */
     g_assert(!qom_get_bool(b, "p0", "mmu-hold-faults"));    /* knobs stay behind */
     /* the held fault is recorded on the destination (hold is off there) */
     settle(b, 0);
     g_assert_cmpuint(fault_at(b, 0, 0).idx, ==, i0);
-    g_assert_cmpuint(rd(b, 0, P2PLAB_REG_FAULT_TAIL), ==, 2);
-    g_assert_cmpuint(fault_at(b, 0, 1).idx, ==, i2);
+    g_assert_cmpuint(rd(b, 0, P2PLAB_REG_FAULT_TAIL), ==, 3);
+    g_assert_cmpuint(fault_at(b, 0, 1).idx, ==, i3);
+    g_assert_cmpuint(fault_at(b, 0, 2).idx, ==, i2);
     pt_map(m->pt, m->root[0], VA0 + 32 * KiB, BUF_A + 32 * KiB, 32 * KiB, 4096, P2PLAB_PTE_R);
     pt_map(m->pt, m->root[1], VA0, BUF_A, 4096, 4096, P2PLAB_PTE_R);
     resp(b, 0, 0, i0, false, false);

@@ -1223,8 +1223,9 @@ int p2plab_mmu_post_load(P2plabState *s)
 {
     uint32_t fsize = *mr(s, A_FAULT_SIZE);
 
+    /* cur_slot >= 0 without in_flight is legal: the engine halted while it ran */
     if (s->mmu.cur_slot < -1 || s->mmu.cur_slot >= P2PLAB_MMU_PARK_MAX ||
-        (s->mmu.cur_slot >= 0 && !s->in_flight)) {
+        (s->mmu.cur_slot >= 0 && s->mmu.park[s->mmu.cur_slot].state != P2PLAB_PARK_RUNNING)) {
         return -EINVAL;
     }
     for (unsigned i = 0; i < P2PLAB_MMU_PARK_MAX; i++) {
