@@ -282,6 +282,7 @@ public final class Engine {
                 } catch (RuntimeException e) {
                     note = "cannot read it through the guest agent: " + describe(e);
                 }
+                if (klog == null) progress.println("    warning: kernel log not read (" + note + "): the kernel check sees the console only");
                 log("kernel log: " + (klog != null ? klog.length() + " chars, tainted=" + taint : note)
                         + " (" + (System.nanoTime() - t0) / 1_000_000 + " ms)");
             }
