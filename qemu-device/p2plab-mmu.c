@@ -123,7 +123,7 @@ bool p2plab_mmu_is_reg(hwaddr addr)
     return addr >= P2PLAB_MMU_REGS_BASE && addr < P2PLAB_MMU_REGS_BASE + P2PLAB_MMU_NUM_REGS * 4;
 }
 
-/* ---- contexts ------------------------------------------------------------------------------- */
+/* ---- contexts -------------------------------------------------------------------------------- */
 
 static uint32_t ctx_lo(P2plabState *s, uint32_t ctx)
 {
@@ -146,7 +146,7 @@ static uint64_t ctx_root(P2plabState *s, uint32_t ctx)
     return deposit64(ctx_lo(s, ctx) & ~0xfffu, 32, 32, ctx_hi(s, ctx));
 }
 
-/* ---- TLB -------------------------------------------------------------------------------------- */
+/* ---- TLB ------------------------------------------------------------------------------------- */
 
 /*
  * Fully associative: a hash over (ctx, leaf base, leaf size) finds the entry, FIFO replacement
@@ -230,7 +230,7 @@ static unsigned tlb_drop(P2plabState *s, bool all_ctx, uint32_t ctx, uint64_t va
     return n;
 }
 
-/* ---- translation ------------------------------------------------------------------------------ */
+/* ---- translation ----------------------------------------------------------------------------- */
 
 static uint64_t acc_perm(uint32_t acc)
 {
@@ -360,7 +360,7 @@ static MmuResult mmu_translate(P2plabState *s, uint32_t ctx, uint64_t va, uint32
     return MMU_OK;
 }
 
-/* ---- interrupts and fault records -------------------------------------------------------------- */
+/* ---- interrupts and fault records ------------------------------------------------------------ */
 
 static uint64_t fault_base(P2plabState *s)
 {
@@ -413,7 +413,7 @@ static void fault_report(P2plabState *s, P2plabParked *p)
     p2plab_raise(s, P2PLAB_INT_FAULT);
 }
 
-/* ---- parking ------------------------------------------------------------------------------------ */
+/* ---- parking --------------------------------------------------------------------------------- */
 
 static unsigned parked_count(P2plabState *s)
 {
@@ -663,7 +663,7 @@ unsigned p2plab_mmu_abort_parked(P2plabState *s, bool writeback, bool count)
     return n;
 }
 
-/* ---- descriptors ---------------------------------------------------------------------------- */
+/* ---- descriptors ----------------------------------------------------------------------------- */
 
 static bool va_range_ok(uint64_t va, uint64_t len)
 {
@@ -922,7 +922,7 @@ uint32_t p2plab_mmu_step(P2plabState *s, uint64_t max, uint64_t *copied)
     }
 }
 
-/* ---- invalidation ------------------------------------------------------------------------------ */
+/* ---- invalidation ---------------------------------------------------------------------------- */
 
 static void inv_complete_one(P2plabState *s)
 {
@@ -993,7 +993,7 @@ static void inv_submit(P2plabState *s, uint32_t cmd)
     inv_run(s, s->mmu.inv_delay_us == 0);
 }
 
-/* ---- replay / cancel -------------------------------------------------------------------------- */
+/* ---- replay / cancel ------------------------------------------------------------------------- */
 
 static void fault_resp(P2plabState *s, uint32_t val)
 {
@@ -1040,7 +1040,7 @@ static void fault_resp(P2plabState *s, uint32_t val)
     p2plab_kick(s);
 }
 
-/* ---- registers ---------------------------------------------------------------------------------- */
+/* ---- registers ------------------------------------------------------------------------------- */
 
 uint32_t p2plab_mmu_read(P2plabState *s, hwaddr addr)
 {
@@ -1173,7 +1173,7 @@ void p2plab_mmu_write(P2plabState *s, hwaddr addr, uint32_t val)
     }
 }
 
-/* ---- lifecycle ---------------------------------------------------------------------------------- */
+/* ---- lifecycle ------------------------------------------------------------------------------- */
 
 static void mmu_reset_regs(P2plabState *s)
 {
@@ -1240,6 +1240,10 @@ int p2plab_mmu_post_load(P2plabState *s)
             return -EINVAL;
         }
     }
+    /* the engine only fetches with a free park slot: a ring descriptor in flight needs one */
+    if (s->in_flight && s->mmu.cur_slot < 0 && parked_count(s) >= P2PLAB_MMU_PARK_MAX) {
+        return -EINVAL;
+    }
     if ((*mr(s, A_FAULT_CTRL) & P2PLAB_FAULT_CTRL_ENABLE) &&
         (fsize < 2 || fsize > P2PLAB_FAULT_RING_MAX || !is_power_of_2(fsize) ||
          *mr(s, A_FAULT_HEAD) >= fsize || *mr(s, A_FAULT_TAIL) >= fsize)) {
@@ -1302,7 +1306,7 @@ const VMStateDescription vmstate_p2plab_mmu = {
     }
 };
 
-/* ---- QOM: fault injection and counters ---------------------------------------------------------- */
+/* ---- QOM: fault injection and counters ------------------------------------------------------- */
 
 static bool get_hold(Object *obj, Error **errp)
 {
