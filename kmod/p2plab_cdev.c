@@ -23,6 +23,12 @@
 
 #define P2PLAB_RW_CHUNK		(64 * 1024)
 
+/* the uAPI's map types are the running kernel's enum pci_p2pdma_map_type values */
+static_assert(P2PLAB_MAP_NONE == PCI_P2PDMA_MAP_NONE);
+static_assert(P2PLAB_MAP_NOT_SUPPORTED == PCI_P2PDMA_MAP_NOT_SUPPORTED);
+static_assert(P2PLAB_MAP_BUS_ADDR == PCI_P2PDMA_MAP_BUS_ADDR);
+static_assert(P2PLAB_MAP_THRU_HOST_BRIDGE == PCI_P2PDMA_MAP_THRU_HOST_BRIDGE);
+
 static struct p2plab_dev *file_pd(struct file *f)
 {
 	return f->private_data;

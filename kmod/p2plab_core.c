@@ -456,7 +456,9 @@ static int p2plab_setup_irqs(struct p2plab_dev *pd)
 	int nvec = -ENODEV, i, ret;
 
 	if (use_msix) {
-		nvec = pci_alloc_irq_vectors(pdev, P2PLAB_NUM_VECTORS, P2PLAB_NUM_VECTORS,
+		/* the engine's two vectors at least (an interface 1.0 device has only those),
+		 * the device-MMU fault vector of 1.1 when there */
+		nvec = pci_alloc_irq_vectors(pdev, P2PLAB_VEC_ERROR + 1, P2PLAB_NUM_VECTORS,
 					     PCI_IRQ_MSIX);
 		if (nvec > 0)
 			pd->irq_mode = P2PLAB_IRQ_MSIX;

@@ -49,38 +49,16 @@
 #include "p2plab_hmm.h"
 #include "p2plab_ioctl.h"
 
-/* ---- uAPI: identical to lib/test_hmm_uapi.h (Linux 7.3) ---- */
-struct hmm_dmirror_cmd {
-	__u64 addr;
-	__u64 ptr;
-	__u64 npages;
-	__u64 cpages;
-	__u64 faults;
-};
-#define HMM_DMIRROR_READ		_IOWR('H', 0x00, struct hmm_dmirror_cmd)
-#define HMM_DMIRROR_WRITE		_IOWR('H', 0x01, struct hmm_dmirror_cmd)
-#define HMM_DMIRROR_MIGRATE_TO_DEV	_IOWR('H', 0x02, struct hmm_dmirror_cmd)
-#define HMM_DMIRROR_MIGRATE_TO_SYS	_IOWR('H', 0x03, struct hmm_dmirror_cmd)
-#define HMM_DMIRROR_SNAPSHOT		_IOWR('H', 0x04, struct hmm_dmirror_cmd)
-#define HMM_DMIRROR_EXCLUSIVE		_IOWR('H', 0x05, struct hmm_dmirror_cmd)
-#define HMM_DMIRROR_CHECK_EXCLUSIVE	_IOWR('H', 0x06, struct hmm_dmirror_cmd)
-#define HMM_DMIRROR_RELEASE		_IOWR('H', 0x07, struct hmm_dmirror_cmd)
-#define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
-#define HMM_DMIRROR_READ_UNLOCKED	_IOWR('H', 0x09, struct hmm_dmirror_cmd)
-#define HMM_DMIRROR_FLAG_FAIL_ALLOC	(1ULL << 0)
-enum {
-	HMM_DMIRROR_PROT_ERROR			= 0xFF,
-	HMM_DMIRROR_PROT_NONE			= 0x00,
-	HMM_DMIRROR_PROT_READ			= 0x01,
-	HMM_DMIRROR_PROT_WRITE			= 0x02,
-	HMM_DMIRROR_PROT_PMD			= 0x04,
-	HMM_DMIRROR_PROT_PUD			= 0x08,
-	HMM_DMIRROR_PROT_ZERO			= 0x10,
-	HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL	= 0x20,
-	HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE	= 0x30,
-	HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL	= 0x40,
-	HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE	= 0x50,
-};
+/*
+ * The dmirror uAPI is the kernel's own lib/test_hmm_uapi.h, staged next to this file by
+ * scripts/build-kmod.sh from the kernel source being built against: it cannot drift from upstream.
+ */
+#include "test_hmm_uapi.h"
+
+static_assert(HMM_DMIRROR_MEMORY_DEVICE_PRIVATE != HMM_DMIRROR_MEMORY_DEVICE_COHERENT);
+static_assert(sizeof(struct hmm_dmirror_cmd) == 5 * sizeof(__u64));
+static_assert(P2PLAB_DMIRROR_FAULT_SPARSE != HMM_DMIRROR_READ_UNLOCKED);
+static_assert(_IOC_SIZE(P2PLAB_DMIRROR_FAULT_SPARSE) == sizeof(struct hmm_dmirror_cmd));
 
 static bool dmirror;
 static bool dmirror_active;	/* nodes created */
@@ -95,7 +73,7 @@ struct dmirror_device {
 	struct cdev		cdevice;
 	struct device		device;
 	int			id;		/* minor */
-	int			type;		/* P2PLAB_MEM_* */
+	int			type;		/* HMM_DMIRROR_MEMORY_DEVICE_* */
 	struct rw_semaphore	sem;		/* protects hmm/dm against unbind */
 	struct p2plab_hmm	*hmm;
 	struct p2plab_devmem	*dm;
@@ -246,7 +224,7 @@ static int dmirror_bounce_user(struct dmirror_bounce *bounce, void __user *u, bo
 
 static bool dmirror_is_private_zone(struct dmirror_device *mdevice)
 {
-	return mdevice->type == P2PLAB_MEM_PRIVATE;
+	return mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
 }
 
 static enum migrate_vma_direction dmirror_select_device(struct dmirror *dmirror)
@@ -1391,7 +1369,7 @@ static void dmirror_attach(struct dmirror_device *mdevice, struct p2plab_hmm *hm
 
 	if (!mdevice || !hmm)
 		return;
-	dm = mdevice->type == P2PLAB_MEM_PRIVATE ? &hmm->priv : &hmm->coh;
+	dm = mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE ? &hmm->priv : &hmm->coh;
 	if (!dm->mapped)
 		return;
 	down_write(&mdevice->sem);
@@ -1399,7 +1377,7 @@ static void dmirror_attach(struct dmirror_device *mdevice, struct p2plab_hmm *hm
 	mdevice->dm = dm;
 	up_write(&mdevice->sem);
 	pr_info("hmm_dmirror%d -> p2plab%d %s memory\n", mdevice->id, hmm->id,
-		mdevice->type == P2PLAB_MEM_PRIVATE ? "device-private" : "device-coherent");
+		mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE ? "device-private" : "device-coherent");
 }
 
 static void dmirror_detach(struct dmirror_device *mdevice, struct p2plab_hmm *hmm)
@@ -1520,7 +1498,7 @@ static int dmirror_device_create(int id)
 	if (!mdevice)
 		return -ENOMEM;
 	mdevice->id = id;
-	mdevice->type = id < 2 ? P2PLAB_MEM_PRIVATE : P2PLAB_MEM_COHERENT;
+	mdevice->type = id < 2 ? HMM_DMIRROR_MEMORY_DEVICE_PRIVATE : HMM_DMIRROR_MEMORY_DEVICE_COHERENT;
 	init_rwsem(&mdevice->sem);
 	mutex_init(&mdevice->mlock);
 	INIT_LIST_HEAD(&mdevice->mirrors);

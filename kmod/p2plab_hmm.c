@@ -319,7 +319,7 @@ int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *arg
 			 * normal THPs and the 7.3 kernel does not handle their deferred split.
 			 */
 			dpage = p2plab_devmem_alloc(dm, large && nr == HPAGE_PMD_NR &&
-						    (dm->type == P2PLAB_MEM_PRIVATE || hmm_coherent_thp) ?
+						    (dm->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE || hmm_coherent_thp) ?
 						    HPAGE_PMD_ORDER : 0);
 		}
 
@@ -668,7 +668,7 @@ unsigned long p2plab_devmem_evict(struct p2plab_devmem *dm)
 	kvfree(dst);
 	left = p2plab_devmem_used(dm);
 	pr_info("p2plab%d: evicted %lu %s pages to system memory (%lu left)\n", dm->hmm->id,
-		before - left, dm->type == P2PLAB_MEM_PRIVATE ? "device-private" : "device-coherent",
+		before - left, dm->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE ? "device-private" : "device-coherent",
 		left);
 	return before - left;
 }
@@ -690,7 +690,7 @@ static int p2plab_devmem_setup(struct p2plab_hmm *hmm, struct p2plab_devmem *dm,
 		return -ENOMEM;
 	dm->nfree = dm->npages;
 
-	if (type == P2PLAB_MEM_PRIVATE) {
+	if (type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE) {
 		dm->res = request_free_mem_region(&iomem_resource, size, "p2plab-hmm-private");
 		if (IS_ERR_OR_NULL(dm->res)) {
 			ret = dm->res ? PTR_ERR(dm->res) : -ENOMEM;
@@ -716,7 +716,7 @@ static int p2plab_devmem_setup(struct p2plab_hmm *hmm, struct p2plab_devmem *dm,
 	dm->pfn_first = dm->pgmap.range.start >> PAGE_SHIFT;
 	dm->mapped = true;
 	pr_info("p2plab%d: %s memory: BAR2 [0x%llx, 0x%llx) = %llu MiB as PFNs [0x%lx, 0x%lx)\n",
-		hmm->id, type == P2PLAB_MEM_PRIVATE ? "device-private" : "device-coherent",
+		hmm->id, type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE ? "device-private" : "device-coherent",
 		off, off + size, size >> 20, dm->pfn_first, dm->pfn_first + dm->npages);
 	return 0;
 err:
@@ -726,7 +726,7 @@ err:
 	bitmap_free(dm->bitmap);
 	dm->bitmap = NULL;
 	pr_warn("p2plab%d: %s memory setup failed: %d\n", hmm->id,
-		type == P2PLAB_MEM_PRIVATE ? "device-private" : "device-coherent", ret);
+		type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE ? "device-private" : "device-coherent", ret);
 	return ret;
 }
 
@@ -816,7 +816,7 @@ int p2plab_hmm_probe(struct p2plab_dev *pd)
 	half = 0;
 	if (hmm_coherent && end - start >= 2 * SZ_2M)
 		half = ALIGN_DOWN((end - start) / 2, SZ_2M);
-	ret = p2plab_devmem_setup(hmm, &hmm->priv, P2PLAB_MEM_PRIVATE, start, end - start - half);
+	ret = p2plab_devmem_setup(hmm, &hmm->priv, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE, start, end - start - half);
 	if (ret) {
 		dma_unmap_page(hmm->dma_dev, hmm->zero_dma, PAGE_SIZE, DMA_TO_DEVICE);
 		kfree(hmm);
@@ -824,7 +824,7 @@ int p2plab_hmm_probe(struct p2plab_dev *pd)
 		return 0;
 	}
 	if (half)
-		p2plab_devmem_setup(hmm, &hmm->coh, P2PLAB_MEM_COHERENT, end - half, half);
+		p2plab_devmem_setup(hmm, &hmm->coh, HMM_DMIRROR_MEMORY_DEVICE_COHERENT, end - half, half);
 	pd->hmm = hmm;
 	if (!IS_ERR_OR_NULL(p2plab_hmm_dbg)) {
 		char name[16];

@@ -39,9 +39,8 @@ static inline void p2plab_hmm_remove(struct p2plab_dev *pd) { }
 #include <linux/dma-mapping.h>
 #include <linux/spinlock.h>
 
-/* zone_device_type values, as HMM_DMIRROR_MEMORY_DEVICE_* of test_hmm_uapi.h */
-#define P2PLAB_MEM_PRIVATE	1
-#define P2PLAB_MEM_COHERENT	2
+/* memory kinds: HMM_DMIRROR_MEMORY_DEVICE_PRIVATE / _COHERENT of the kernel's test_hmm_uapi.h */
+#include "test_hmm_uapi.h"
 
 struct p2plab_hmm;
 struct p2plab_xfer;
@@ -50,7 +49,7 @@ struct p2plab_xfer;
 struct p2plab_devmem {
 	struct dev_pagemap	pgmap;		/* pgmap.owner == this */
 	struct p2plab_hmm	*hmm;
-	int			type;		/* P2PLAB_MEM_* */
+	int			type;		/* HMM_DMIRROR_MEMORY_DEVICE_* */
 	bool			mapped;		/* memremap_pages() done */
 	u64			dev_off;	/* BAR2 offset of the first page */
 	unsigned long		pfn_first;

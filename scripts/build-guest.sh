@@ -54,14 +54,14 @@ fi
 LSRC=$("$P2PLAB_ROOT/scripts/build-hmm-tests.sh" --src | tail -1) || die "kernel source unavailable"
 KSFT=$LSRC/tools/testing/selftests
 [ -f "$KSFT/kselftest_harness.h" ] || die "no kselftest_harness.h in $LSRC"
-tkey=$(hash_inputs "$G/tests" "$P2PLAB_ROOT/kmod/p2plab_ioctl.h" "$P2PLAB_ROOT/include" \
+tkey=$(hash_inputs "$G/tests" "$P2PLAB_ROOT/include" \
        "$KSFT/kselftest_harness.h" "$KSFT/kselftest.h")
 TBIN=$P2PLAB_CACHE/guest-tests-$tkey
 if [ ! -e "$TBIN/.complete" ]; then
     W=/build/guest-tests-$tkey
     rm -rf "$ROOT$W"; mkdir -p "$ROOT$W/ksft"
     cp -r "$G/tests" "$ROOT$W/"
-    cp "$P2PLAB_ROOT/kmod/p2plab_ioctl.h" "$P2PLAB_ROOT/include/p2plab_hw.h" "$ROOT$W/tests/"
+    cp "$P2PLAB_ROOT/include/uapi/p2plab_ioctl.h" "$P2PLAB_ROOT/include/p2plab_hw.h" "$ROOT$W/tests/"
     cp "$KSFT/kselftest_harness.h" "$KSFT/kselftest.h" "$ROOT$W/ksft/"
     log "building guest test programs (static)"
     chroot "$ROOT" make -C "$W/tests" CC=gcc-14 KSFT="$W/ksft" OUT="$W/out" -j2 >&2 \

@@ -45,8 +45,8 @@ if [ "${1:-}" = --src ]; then echo "$src"; exit 0; fi
 
 tests=$P2PLAB_ROOT/guest/tests
 key=$(hash_inputs "$src/tools/testing/selftests/mm/hmm-tests.c" "$src/lib/test_hmm_uapi.h" \
-      "$src/Makefile" "$0" "$tests/hmm-p2plab-tests.c" "$tests/hmm-dmirror-uapi.h" \
-      "$tests/p2plab-lib.h" "$P2PLAB_ROOT/kmod/p2plab_ioctl.h" "$P2PLAB_ROOT/include/p2plab_hw.h")
+      "$src/Makefile" "$0" "$tests/hmm-p2plab-tests.c" \
+      "$tests/p2plab-lib.h" "$P2PLAB_ROOT/include/uapi/p2plab_ioctl.h" "$P2PLAB_ROOT/include/p2plab_hw.h")
 out=$P2PLAB_CACHE/hmm-tests-$key
 if [ ! -x "$out/hmm-tests" ] || [ ! -x "$out/hmm-p2plab-tests" ]; then
     root=$(scripts_dir=$(dirname "$0"); "$scripts_dir/buildroot.sh")
@@ -65,8 +65,9 @@ if [ ! -x "$out/hmm-tests" ] || [ ! -x "$out/hmm-p2plab-tests" ]; then
     file "$root/build/hmm-tests-out/hmm-tests" 2>/dev/null | grep -q "statically linked" \
         || log "warning: hmm-tests does not look statically linked"
     log "building hmm-p2plab-tests (static)"
-    cp "$tests/hmm-p2plab-tests.c" "$tests/hmm-dmirror-uapi.h" "$tests/p2plab-lib.h" \
-        "$P2PLAB_ROOT/kmod/p2plab_ioctl.h" "$P2PLAB_ROOT/include/p2plab_hw.h" "$root/build/hmm-tests-out/"
+    # the dmirror uAPI straight from the kernel source (lib/test_hmm_uapi.h), as hmm-tests.c uses it
+    cp "$tests/hmm-p2plab-tests.c" "$tests/p2plab-lib.h" "$src/lib/test_hmm_uapi.h" \
+        "$P2PLAB_ROOT/include/uapi/p2plab_ioctl.h" "$P2PLAB_ROOT/include/p2plab_hw.h" "$root/build/hmm-tests-out/"
     chroot "$root" gcc-14 -O2 -Wall -static -o /build/hmm-tests-out/hmm-p2plab-tests \
         -I /build/linux-src/tools/testing/selftests -isystem /build/linux-src/usr/include \
         /build/hmm-tests-out/hmm-p2plab-tests.c -lpthread >&2 || die "building hmm-p2plab-tests failed"

@@ -5,7 +5,9 @@
 #   KERNEL_SRC=/path/to/linux scripts/build-kmod.sh   # against a user's built kernel tree (host gcc)
 #
 # Output cached under $P2PLAB_CACHE/kmod-<key>/p2plab.ko, key = hash(kmod/, include/, this script,
-# kernel identity). The sources are copied (never built in place) so the tree stays clean.
+# kernel identity, the kernel's lib/test_hmm_uapi.h). The sources are copied (never built in place)
+# so the tree stays clean. The dmirror uAPI is the kernel's own lib/test_hmm_uapi.h: from
+# KERNEL_SRC, or from Debian's linux-source of the same version (scripts/build-hmm-tests.sh --src).
 source "$(dirname "$0")/lib.sh"
 
 KVER=${KVER:-7.3.4+deb13-amd64}
@@ -17,10 +19,14 @@ if [ -n "${KERNEL_SRC:-}" ]; then
     [ -f "$KSRC/Module.symvers" ] && [ -f "$KSRC/include/generated/utsrelease.h" ] ||
         die "KERNEL_SRC=$KSRC is not a built kernel tree (no Module.symvers / utsrelease.h: run make there first)"
     kid="user:$KSRC:$(cat "$KSRC/include/generated/utsrelease.h"):$(sha256sum <"$KSRC/Module.symvers" | cut -c1-16):$(sha256sum <"$KSRC/.config" | cut -c1-16)"
+    UAPI_HMM=$KSRC/lib/test_hmm_uapi.h
 else
     kid="debian:$KVER"
+    LSRC=$("$P2PLAB_ROOT/scripts/build-hmm-tests.sh" --src | tail -1) || die "kernel source unavailable"
+    UAPI_HMM=$LSRC/lib/test_hmm_uapi.h
 fi
-key=$(printf '%s\n' "$kid" "$(hash_inputs "$P2PLAB_ROOT/kmod" "$P2PLAB_ROOT/include" "$SELF")" | sha256sum | cut -c1-16)
+[ -f "$UAPI_HMM" ] || die "no lib/test_hmm_uapi.h at $UAPI_HMM (the dmirror uAPI)"
+key=$(printf '%s\n' "$kid" "$(hash_inputs "$P2PLAB_ROOT/kmod" "$P2PLAB_ROOT/include" "$SELF" "$UAPI_HMM")" | sha256sum | cut -c1-16)
 OUT=$P2PLAB_CACHE/kmod-$key
 if [ -e "$OUT/.complete" ]; then
     log "p2plab.ko up to date: $OUT"
@@ -31,6 +37,8 @@ t0=$(date +%s.%N)
 stage() {   # stage DIR: kmod/ + include/ side by side (Kbuild uses $(src)/../include)
     rm -rf "$1"; mkdir -p "$1"
     cp -r "$P2PLAB_ROOT/kmod" "$P2PLAB_ROOT/include" "$1/"
+    mkdir -p "$1/include/kernel"
+    cp "$UAPI_HMM" "$1/include/kernel/test_hmm_uapi.h"
     find "$1/kmod" \( -name '*.o' -o -name '*.ko' -o -name '*.cmd' -o -name '*.mod*' \
         -o -name modules.order -o -name Module.symvers \) -delete
 }

@@ -53,7 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hmm-dmirror-uapi.h"
+#include "test_hmm_uapi.h"	/* the kernel's lib/test_hmm_uapi.h (scripts/build-hmm-tests.sh) */
 #include "p2plab-lib.h"
 
 #define PAGE		4096UL
