@@ -28,7 +28,6 @@
 
 #define FLT(f)          offsetof(struct p2plab_fault, f)
 #define ARG(f)          offsetof(struct p2plab_atomic_args, f)
-#define DESC(f)         offsetof(struct p2plab_desc, f)
 
 /* ---- page tables (host shadow + guest copy) -------------------------------------------------- */
 
