@@ -892,6 +892,15 @@ static void test_mmu_bad_tables(void)
     mlab_stop(m);
 }
 
+/* post one atomic, return its status */
+static uint32_t atomic_run_st(Lab *l, uint64_t args, uint64_t va, uint32_t width, uint32_t op,
+                              int ctx, uint64_t operand, uint64_t compare)
+{
+    qtest_writeq(l->qts, args + ARG(operand), operand);
+    qtest_writeq(l->qts, args + ARG(compare), compare);
+    return run1(l, 0, args, va, width, va_flags(ctx, P2PLAB_DESC_F_DST_VA | P2PLAB_DESC_F_OP(op)));
+}
+
 static uint64_t atomic_run(Lab *l, uint64_t args, uint64_t va, uint32_t width, uint32_t op,
                            int ctx, uint64_t operand, uint64_t compare)
 {
@@ -1188,6 +1197,60 @@ static void test_mmu_migration(void)
     mlab_stop(m);
 }
 
+/* with VT-d on: tables, targets, fault records and atomics all go through the IOMMU */
+static void test_mmu_iommu(void)
+{
+    MmuLab *m;
+    Lab *l;
+    g_autofree uint8_t *data = NULL;
+    const uint32_t F = va_flags(0, P2PLAB_DESC_F_SRC_VA | P2PLAB_DESC_F_DST_LOCAL);
+    uint32_t idx;
+    uint64_t peer;
+
+    pre_args = "-device intel-iommu,intremap=off";
+    m = mlab_start_args("", 64, 2);
+    pre_args = "";
+    l = m->l;
+    vtd_enable(l);
+    fill_random(l, BUF_A, 64 * KiB, 41, &data);
+    pt_map(m->pt, m->root[0], VA0, BUF_A, 64 * KiB, 4096, RWA);
+    /* IOVA-mapped tables and target */
+    g_assert_cmphex(run1(l, 0, VA0, 0, 64 * KiB, F), ==, P2PLAB_DESC_DONE);
+    assert_mem_eq(l, l->bar2[0], data, 64 * KiB);
+    /* a leaf on an IOVA the IOMMU does not map: a DMA error, not an MMU fault */
+    pt_map(m->pt, m->root[0], VA0 + MiB, BUF_B, 4096, 4096, RWA);
+    g_assert_cmphex(run1(l, 0, VA0 + MiB, 0, 64, F), ==, P2PLAB_DESC_DONE | P2PLAB_ERR_SRC_DMA);
+    g_assert_cmphex(atomic_run_st(l, ARGS, VA0 + MiB + 8, 8, P2PLAB_OP_FETCH_ADD, 0, 1, 0), ==,
+                    P2PLAB_DESC_DONE | P2PLAB_ERR_ATOMIC_TARGET);
+    qtest_writeq(l->qts, BUF_A + 0x8000, 100);
+    g_assert_cmphex(atomic_run(l, ARGS, VA0 + 0x8000, 8, P2PLAB_OP_FETCH_ADD, 0, 5, 0), ==, 100);
+    g_assert_cmphex(qtest_readq(l->qts, BUF_A + 0x8000), ==, 105);
+    /* a root on an unmapped IOVA */
+    ctx_set(l, 0, 1, BUF_B);
+    g_assert_cmphex(run1(l, 0, VA0, 0, 64, va_flags(1, P2PLAB_DESC_F_SRC_VA |
+                                                   P2PLAB_DESC_F_DST_LOCAL)), ==,
+                    P2PLAB_DESC_DONE | P2PLAB_ERR_MMU_PT_READ);
+    /* a fault: the record and the MSI-X message go through the IOMMU too; replay */
+    idx = post(l, 0, VA0 + 2 * MiB, MiB, 4096, F);
+    doorbell(l, 0);
+    expect_fault(l, idx, VA0 + 2 * MiB, 0, P2PLAB_FAULT_ACC_READ,
+                 P2PLAB_FAULT_R_NOT_PRESENT | (2 << 8));
+    g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_FAULT), ==, VEC_FAULT_DATA);
+    pt_map(m->pt, m->root[0], VA0 + 2 * MiB, BUF_A, 4096, 4096, P2PLAB_PTE_R);
+    resp(l, 0, 0, idx, false, false);
+    g_assert_cmphex(wait_desc(l, 0, idx), ==, P2PLAB_DESC_DONE);
+    assert_mem_eq(l, l->bar2[0] + MiB, data, 4096);
+    /* a leaf on the peer's BAR2: switch-routed, no IOMMU mapping needed (as §8) */
+    pt_map(m->pt, m->root[0], VA0 + 4 * MiB, l->bar2[1], 64 * KiB, 4096, P2PLAB_PTE_W);
+    peer = qom_get_int(l, "p0", "stat-bytes-peer-switch");
+    g_assert_cmphex(run1(l, 0, 0, VA0 + 4 * MiB, 64 * KiB,
+                         va_flags(0, P2PLAB_DESC_F_SRC_LOCAL | P2PLAB_DESC_F_DST_VA)), ==,
+                    P2PLAB_DESC_DONE);
+    assert_mem_eq(l, l->bar2[1], data, 64 * KiB);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, peer + 64 * KiB);
+    mlab_stop(m);
+}
+
 /* hot-unplug with stalled (parked) descriptors and a delayed invalidation pending */
 static void test_mmu_unplug(void)
 {
@@ -1374,6 +1437,7 @@ void p2plab_mmu_add_tests(void)
     qtest_add_func("/p2plab/mmu/knobs", test_mmu_knobs);
     qtest_add_func("/p2plab/mmu/reset", test_mmu_reset);
     qtest_add_func("/p2plab/mmu/migration", test_mmu_migration);
+    qtest_add_func("/p2plab/mmu/iommu", test_mmu_iommu);
     qtest_add_func("/p2plab/mmu/unplug", test_mmu_unplug);
     qtest_add_func("/p2plab/mmu/stress", test_mmu_stress);
     if (getenv("P2PLAB_BENCH")) {

@@ -390,3 +390,32 @@ char *qmp_status_of(QTestState *qts, const char *cmd)
     qobject_unref(r);
     return st;
 }
+
+/*
+ * Turn on the q35 intel-iommu (-device intel-iommu,intremap=off) for bus 3 (p0): identity 2 MiB
+ * mappings of the first 512 MiB except BUF_B .. BUF_B + 4 MiB (unmapped IOVAs).
+ */
+void vtd_enable(Lab *l)
+{
+    uint64_t root = VTD_TABLES, ctx = root + 0x1000, pml4 = root + 0x2000,
+             pdpt = root + 0x3000, pd = root + 0x4000;
+
+    qtest_memset(l->qts, root, 0, 0x5000);
+    qtest_writeq(l->qts, root + 3 * 16, ctx | 1);                 /* bus 3 */
+    qtest_writeq(l->qts, ctx + 0 * 16, pml4 | 1);                 /* devfn 0: P, TT=0 */
+    qtest_writeq(l->qts, ctx + 0 * 16 + 8, 2 | (1 << 8));         /* AW=48-bit, DID 1 */
+    qtest_writeq(l->qts, pml4, pdpt | 3);
+    qtest_writeq(l->qts, pdpt, pd | 3);
+    for (uint64_t i = 0; i < 256; i++) {
+        uint64_t a = i << 21;
+        if (a >= BUF_B && a < BUF_B + 4 * MiB) {
+            continue;
+        }
+        qtest_writeq(l->qts, pd + i * 8, a | (1 << 7) | 3);       /* 2 MiB page, R, W */
+    }
+    qtest_writeq(l->qts, VTD_BASE + 0x20, root);                  /* RTADDR */
+    qtest_writel(l->qts, VTD_BASE + 0x18, 1u << 30);              /* GCMD.SRTP */
+    g_assert(qtest_readl(l->qts, VTD_BASE + 0x1c) & (1u << 30));  /* GSTS.RTPS */
+    qtest_writel(l->qts, VTD_BASE + 0x18, 1u << 31);              /* GCMD.TE */
+    g_assert(qtest_readl(l->qts, VTD_BASE + 0x1c) & (1u << 31));  /* GSTS.TES */
+}

@@ -24,6 +24,8 @@
 #define BUF_A           0x02000000ULL
 #define BUF_B           0x06000000ULL
 #define UNMAPPED        0x700000000000ULL
+#define VTD_BASE        0xfed90000ULL
+#define VTD_TABLES      0x00800000ULL  /* root, context, PML4, PDPT, PD: one 4 KiB page each */
 #define POLL_US         (10 * 1000 * 1000)
 
 typedef struct {
@@ -77,6 +79,7 @@ void assert_mem_eq(Lab *l, uint64_t addr, const uint8_t *expect, size_t len);
 bool peripheral_has(QTestState *qts, const char *id);
 void hot_unplug(Lab *l, const char *id, int port_bus, int port_dev);
 char *qmp_status_of(QTestState *qts, const char *cmd);
+void vtd_enable(Lab *l);
 
 /* p2plab-mmu-test.c */
 void p2plab_mmu_add_tests(void);

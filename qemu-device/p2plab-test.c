@@ -278,34 +278,6 @@ static void test_p2p_nvme_cmb(void)
  * with 2 MiB pages, except BUF_B..BUF_B+4 MiB. Switch-routed P2P does not go through the IOMMU, so a
  * peer BAR works without any mapping; with ACS RR set the same bus address goes upstream and faults.
  */
-#define VTD_BASE        0xfed90000ULL
-#define VTD_TABLES      0x00800000ULL  /* root, context, PML4, PDPT, PD: one 4 KiB page each */
-
-static void vtd_enable(Lab *l)
-{
-    uint64_t root = VTD_TABLES, ctx = root + 0x1000, pml4 = root + 0x2000,
-             pdpt = root + 0x3000, pd = root + 0x4000;
-
-    qtest_memset(l->qts, root, 0, 0x5000);
-    qtest_writeq(l->qts, root + 3 * 16, ctx | 1);                 /* bus 3 */
-    qtest_writeq(l->qts, ctx + 0 * 16, pml4 | 1);                 /* devfn 0: P, TT=0 */
-    qtest_writeq(l->qts, ctx + 0 * 16 + 8, 2 | (1 << 8));         /* AW=48-bit, DID 1 */
-    qtest_writeq(l->qts, pml4, pdpt | 3);
-    qtest_writeq(l->qts, pdpt, pd | 3);
-    for (uint64_t i = 0; i < 256; i++) {
-        uint64_t a = i << 21;
-        if (a >= BUF_B && a < BUF_B + 4 * MiB) {
-            continue;
-        }
-        qtest_writeq(l->qts, pd + i * 8, a | (1 << 7) | 3);       /* 2 MiB page, R, W */
-    }
-    qtest_writeq(l->qts, VTD_BASE + 0x20, root);                  /* RTADDR */
-    qtest_writel(l->qts, VTD_BASE + 0x18, 1u << 30);              /* GCMD.SRTP */
-    g_assert(qtest_readl(l->qts, VTD_BASE + 0x1c) & (1u << 30));  /* GSTS.RTPS */
-    qtest_writel(l->qts, VTD_BASE + 0x18, 1u << 31);              /* GCMD.TE */
-    g_assert(qtest_readl(l->qts, VTD_BASE + 0x1c) & (1u << 31));  /* GSTS.TES */
-}
-
 static bool xio3130_has_acs(void);
 
 static void test_iommu(void)
