@@ -109,8 +109,23 @@ final class SplatCheck {
     }
 
     private static String header(Report r) {
-        return "--- " + r.splat().kind() + " (" + r.source() + " lines " + (r.splat().start() + 1) + "-" + r.splat().end()
+        String h = "--- " + r.splat().kind() + " (" + r.source() + " lines " + (r.splat().start() + 1) + "-" + r.splat().end()
                 + (r.expectedBy() == null ? ", UNEXPECTED" : ", expected: " + r.expectedBy().reason()) + ") ---";
+        String hint = hint(r.splat());
+        return hint == null ? h : h + "\n(" + hint + ")";
+    }
+
+    /**
+     * What the kernel itself says about a stall's cause, for triage: an RCU stall whose stalled CPU was
+     * idle ("false positive?") or whose grace-period kthread's timer never fired is what a vCPU that the
+     * host did not run (TCG on an overloaded host) looks like. Still a failure: a hint, not a verdict.
+     */
+    static String hint(io.p2plab.vm.KernelLog.Splat s) {
+        if (s.kind() != io.p2plab.vm.KernelLog.Kind.RCU_STALL) return null;
+        if (s.text().contains("timer wakeup didn't happen") || s.text().contains("(false positive?)"))
+            return "the kernel suspects a timer/vCPU starvation (\"false positive?\", \"timer wakeup didn't happen\"):"
+                    + " under TCG this is what an overloaded host looks like; see Documentation/RCU/stallwarn.rst";
+        return null;
     }
 
     static String clip(String report, int maxLines) {

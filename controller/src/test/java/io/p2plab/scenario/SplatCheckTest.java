@@ -92,6 +92,14 @@ class SplatCheckTest {
     }
 
     @Test
+    void starvedVcpuStallsSayWhatTheKernelSuspects() throws IOException {
+        SplatCheck.Result r = SplatCheck.check(null, null, "x", Files.readAllLines(LOGS.resolve("rcu-stall-tcg.log")), List.of());
+        assertThat(r.failure()).startsWith("kernel splat (RCU_STALL, console.log): rcu: INFO: rcu_preempt detected stalls");
+        assertThat(r.excerpt()).contains("the kernel suspects a timer/vCPU starvation");
+        assertThat(SplatCheck.check(log("rcu-stall.log"), OE, null, List.of(), List.of()).excerpt()).doesNotContain("suspects");
+    }
+
+    @Test
     void taintWithoutAReportFails() {
         String wrapped = "[  900.1] p2plab 0000:01:00.0: dma done\n[  900.2] p2plab 0000:01:00.0: dma done\n";
         SplatCheck.Result r = SplatCheck.check(wrapped, OE | 512, null, List.of(), List.of());
