@@ -161,6 +161,14 @@ const char *p2plab_map_type_name(enum pci_p2pdma_map_type t);
 /* p2plab_cdev.c */
 int p2plab_cdev_register(struct p2plab_dev *pd);
 void p2plab_cdev_unregister(struct p2plab_dev *pd);
+struct p2plab_result;
+/* fill the uAPI result block from a p2plab_dma_run_user() outcome */
+void p2plab_fill_result(struct p2plab_result *res, int ret, const struct p2plab_run_info *info,
+			u64 ns);
+
+/* p2plab_dmabuf.c: the engine as a dynamic dma-buf importer (P2PLAB_IOC_DMABUF_*) */
+long p2plab_dmabuf_ioctl(struct p2plab_dev *pd, unsigned int cmd, void __user *up);
+void p2plab_dmabuf_remove(struct p2plab_dev *pd);	/* from remove(): unmap + detach */
 
 extern unsigned int p2plab_timeout_ms;
 

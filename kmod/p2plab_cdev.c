@@ -92,7 +92,7 @@ static unsigned int p2plab_timeout(u32 t)
 	return t ? t : READ_ONCE(p2plab_timeout_ms);
 }
 
-static void p2plab_fill_result(struct p2plab_result *res, int ret,
+void p2plab_fill_result(struct p2plab_result *res, int ret,
 			       const struct p2plab_run_info *info, u64 ns)
 {
 	res->err_code = info->err_code;
@@ -523,6 +523,11 @@ static long p2plab_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 			ret = -EFAULT;
 		break;
 	}
+	case P2PLAB_IOC_DMABUF_IMPORT:
+	case P2PLAB_IOC_DMABUF_COPY:
+	case P2PLAB_IOC_DMABUF_STATUS:
+		ret = p2plab_dmabuf_ioctl(pd, cmd, up);	/* p2plab_dmabuf.c */
+		break;
 	case P2PLAB_IOC_RESET:
 		if (!capable(CAP_SYS_ADMIN)) {
 			ret = -EPERM;
@@ -635,5 +640,6 @@ int p2plab_cdev_register(struct p2plab_dev *pd)
 
 void p2plab_cdev_unregister(struct p2plab_dev *pd)
 {
+	p2plab_dmabuf_remove(pd);	/* unmap + detach its dma-buf imports while still bound */
 	misc_deregister(&pd->misc);
 }

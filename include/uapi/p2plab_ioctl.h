@@ -156,4 +156,75 @@ struct p2plab_stats {		/* cumulative since probe */
  * BAR2 size). Reads/writes past the end return 0 / ENOSPC.
  */
 
+/*
+ * dma-buf import (kmod/p2plab_dmabuf.c, docs/vfio-dmabuf.md): this device's engine as a dynamic
+ * dma-buf importer (dma_buf_dynamic_attach, allow_peer2peer, invalidate_mappings), e.g. of a
+ * slice of another device's BAR exported by vfio-pci (VFIO_DEVICE_FEATURE_DMA_BUF). The kernel
+ * maps the attachment (dma_buf_map_attachment); the engine is programmed with what it returns.
+ *
+ * P2PLAB_IOC_DMABUF_IMPORT: attach; returns an import fd (close it to unmap and detach).
+ *   Errors: EBADF/EINVAL not a dma-buf; EINVAL flags/reserved; whatever the exporter's attach
+ *   returns (vfio: ENODEV revoked, EOPNOTSUPP); ENODEV device removed.
+ */
+struct p2plab_dmabuf_import {
+	__s32 dmabuf_fd;	/* in */
+	__u32 flags;		/* in: 0 */
+	__s32 import_fd;	/* out: O_CLOEXEC */
+	__u32 reserved;
+	__u64 size;		/* out: dma-buf size */
+};
+
+/*
+ * P2PLAB_IOC_DMABUF_COPY: this device's BAR2 <-> [buf_off, buf_off + len) of an import made on
+ * this device, in batches of `chunk` bytes; the mapping is made (or made again after an
+ * invalidation) under the dma-buf's reservation lock before a batch is posted. An invalidation
+ * (the exporter revoking or moving the buffer) waits for the batch in flight, unmaps, and the copy
+ * stops there: ECANCELED with `done` = bytes copied. The next copy maps again: the exporter's
+ * answer (vfio: ENODEV while revoked) comes back as is, with res.map_type NOT_SUPPORTED and
+ * map_err set.
+ * Errors: EINVAL (len 0, dir, reserved, flags, chunk, timeout); E2BIG len > P2PLAB_DMA_MAX_LEN;
+ * ERANGE (local or buffer range); EBADF/EINVAL import_fd not an import of this device;
+ * ECANCELED; the map error; EIO/ETIMEDOUT/ENODEV as P2PLAB_IOC_DMA. The struct is copied back on
+ * every error but EFAULT/EBADF.
+ */
+#define P2PLAB_DMABUF_TO	0	/* BAR2[local_off] -> dma-buf[buf_off] */
+#define P2PLAB_DMABUF_FROM	1	/* dma-buf[buf_off] -> BAR2[local_off] */
+#define P2PLAB_DMABUF_CHUNK_DEFAULT	(4u << 20)
+struct p2plab_dmabuf_copy {
+	__s32 import_fd;
+	__u32 dir;		/* P2PLAB_DMABUF_* */
+	__u64 local_off;
+	__u64 buf_off;
+	__u64 len;		/* 1 .. P2PLAB_DMA_MAX_LEN */
+	__u32 chunk;		/* bytes per engine batch, 0: P2PLAB_DMABUF_CHUNK_DEFAULT */
+	__u32 timeout_ms;	/* per batch, 0: module default */
+	__u64 done;		/* out: bytes copied */
+	__u64 dma_addr;		/* out: DMA address the kernel gave for buf_off */
+	__u32 nsegs;		/* out: DMA segments of the mapping (sg_table nents) */
+	__s32 map_err;		/* out: dma_buf_map_attachment() error, 0 if mapped */
+	struct p2plab_result res;	/* out: ns, descs, err_code ...; map_type NOT_SUPPORTED if
+					 * the mapping failed, else NONE (see docs) */
+};
+
+/* P2PLAB_IOC_DMABUF_STATUS: counters of an import (argument: import_fd in, rest out) */
+#define P2PLAB_DMABUF_F_MAPPED	(1u << 0)	/* a mapping is cached */
+#define P2PLAB_DMABUF_F_DEAD	(1u << 1)	/* this device was removed: detached */
+struct p2plab_dmabuf_status {
+	__s32 import_fd;
+	__u32 flags;		/* P2PLAB_DMABUF_F_* */
+	__u64 size;
+	__u64 invalidations;	/* invalidate_mappings() calls */
+	__u64 maps, unmaps;	/* dma_buf_map_attachment() successes, unmaps */
+	__u64 map_errors;	/* dma_buf_map_attachment() failures */
+	__u64 bytes;		/* bytes copied through this import */
+	__u64 cancelled;	/* copies stopped by an invalidation */
+	__u64 dma_addr;		/* first DMA address of the current mapping, 0 if none */
+	__u32 nsegs;		/* segments of the current mapping */
+	__u32 reserved;
+};
+
+#define P2PLAB_IOC_DMABUF_IMPORT	_IOWR(P2PLAB_IOC_MAGIC, 0x10, struct p2plab_dmabuf_import)
+#define P2PLAB_IOC_DMABUF_COPY		_IOWR(P2PLAB_IOC_MAGIC, 0x11, struct p2plab_dmabuf_copy)
+#define P2PLAB_IOC_DMABUF_STATUS	_IOWR(P2PLAB_IOC_MAGIC, 0x12, struct p2plab_dmabuf_status)
+
 #endif /* P2PLAB_IOCTL_H */
