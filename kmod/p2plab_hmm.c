@@ -297,10 +297,22 @@ int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *arg
 		}
 		/* NULL for pte_none / the zero page: the device page is zero-filled */
 		spage = migrate_pfn_to_page(src[i]);
-		if (WARN_ONCE(spage && is_zone_device_page(spage),
-			      "p2plab: page already in device memory, pfn 0x%lx\n",
-			      page_to_pfn(spage))) {
-			i++;
+		/*
+		 * MIGRATE_VMA_SELECT_SYSTEM should never hand us device memory, but 7.3's
+		 * migrate_vma_collect_huge_pmd() collects a PMD-mapped device-coherent folio of
+		 * any owner as if it were system memory (docs/hmm.md "Findings"): refuse the
+		 * whole folio (it stays where it is) and count it.
+		 */
+		if (spage && is_zone_device_page(spage)) {
+			unsigned long skip = (src[i] & MIGRATE_PFN_COMPOUND) ?
+				folio_nr_pages(page_folio(spage)) : 1;
+
+			atomic64_add(skip, &dm->st_foreign_src);
+			dev_warn_ratelimited(dm->hmm->dma_dev,
+					     "migration source pfn 0x%lx is device memory (%s): refused\n",
+					     page_to_pfn(spage), is_device_coherent_page(spage) ?
+					     "device-coherent" : "device-private");
+			i++;	/* dst[i] stays 0: not migrated */
 			continue;
 		}
 		if (large)
@@ -764,12 +776,13 @@ static void p2plab_devmem_show(struct seq_file *s, const char *name, struct p2pl
 		seq_printf(s, "%s: none\n", name);
 		return;
 	}
-	seq_printf(s, "%s: bar2_off 0x%llx pages %lu used %lu pfn 0x%lx to_dev %lld to_ram %lld cpu_faults %lld evicted %lld thp %lld errors %lld not_migrated %lld retries %lld\n",
+	seq_printf(s, "%s: bar2_off 0x%llx pages %lu used %lu pfn 0x%lx to_dev %lld to_ram %lld cpu_faults %lld evicted %lld thp %lld errors %lld not_migrated %lld retries %lld foreign_src %lld\n",
 		   name, dm->dev_off, dm->npages, p2plab_devmem_used(dm), dm->pfn_first,
 		   atomic64_read(&dm->st_to_dev), atomic64_read(&dm->st_to_ram),
 		   atomic64_read(&dm->st_faults), atomic64_read(&dm->st_evicted),
 		   atomic64_read(&dm->st_thp), atomic64_read(&dm->st_errors),
-		   atomic64_read(&dm->st_skipped), atomic64_read(&dm->st_retries));
+		   atomic64_read(&dm->st_skipped), atomic64_read(&dm->st_retries),
+		   atomic64_read(&dm->st_foreign_src));
 }
 
 static int p2plab_hmm_dbg_show(struct seq_file *s, void *unused)
