@@ -82,7 +82,7 @@ elif [ -z "${KERNEL_SRC:-}" ] && [ -x "$P2PLAB_ROOT/scripts/build-test-hmm.sh" ]
 fi
 
 # ---- kernel modules: wanted list + their dependencies, in load order ----------------------------
-WANT=(nvme)
+WANT=(nvme vfio_iommu_type1 vfio-pci)   # vfio: a p2plab bound to vfio-pci exports BAR2 as a dma-buf (vfio-dmabuf.yaml)
 declare -A KOPATH=()
 while IFS= read -r f; do
     n=${f##*/}; n=${n%.ko}; KOPATH[${n//-/_}]=$f
