@@ -105,7 +105,7 @@ static const struct dma_buf_attach_ops p2plab_dmabuf_attach_ops = {
 	.invalidate_mappings = p2plab_dmabuf_invalidate,
 };
 
-/* ---- import ----------------------------------------------------------------------------------- */
+/* ---- import ---------------------------------------------------------------------------------- */
 
 static int p2plab_dmabuf_release(struct inode *inode, struct file *f)
 {
@@ -218,7 +218,7 @@ static struct p2plab_dmabuf_imp *p2plab_dmabuf_lookup(struct p2plab_dev *pd, int
 	return imp;
 }
 
-/* ---- copy ------------------------------------------------------------------------------------- */
+/* ---- copy ------------------------------------------------------------------------------------ */
 
 /*
  * Descriptors for [off, off + len) of the dma-buf, from the DMA segments of the kernel's mapping

@@ -734,19 +734,102 @@ fini:
  * Copy [start, end) of the mirror back to the user buffer at cmd->ptr: the device reads it through
  * its mirror (DMA engine) into a bounce buffer. Used to return data for verification after
  * migration and exclusive access, as test_hmm does.
+ *
+ * @refault: an invalidation may have dropped entries between the migration and this read (any
+ * invalidation may be spurious: khugepaged invalidates a 2 MiB range before it finds it cannot
+ * collapse device pages). After a migration, look the missing entries up again
+ * (dmirror_relink_local()) and read again, a bounded number of times: pages that are in this
+ * device's memory are mirrored again; anything else (a page that did not migrate) still ends the
+ * read with -ENOENT, as test_hmm's semantics want. Not after exclusive access.
  */
+#define DMIRROR_READ_BACK_TRIES	8
+
+/*
+ * Re-create the mirror entries of [start, end) for pages that are in this device's memory: a
+ * snapshot (hmm_range_fault() without fault requests, dev_private_owner = dm) that stores only
+ * device-local pages. 0, or an error of hmm_range_fault() / -EBUSY on timeout.
+ */
+static int dmirror_relink_local(struct dmirror *dmirror, struct p2plab_devmem *dm,
+				unsigned long start, unsigned long end)
+{
+	struct mm_struct *mm = dmirror->notifier.mm;
+	unsigned long pfns[64], addr, i;
+	struct hmm_range range = {
+		.notifier = &dmirror->notifier,
+		.hmm_pfns = pfns,
+		.dev_private_owner = dm,
+	};
+	int ret = 0;
+
+	if (!mmget_not_zero(mm))
+		return -EFAULT;
+	for (addr = start; !ret && addr < end; addr = range.end) {
+		unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+
+		range.start = addr;
+		range.end = min(end, addr + (ARRAY_SIZE(pfns) << PAGE_SHIFT));
+		ret = dmirror_ranges_prepare(dmirror, dm->hmm, range.start, range.end);
+		while (!ret) {
+			if (time_after(jiffies, timeout)) {
+				ret = -EBUSY;
+				break;
+			}
+			range.notifier_seq = mmu_interval_read_begin(range.notifier);
+			mmap_read_lock(mm);
+			ret = hmm_range_fault(&range);
+			mmap_read_unlock(mm);
+			if (ret == -EBUSY) {
+				ret = 0;
+				continue;
+			}
+			if (ret)
+				break;
+			mutex_lock(&dmirror->mutex);
+			if (mmu_interval_read_retry(range.notifier, range.notifier_seq)) {
+				mutex_unlock(&dmirror->mutex);
+				continue;
+			}
+			for (i = 0; !ret && i < (range.end - range.start) >> PAGE_SHIFT; i++) {
+				struct page *page;
+
+				if (!(pfns[i] & HMM_PFN_VALID))
+					continue;
+				page = hmm_pfn_to_page(pfns[i]);
+				if (dmirror_page_local(dm->hmm, page))
+					ret = dmirror_store(dmirror, (range.start >> PAGE_SHIFT) + i,
+							    page, pfns[i] & HMM_PFN_WRITE, false);
+			}
+			mutex_unlock(&dmirror->mutex);
+			break;
+		}
+	}
+	mmput(mm);
+	return ret;
+}
+
 static int dmirror_read_back(struct dmirror *dmirror, struct p2plab_devmem *dm,
-			     struct hmm_dmirror_cmd *cmd, unsigned long start, unsigned long end)
+			     struct hmm_dmirror_cmd *cmd, unsigned long start, unsigned long end,
+			     bool refault)
 {
 	struct dmirror_bounce bounce;
-	int ret;
+	unsigned long from = start;
+	int ret, tries = 0;
 
 	ret = dmirror_bounce_init(&bounce, dm->hmm, start, end - start);
 	if (ret)
 		return ret;
-	mutex_lock(&dmirror->mutex);
-	ret = dmirror_do_rw(dmirror, start, end, &bounce, false);
-	mutex_unlock(&dmirror->mutex);
+	while (1) {
+		mutex_lock(&dmirror->mutex);
+		ret = dmirror_do_rw(dmirror, from, end, &bounce, false);
+		mutex_unlock(&dmirror->mutex);
+		if (ret != -ENOENT || !refault || ++tries > DMIRROR_READ_BACK_TRIES)
+			break;
+		from = start + (bounce.cpages << PAGE_SHIFT);
+		atomic64_inc(&dm->st_relinks);
+		ret = dmirror_relink_local(dmirror, dm, from, end);
+		if (ret)
+			break;
+	}
 	if (ret == 0) {
 		dmirror_bounce_sync(&bounce, true);
 		if (dmirror_bounce_user(&bounce, u64_to_user_ptr(cmd->ptr), true))
@@ -907,7 +990,7 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 		return ret;
 
 	/* Return the migrated data for verification: the device reads it through its mirror. */
-	return dmirror_read_back(dmirror, dm, cmd, start, end);
+	return dmirror_read_back(dmirror, dm, cmd, start, end, true);
 }
 
 static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
@@ -994,7 +1077,7 @@ static int dmirror_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
 		return ret;
 
 	/* Return the data for verification: the device reads it while it holds exclusivity. */
-	return dmirror_read_back(dmirror, dm, cmd, start, end);
+	return dmirror_read_back(dmirror, dm, cmd, start, end, false);
 }
 
 /* ---- snapshot ---- */

@@ -62,7 +62,8 @@ struct p2plab_devmem {
 	bool			dying;		/* no new allocations */
 	atomic64_t		st_to_dev, st_to_ram, st_faults, st_evicted, st_errors, st_thp,
 				st_skipped, st_retries,
-				st_foreign_src;	/* device pages a SELECT_SYSTEM migration handed us */
+				st_foreign_src,	/* device pages a SELECT_SYSTEM migration handed us */
+				st_relinks;	/* mirror entries dropped before a read-back, relinked */
 };
 
 struct p2plab_hmm {
