@@ -33,7 +33,7 @@ public final class KernelLog {
      */
     public record Splat(Kind kind, String headline, String headlineLine, int start, int end, String report, String text) {
         /** A key that identifies the report across the kernel log and the console (timestamp + headline). */
-        public String key() { return headlineLine.replace("\r", "").strip(); }
+        public String key() { return normalize(headlineLine).strip(); }
     }
 
     /**
@@ -84,9 +84,26 @@ public final class KernelLog {
 
     private static Rule rule(Kind k, String re) { return new Rule(k, Pattern.compile(re)); }
 
+    /** A printk timestamp anywhere in a line. */
+    private static final Pattern TIMESTAMP = Pattern.compile("\\[\\s*\\d+\\.\\d{6}\\]");
+
+    /**
+     * The line without a carriage return and without what the serial console put before the kernel's
+     * timestamp: a shell prompt or an escape sequence the kernel line landed after
+     * ({@code p2plab# \e[6n[    5.993416] BUG: kernel NULL pointer dereference, ...}).
+     */
+    public static String normalize(String line) {
+        String l = line.replace("\r", "");
+        if (!l.startsWith("[")) {
+            Matcher t = TIMESTAMP.matcher(l);
+            if (t.find() && t.start() > 0) l = l.substring(t.start());
+        }
+        return l;
+    }
+
     /** The message of a log line: printk level, record header, timestamp and caller id stripped. */
     public static String message(String line) {
-        String l = line.replace("\r", "");
+        String l = normalize(line);
         Matcher m = PREFIX.matcher(l);
         return m.find() ? l.substring(m.end()) : l;
     }

@@ -63,6 +63,17 @@ class SplatCheckTest {
     }
 
     @Test
+    void aShellPromptOnTheConsoleLineDoesNotMakeADuplicate() throws IOException {
+        List<String> klog = Files.readAllLines(LOGS.resolve("real-hung-task.log"));
+        List<String> console = new java.util.ArrayList<>(klog);
+        int h = console.indexOf(console.stream().filter(l -> l.contains("INFO: task")).findFirst().orElseThrow());
+        console.set(h, "p2plab# \u001b[6n" + console.get(h) + "\r");
+        SplatCheck.Result r = SplatCheck.check(String.join("\n", klog), OE, null, console, List.of());
+        assertThat(r.reports()).extracting(x -> x.source() + ":" + x.splat().kind())
+                .containsExactly("kernel.log:HUNG_TASK", "kernel.log:HUNG_TASK");
+    }
+
+    @Test
     void kernelLogUnavailableUsesTheConsole() throws IOException {
         SplatCheck.Result r = SplatCheck.check(null, null, "the guest panicked", Files.readAllLines(LOGS.resolve("oops-null.log")), List.of());
         assertThat(r.failure()).startsWith("kernel splat (OOPS, console.log): BUG: kernel NULL pointer dereference").contains("+1 more: PANIC");

@@ -48,6 +48,42 @@ class KernelLogTest {
         assertThat(r.report()).doesNotContain("p2plab 0000:", "Performance Events", "smpboot:");
     }
 
+    /**
+     * Captured on the lab's own guest (Debian 7.3.4, TCG) with provoke/splat_provoke.c: what this
+     * kernel really prints. Note 7.3's WARN headline ("WARNING: FILE:LINE at FUNC, CPU#0: COMM/PID") and
+     * the console's shell prompt in front of a kernel line.
+     */
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+            "real-warning.log        | WARNING   | 1 | WARNING: splat_provoke.c:38 at provoke_write+0x196/0x1ec [splat_provoke], CPU#0: sh/148 | [ cut here ] | ---[ end trace 0000000000000000 ]---",
+            "real-ubsan.log          | UBSAN     | 1 | UBSAN: array-index-out-of-bounds in splat_provoke.c:21:10 | [ cut here ] | ---[ end trace ]---",
+            "real-hung-task.log      | HUNG_TASK | 2 | INFO: task splat_hung:149 blocked for more than 5 seconds. | INFO: task splat_hung | </TASK>",
+            "real-rcu-self-stall.log | RCU_STALL | 1 | rcu: INFO: rcu_preempt self-detected stall on CPU | rcu: INFO: | </TASK>",
+            "real-oops-panic-console.log | OOPS  | 2 | BUG: kernel NULL pointer dereference, address: 0000000000000000 | BUG: kernel NULL | ---[ end trace",
+    })
+    void realReportsFromTheLabKernel(String file, String kind, int count, String headline, String first, String last) throws IOException {
+        List<KernelLog.Splat> s = KernelLog.find(read(file.trim()));
+        assertThat(s).as(file).hasSize(count);
+        KernelLog.Splat r = s.get(0);
+        assertThat(r.kind()).isEqualTo(KernelLog.Kind.valueOf(kind.trim()));
+        assertThat(r.headline()).isEqualTo(headline.trim());
+        List<String> lines = r.report().lines().toList();
+        assertThat(lines.get(0)).contains(first.trim());
+        assertThat(lines.get(lines.size() - 1)).contains(last.trim());
+        assertThat(r.report()).contains("Call Trace:").doesNotContain("p2plab-hmm:", "splat_provoke: -");
+    }
+
+    @Test
+    void realOopsOnTheConsoleThenThePanicAndTheReboot() throws IOException {
+        List<KernelLog.Splat> s = KernelLog.find(read("real-oops-panic-console.log"));
+        assertThat(s).extracting(KernelLog.Splat::kind).containsExactly(KernelLog.Kind.OOPS, KernelLog.Kind.PANIC);
+        assertThat(s.get(0).report()).contains("Oops: Oops: 0000 [#1] SMP NOPTI", "provoke_write");
+        // the shell prompt the kernel line landed after is not part of the key (the same report in kernel.log)
+        assertThat(s.get(0).key()).startsWith("[    5.993416] BUG: kernel NULL pointer dereference");
+        assertThat(s.get(1).headline()).startsWith("Kernel panic - not syncing: Fatal exception");
+        assertThat(s.get(1).report()).doesNotContain("BIOS-e820");
+    }
+
     @Test
     void reportsKeepTheirStackTraces() throws IOException {
         assertThat(KernelLog.find(read("warning.log")).get(0).report())
