@@ -15,6 +15,7 @@ source "$(dirname "$0")/lib.sh"
 
 KVER=${KVER:-7.3.4+deb13-amd64}
 G=$P2PLAB_ROOT/guest
+cache_lock guest-build
 host_deps cpio gzip binutils
 
 if [ "${PROFILE:-}" = debug ] && [ -z "${KERNEL_SRC:-}" ]; then

@@ -42,6 +42,7 @@ fetch_linux_src() {
 src=$(fetch_linux_src)
 [ -f "$src/tools/testing/selftests/mm/hmm-tests.c" ] || die "no hmm-tests.c in $src"
 if [ "${1:-}" = --src ]; then echo "$src"; exit 0; fi
+cache_lock hmm-tests-build
 
 tests=$P2PLAB_ROOT/guest/tests
 key=$(hash_inputs "$src/tools/testing/selftests/mm/hmm-tests.c" "$src/lib/test_hmm_uapi.h" \

@@ -12,6 +12,7 @@ source "$(dirname "$0")/lib.sh"
 
 KVER=${KVER:-7.3.4+deb13-amd64}
 SELF=$P2PLAB_ROOT/scripts/build-kmod.sh
+cache_lock kmod-build
 [ -f "$P2PLAB_ROOT/kmod/Kbuild" ] || die "missing kmod/Kbuild"
 
 if [ -n "${KERNEL_SRC:-}" ]; then

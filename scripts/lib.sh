@@ -69,3 +69,11 @@ host_deps() {
         --no-install-recommends "${missing[@]}" >&2 \
         || die "apt-get install ${missing[*]} failed"
 }
+
+# cache_lock NAME: hold an exclusive lock on $P2PLAB_CACHE/.NAME.lock for the rest of this process,
+# so two builds of the same cache entry (two shells, two engineers) never step on each other.
+cache_lock() {
+    local fd
+    exec {fd}>"$P2PLAB_CACHE/.$1.lock"
+    flock "$fd" || die "cannot lock $P2PLAB_CACHE/.$1.lock"
+}
