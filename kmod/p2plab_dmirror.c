@@ -539,38 +539,54 @@ static int dmirror_check_fault(struct hmm_range *range)
 	return 0;
 }
 
-static int dmirror_range_fault(struct dmirror *dmirror, struct hmm_range *range,
-			       struct p2plab_hmm *hmm, bool unlocked)
+/*
+ * The hmm_range_fault() loop of every mirror operation (Documentation/mm/hmm.rst): begin a
+ * notifier read section, fault under the mmap lock (or hmm_range_fault_unlocked_timeout() for
+ * @unlocked), start again on -EBUSY or when an invalidation ran meanwhile, for at most
+ * HMM_RANGE_DEFAULT_TIMEOUT. @prepare (may be NULL) sets range->hmm_pfns' inputs before each
+ * attempt. Returns 0 with dmirror->mutex HELD: the caller consumes range->hmm_pfns, then
+ * unlocks. Otherwise an error, without the mutex. *@retries (may be NULL) counts restarts.
+ */
+static int dmirror_hmm_fault_locked(struct dmirror *dmirror, struct hmm_range *range,
+				    bool unlocked, void (*prepare)(struct hmm_range *, void *),
+				    void *arg, u64 *retries)
 {
 	struct mm_struct *mm = dmirror->notifier.mm;
 	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	int ret;
 
-	while (true) {
+	while (!time_after(jiffies, timeout)) {
+		if (prepare)
+			prepare(range, arg);
 		if (unlocked) {
 			ret = hmm_range_fault_unlocked_timeout(range, 0);
-			if (ret)
-				return ret;
 		} else {
-			if (time_after(jiffies, timeout))
-				return -EBUSY;
 			range->notifier_seq = mmu_interval_read_begin(range->notifier);
 			mmap_read_lock(mm);
 			ret = hmm_range_fault(range);
 			mmap_read_unlock(mm);
-			if (ret) {
-				if (ret == -EBUSY)
-					continue;
-				return ret;
-			}
 		}
-		mutex_lock(&dmirror->mutex);
-		if (mmu_interval_read_retry(range->notifier, range->notifier_seq)) {
+		if (ret && (ret != -EBUSY || unlocked))
+			return ret;
+		if (!ret) {
+			mutex_lock(&dmirror->mutex);
+			if (!mmu_interval_read_retry(range->notifier, range->notifier_seq))
+				return 0;
 			mutex_unlock(&dmirror->mutex);
-			continue;
 		}
-		break;
+		if (retries)
+			(*retries)++;
 	}
+	return -EBUSY;
+}
+
+static int dmirror_range_fault(struct dmirror *dmirror, struct hmm_range *range,
+			       struct p2plab_hmm *hmm, bool unlocked)
+{
+	int ret = dmirror_hmm_fault_locked(dmirror, range, unlocked, NULL, NULL, NULL);
+
+	if (ret)
+		return ret;
 	ret = dmirror_check_fault(range);
 	mutex_unlock(&dmirror->mutex);
 	return ret;
@@ -764,44 +780,24 @@ static int dmirror_relink_local(struct dmirror *dmirror, struct p2plab_devmem *d
 	if (!mmget_not_zero(mm))
 		return -EFAULT;
 	for (addr = start; !ret && addr < end; addr = range.end) {
-		unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
-
 		range.start = addr;
 		range.end = min(end, addr + (ARRAY_SIZE(pfns) << PAGE_SHIFT));
 		ret = dmirror_ranges_prepare(dmirror, dm->hmm, range.start, range.end);
-		while (!ret) {
-			if (time_after(jiffies, timeout)) {
-				ret = -EBUSY;
-				break;
-			}
-			range.notifier_seq = mmu_interval_read_begin(range.notifier);
-			mmap_read_lock(mm);
-			ret = hmm_range_fault(&range);
-			mmap_read_unlock(mm);
-			if (ret == -EBUSY) {
-				ret = 0;
-				continue;
-			}
-			if (ret)
-				break;
-			mutex_lock(&dmirror->mutex);
-			if (mmu_interval_read_retry(range.notifier, range.notifier_seq)) {
-				mutex_unlock(&dmirror->mutex);
-				continue;
-			}
-			for (i = 0; !ret && i < (range.end - range.start) >> PAGE_SHIFT; i++) {
-				struct page *page;
-
-				if (!(pfns[i] & HMM_PFN_VALID))
-					continue;
-				page = hmm_pfn_to_page(pfns[i]);
-				if (dmirror_page_local(dm->hmm, page))
-					ret = dmirror_store(dmirror, (range.start >> PAGE_SHIFT) + i,
-							    page, pfns[i] & HMM_PFN_WRITE, false);
-			}
-			mutex_unlock(&dmirror->mutex);
+		if (!ret)
+			ret = dmirror_hmm_fault_locked(dmirror, &range, false, NULL, NULL, NULL);
+		if (ret)
 			break;
+		for (i = 0; !ret && i < (range.end - range.start) >> PAGE_SHIFT; i++) {
+			struct page *page;
+
+			if (!(pfns[i] & HMM_PFN_VALID))
+				continue;
+			page = hmm_pfn_to_page(pfns[i]);
+			if (dmirror_page_local(dm->hmm, page))
+				ret = dmirror_store(dmirror, (range.start >> PAGE_SHIFT) + i, page,
+						    pfns[i] & HMM_PFN_WRITE, false);
 		}
+		mutex_unlock(&dmirror->mutex);
 	}
 	mmput(mm);
 	return ret;
@@ -1148,7 +1144,6 @@ static int dmirror_range_snapshot(struct dmirror *dmirror, struct p2plab_devmem 
 {
 	struct mm_struct *mm = dmirror->notifier.mm;
 	struct dmirror_interval notifier;
-	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	unsigned long i, n;
 	int ret = 0;
 
@@ -1158,27 +1153,9 @@ static int dmirror_range_snapshot(struct dmirror *dmirror, struct p2plab_devmem 
 					   range->end - range->start, &dmirror_mrn_ops);
 	if (ret)
 		return ret;
-	while (true) {
-		if (time_after(jiffies, timeout)) {
-			ret = -EBUSY;
-			goto out;
-		}
-		range->notifier_seq = mmu_interval_read_begin(range->notifier);
-		mmap_read_lock(mm);
-		ret = hmm_range_fault(range);
-		mmap_read_unlock(mm);
-		if (ret) {
-			if (ret == -EBUSY)
-				continue;
-			goto out;
-		}
-		mutex_lock(&dmirror->mutex);
-		if (mmu_interval_read_retry(range->notifier, range->notifier_seq)) {
-			mutex_unlock(&dmirror->mutex);
-			continue;
-		}
-		break;
-	}
+	ret = dmirror_hmm_fault_locked(dmirror, range, false, NULL, NULL, NULL);
+	if (ret)
+		goto out;
 	n = (range->end - range->start) >> PAGE_SHIFT;
 	for (i = 0; i < n; i++)
 		dmirror_mkentry(dmirror, dm, perm + i, range->hmm_pfns[i]);
@@ -1231,6 +1208,17 @@ static int dmirror_snapshot(struct dmirror *dmirror, struct p2plab_devmem *dm,
 	return ret;
 }
 
+static void dmirror_sparse_prepare(struct hmm_range *range, void *arg)
+{
+	const unsigned char *req = arg;
+	unsigned long i, n = (range->end - range->start) >> PAGE_SHIFT;
+
+	for (i = 0; i < n; i++)
+		range->hmm_pfns[i] = req[i] == P2PLAB_DMIRROR_REQ_WRITE ?
+			HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE :
+			req[i] == P2PLAB_DMIRROR_REQ_READ ? HMM_PFN_REQ_FAULT : 0;
+}
+
 /*
  * P2PLAB_DMIRROR_FAULT_SPARSE (p2plab_ioctl.h): fault exactly the pages userspace asks for, with
  * per-page request flags (pfn_flags_mask = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE, default_flags
@@ -1248,7 +1236,6 @@ static int dmirror_fault_sparse(struct dmirror *dmirror, struct p2plab_devmem *d
 		.default_flags = 0,
 		.dev_private_owner = dm,
 	};
-	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	struct dmirror_interval notifier = { .dmirror = dmirror };
 	unsigned char *req;
 	int ret;
@@ -1280,34 +1267,11 @@ static int dmirror_fault_sparse(struct dmirror *dmirror, struct p2plab_devmem *d
 					   range.end - range.start, &dmirror_mrn_ops);
 	if (ret)
 		goto out_mmput;
-	while (true) {
-		if (time_after(jiffies, timeout)) {
-			ret = -EBUSY;
-			goto out_remove;
-		}
-		/* the per-page requests are inputs of every attempt */
-		for (i = 0; i < npages; i++)
-			range.hmm_pfns[i] = req[i] == P2PLAB_DMIRROR_REQ_WRITE ?
-				HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE :
-				req[i] == P2PLAB_DMIRROR_REQ_READ ? HMM_PFN_REQ_FAULT : 0;
-		range.notifier_seq = mmu_interval_read_begin(range.notifier);
-		mmap_read_lock(mm);
-		ret = hmm_range_fault(&range);
-		mmap_read_unlock(mm);
-		if (ret == -EBUSY) {
-			cmd->faults++;		/* retries, reported */
-			continue;
-		}
-		if (ret)
-			goto out_remove;
-		mutex_lock(&dmirror->mutex);
-		if (mmu_interval_read_retry(range.notifier, range.notifier_seq)) {
-			mutex_unlock(&dmirror->mutex);
-			cmd->faults++;
-			continue;
-		}
-		break;
-	}
+	/* the per-page requests are inputs of every attempt; cmd->faults reports the retries */
+	ret = dmirror_hmm_fault_locked(dmirror, &range, false, dmirror_sparse_prepare, req,
+				       &cmd->faults);
+	if (ret)
+		goto out_remove;
 	for (i = 0; i < npages; i++) {
 		dmirror_mkentry(dmirror, dm, &req[i], range.hmm_pfns[i]);
 		cmd->cpages += !!(range.hmm_pfns[i] & HMM_PFN_VALID);
