@@ -24,6 +24,8 @@
 
 #define P2PLAB_DRV_NAME		"p2plab"
 
+struct p2plab_svm;
+
 struct p2plab_counters {
 	u64 batches;		/* p2plab_dma_run() calls */
 	u64 descs;		/* descriptors submitted */
@@ -50,6 +52,7 @@ struct p2plab_dev {			/* one per PCI function */
 	resource_size_t p2p_size;	/* first p2p_size bytes of BAR2 published as p2pmem */
 	resource_size_t priv_off, priv_size;	/* rest of BAR2, for HMM device memory */
 	void *hmm;			/* owned by p2plab_hmm.c */
+	struct p2plab_svm *svm;		/* owned by p2plab_svm.c; NULL: no device MMU */
 
 	/* --- core private --- */
 	struct kref ref;

@@ -20,6 +20,7 @@
 
 #include "p2plab.h"
 #include "p2plab_ioctl.h"
+#include "p2plab_svm.h"
 
 #define P2PLAB_RW_CHUNK		(64 * 1024)
 
@@ -49,6 +50,7 @@ static int p2plab_open(struct inode *inode, struct file *f)
 
 static int p2plab_release_file(struct inode *inode, struct file *f)
 {
+	p2plab_svm_file_release(file_pd(f), f);	/* the fd's SVM context, if bound */
 	p2plab_put(file_pd(f));
 	return 0;
 }
@@ -527,6 +529,13 @@ static long p2plab_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 	case P2PLAB_IOC_DMABUF_COPY:
 	case P2PLAB_IOC_DMABUF_STATUS:
 		ret = p2plab_dmabuf_ioctl(pd, cmd, up);	/* p2plab_dmabuf.c */
+		break;
+	case P2PLAB_IOC_SVM_BIND:
+	case P2PLAB_IOC_SVM_UNBIND:
+	case P2PLAB_IOC_SVM_COPY:
+	case P2PLAB_IOC_SVM_ATOMIC:
+	case P2PLAB_IOC_SVM_STATS:
+		ret = p2plab_svm_ioctl(pd, f, cmd, up);	/* p2plab_svm.c */
 		break;
 	case P2PLAB_IOC_RESET:
 		if (!capable(CAP_SYS_ADMIN)) {

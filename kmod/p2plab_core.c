@@ -20,6 +20,7 @@
 #include "p2plab.h"
 #include "p2plab_ioctl.h"
 #include "p2plab_hmm.h"
+#include "p2plab_svm.h"
 
 unsigned int p2plab_timeout_ms = 5000;
 module_param_named(timeout_ms, p2plab_timeout_ms, uint, 0644);
@@ -58,7 +59,10 @@ static inline void wr(struct p2plab_dev *pd, u32 reg, u32 v)
 
 static void p2plab_release(struct kref *ref)
 {
-	kfree(container_of(ref, struct p2plab_dev, ref));
+	struct p2plab_dev *pd = container_of(ref, struct p2plab_dev, ref);
+
+	p2plab_svm_free(pd);
+	kfree(pd);
 }
 
 struct p2plab_dev *p2plab_get_by_id(int id)
@@ -129,6 +133,7 @@ static int p2plab_engine_start(struct p2plab_dev *pd)
 	if (pd->tail >= pd->ring_size)
 		return -EIO;
 	wr(pd, P2PLAB_REG_RING_TAIL, pd->tail);
+	p2plab_svm_hw_restore(pd);	/* the MMU registers after the ring (§15.10) */
 	return 0;
 }
 
@@ -189,6 +194,8 @@ static irqreturn_t p2plab_irq(int irq, void *data)
 		p2plab_cnt_add(pd, irq_done, 1);
 	if (st & P2PLAB_INT_ERROR)
 		p2plab_cnt_add(pd, irq_error, 1);
+	if (st & P2PLAB_INT_FAULT)
+		p2plab_svm_irq(pd);	/* device-MMU fault records: p2plab_svm.c */
 	atomic_inc(&pd->irq_seq);
 	wake_up(&pd->wq);
 	return IRQ_HANDLED;
@@ -237,7 +244,8 @@ static int p2plab_validate_xfers(const struct p2plab_xfer *x, unsigned int n)
 	for (i = 0; i < n; i++) {
 		if (!x[i].len || x[i].len > P2PLAB_DESC_MAX_LEN)
 			return -EINVAL;
-		if (x[i].flags & ~(P2PLAB_DESC_F_SRC_LOCAL | P2PLAB_DESC_F_DST_LOCAL))
+		/* 1.1 VA / context / operation bits: SVM submissions (p2plab_svm.c) */
+		if (x[i].flags & ~(P2PLAB_DESC_F_VALID_MASK & ~P2PLAB_DESC_F_IRQ))
 			return -EINVAL;
 	}
 	return 0;
@@ -674,6 +682,9 @@ static int p2plab_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		dev_err(dev, "HMM setup failed: %d\n", ret);
 		goto err_free_id;
 	}
+	ret = p2plab_svm_probe(pd);	/* 1.1 device MMU; no-op on a 1.0 device */
+	if (ret)
+		dev_warn(dev, "SVM setup failed (%d): no SVM on this device\n", ret);
 	if (pd->p2p_size) {
 		pci_p2pmem_publish(pdev, true);
 		pd->p2pmem_published = true;
@@ -705,6 +716,7 @@ err_unlist:
 	debugfs_remove_recursive(pd->dbg);
 	if (pd->p2pmem_published)
 		pci_p2pmem_publish(pdev, false);
+	p2plab_svm_remove(pd);
 	p2plab_hmm_remove(pd);
 err_free_id:
 	ida_free(&p2plab_ida, pd->id);
@@ -764,6 +776,8 @@ static void p2plab_remove(struct pci_dev *pdev)
 	down_write(&pd->active);
 	up_write(&pd->active);
 
+	/* SVM contexts go first: their DMA mappings, notifiers and the fault ring */
+	p2plab_svm_remove(pd);
 	/* HMM: evicts device-private pages to RAM while the DMA engine still works */
 	p2plab_hmm_remove(pd);
 

@@ -227,4 +227,100 @@ struct p2plab_dmabuf_status {
 #define P2PLAB_IOC_DMABUF_COPY		_IOWR(P2PLAB_IOC_MAGIC, 0x11, struct p2plab_dmabuf_copy)
 #define P2PLAB_IOC_DMABUF_STATUS	_IOWR(P2PLAB_IOC_MAGIC, 0x12, struct p2plab_dmabuf_status)
 
+/*
+ * SVM: the device works on the calling process's memory by virtual address, through its MMU
+ * (docs/device.md §15), page faults resolved by the kernel's HMM (kmod/p2plab_svm*.c, docs/svm.md).
+ * One device context per open file of /dev/p2plabN, bound to the mm of the process that binds it
+ * (as SVA drivers do): a child after fork() is not bound (its calls on the inherited fd get EPERM).
+ * The backend (module parameter svm_backend: "odp" = hmm_range_fault + hmm_dma_map_*, as RDMA
+ * ODP; "gpusvm" = drm_gpusvm) is reported by BIND and STATS.
+ *
+ * P2PLAB_IOC_SVM_BIND: allocate a context for this fd and bind current->mm to it.
+ *   Errors: EOPNOTSUPP (device without MMU, backend not available), EBUSY (fd already bound),
+ *   ENOSPC (all P2PLAB_MMU_CONTEXTS in use), EINVAL (flags/reserved), ENOMEM.
+ * P2PLAB_IOC_SVM_UNBIND: release the context (also done by close()). ENOENT if not bound.
+ * P2PLAB_IOC_SVM_COPY: one copy, VA -> VA, VA -> device memory (BAR2 offset), device memory -> VA;
+ *   the device faults on first touch, the driver resolves the fault and replays. Waits for the
+ *   result (timeout_ms, 0 = module default, at most P2PLAB_TIMEOUT_MAX_MS).
+ *   Errors: EFAULT (the device touched a VA the process cannot access that way: no VMA, write to a
+ *   read-only mapping, PROT_NONE, unmapped meanwhile; fault_va = the faulting address,
+ *   fault_access = P2PLAB_FAULT_ACC_*), ETIMEDOUT, EIO (other device error, err_code), EINVAL,
+ *   ERANGE (device-memory range outside the user window), EPERM (not the bound process), ENOENT
+ *   (not bound). The struct is copied back on every error but the first EFAULT of copy_from_user.
+ * P2PLAB_IOC_SVM_ATOMIC: one device atomic (FETCH_ADD / CMPXCHG, 4 or 8 bytes, va aligned to size)
+ *   on process memory; the driver takes the page with make_device_exclusive(). Errors as COPY.
+ * P2PLAB_IOC_SVM_STATS: counters of this context (and lat_ns: the last fault-handling latencies).
+ */
+#define P2PLAB_SVM_BACKEND_ODP		1
+#define P2PLAB_SVM_BACKEND_GPUSVM	2
+
+struct p2plab_svm_bind {
+	__u32 flags;		/* in: 0 */
+	__u32 ctx;		/* out: device MMU context 0..15 */
+	__u32 backend;		/* out: P2PLAB_SVM_BACKEND_* */
+	__u32 mmu_caps;		/* out: P2PLAB_REG_MMU_CAPS */
+	__u32 tlb_entries;	/* out: P2PLAB_REG_MMU_TLB_SIZE */
+	__u32 reserved;
+};
+
+#define P2PLAB_SVM_SRC_VA	(1u << 0)	/* src is a VA of the bound process */
+#define P2PLAB_SVM_SRC_LOCAL	(1u << 1)	/* src is a BAR2 offset */
+#define P2PLAB_SVM_DST_VA	(1u << 2)
+#define P2PLAB_SVM_DST_LOCAL	(1u << 3)
+
+struct p2plab_svm_copy {
+	__u64 src, dst;		/* VA or BAR2 offset, per flags (one side at least is a VA) */
+	__u64 len;		/* 1 .. P2PLAB_DMA_MAX_LEN */
+	__u32 flags;		/* P2PLAB_SVM_* : exactly one of VA/LOCAL per side */
+	__u32 timeout_ms;
+	__u64 fault_va;		/* out (EFAULT): the address the device could not access */
+	__u32 fault_access;	/* out (EFAULT): P2PLAB_FAULT_ACC_* */
+	__u32 err_code;		/* out: P2PLAB_ERR_* of the failed descriptor, 0 */
+	__u64 ns;		/* out: submit to completion */
+	__u32 faults;		/* out: faults this context took during the call */
+	__u32 reserved;
+};
+
+#define P2PLAB_SVM_OP_FETCH_ADD	1	/* = P2PLAB_OP_FETCH_ADD */
+#define P2PLAB_SVM_OP_CMPXCHG	2	/* = P2PLAB_OP_CMPXCHG */
+struct p2plab_svm_atomic {
+	__u64 va;		/* aligned to size */
+	__u64 operand;		/* FETCH_ADD addend, CMPXCHG new value */
+	__u64 compare;		/* CMPXCHG expected value */
+	__u64 result;		/* out: the old value */
+	__u32 op;		/* P2PLAB_SVM_OP_* */
+	__u32 size;		/* 4 or 8 */
+	__u32 timeout_ms;
+	__u32 err_code;		/* out */
+	__u64 fault_va;		/* out (EFAULT) */
+	__u32 fault_access;	/* out (EFAULT) */
+	__u32 reserved;
+};
+
+#define P2PLAB_SVM_LAT_SAMPLES	64
+struct p2plab_svm_stats {
+	__u32 ctx, backend;
+	__u64 faults;		/* fault records handled for this context */
+	__u64 replays, cancels;	/* FAULT_RESP replays / cancels written */
+	__u64 fault_pages;	/* pages hmm_range_fault() resolved for faults */
+	__u64 pte_4k, pte_2m;	/* leaves written */
+	__u64 invalidations;	/* device TLB invalidations waited for */
+	__u64 inv_timeouts;	/* ... that did not complete in time */
+	__u64 notifier_calls;	/* mmu_interval_notifier invalidate callbacks that cleared PTEs */
+	__u64 dma_maps, dma_unmaps;	/* hmm_dma_map_pfn() new mappings / hmm_dma_unmap_pfn() */
+	__u64 exclusive;	/* pages taken with make_device_exclusive() */
+	__u64 retries;		/* hmm_range_fault -EBUSY / mmu_interval_read_retry() retries */
+	__u64 ranges;		/* interval notifiers (2 MiB ranges) of the context */
+	__u32 hw_parked;	/* P2PLAB_REG_MMU_PARKED (whole device) */
+	__u32 hw_stalled;	/* P2PLAB_REG_MMU_STALLED (whole device) */
+	__u32 nlat, reserved;	/* valid entries of lat_ns */
+	__u64 lat_ns[P2PLAB_SVM_LAT_SAMPLES];	/* last fault-record-read to replay latencies */
+};
+
+#define P2PLAB_IOC_SVM_BIND	_IOWR(P2PLAB_IOC_MAGIC, 0x20, struct p2plab_svm_bind)
+#define P2PLAB_IOC_SVM_UNBIND	_IO(P2PLAB_IOC_MAGIC, 0x21)
+#define P2PLAB_IOC_SVM_COPY	_IOWR(P2PLAB_IOC_MAGIC, 0x22, struct p2plab_svm_copy)
+#define P2PLAB_IOC_SVM_ATOMIC	_IOWR(P2PLAB_IOC_MAGIC, 0x23, struct p2plab_svm_atomic)
+#define P2PLAB_IOC_SVM_STATS	_IOR(P2PLAB_IOC_MAGIC, 0x24, struct p2plab_svm_stats)
+
 #endif /* P2PLAB_IOCTL_H */

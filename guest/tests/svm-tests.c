@@ -1,0 +1,765 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * svm-tests - the device uses this process's memory by virtual address through its MMU; faults are
+ * resolved by the kernel's HMM (kmod/p2plab_svm*.c, docs/svm.md). kselftest harness, one fixture
+ * variant per backend (module parameter p2plab.svm_backend): a variant whose backend is not the
+ * loaded one SKIPs.
+ *
+ *   svm-tests [harness options]         the suite (-t NAME, -v VARIANT, -l ...)
+ *   svm-tests hold-munmap STATEFILE     helper for scenarios/svm/svm-qmp.yaml: a device read of a
+ *                                       fresh buffer (its fault held by mmu-hold-faults), munmap()
+ *                                       while held, "MUNMAPPED" written to STATEFILE; then waits
+ *                                       for the copy: exit 0 iff it failed with EFAULT at the buffer
+ *
+ * Environment: SVM_DEV=N (default 0): /dev/p2plabN. SVM_BENCH_MB (default 32): bench size.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+#include "p2plab-lib.h"
+#include "kselftest_harness.h"
+
+#define MB (1024ul * 1024)
+#define TIMEOUT_MS 30000
+
+static int svm_dev(void)
+{
+	const char *e = getenv("SVM_DEV");
+
+	return e ? atoi(e) : 0;
+}
+
+static int svm_open_bind(struct p2plab_svm_bind *b)
+{
+	int fd = pl_open(svm_dev());
+
+	if (fd < 0)
+		return -errno;
+	memset(b, 0, sizeof(*b));
+	if (ioctl(fd, P2PLAB_IOC_SVM_BIND, b)) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* 0 or -errno; c filled (fault_va ...) */
+static int svm_copy(int fd, uint64_t src, uint64_t dst, uint64_t len, uint32_t flags,
+		    struct p2plab_svm_copy *c)
+{
+	struct p2plab_svm_copy l;
+
+	if (!c)
+		c = &l;
+	memset(c, 0, sizeof(*c));
+	c->src = src;
+	c->dst = dst;
+	c->len = len;
+	c->flags = flags;
+	c->timeout_ms = TIMEOUT_MS;
+	return ioctl(fd, P2PLAB_IOC_SVM_COPY, c) ? -errno : 0;
+}
+
+#define VA2VA	(P2PLAB_SVM_SRC_VA | P2PLAB_SVM_DST_VA)
+#define VA2DEV	(P2PLAB_SVM_SRC_VA | P2PLAB_SVM_DST_LOCAL)
+#define DEV2VA	(P2PLAB_SVM_SRC_LOCAL | P2PLAB_SVM_DST_VA)
+
+static int svm_atomic(int fd, void *va, uint32_t op, uint32_t size, uint64_t operand,
+		      uint64_t compare, uint64_t *result)
+{
+	struct p2plab_svm_atomic a = {
+		.va = (uintptr_t)va, .op = op, .size = size, .operand = operand,
+		.compare = compare, .timeout_ms = TIMEOUT_MS,
+	};
+	int ret = ioctl(fd, P2PLAB_IOC_SVM_ATOMIC, &a) ? -errno : 0;
+
+	if (result)
+		*result = a.result;
+	return ret;
+}
+
+static int svm_stats(int fd, struct p2plab_svm_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	return ioctl(fd, P2PLAB_IOC_SVM_STATS, s) ? -errno : 0;
+}
+
+static void fill(void *p, size_t len, uint32_t seed)
+{
+	uint32_t *w = p;
+	size_t i;
+
+	for (i = 0; i < len / 4; i++)
+		w[i] = seed * 2654435761u + (uint32_t)i;
+}
+
+/* index of the first word that differs from the pattern, -1 if none */
+static long check(const void *p, size_t len, uint32_t seed)
+{
+	const uint32_t *w = p;
+	size_t i;
+
+	for (i = 0; i < len / 4; i++)
+		if (w[i] != seed * 2654435761u + (uint32_t)i)
+			return i;
+	return -1;
+}
+
+static long check_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (b[i])
+			return i;
+	return -1;
+}
+
+static void *map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* len bytes at a 2 MiB-aligned address */
+static void *map_aligned(size_t len, size_t align)
+{
+	uint8_t *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = ((uintptr_t)p + align - 1) & ~(align - 1);
+	if (a > (uintptr_t)p)
+		munmap(p, a - (uintptr_t)p);
+	munmap((void *)(a + len), (uintptr_t)p + align - a);
+	return (void *)a;
+}
+
+static bool thp_available(void)
+{
+	char buf[128] = "";
+	int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY);
+
+	if (fd < 0)
+		return false;
+	if (read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = 0;
+	close(fd);
+	return strstr(buf, "[always]") || strstr(buf, "[madvise]");
+}
+
+FIXTURE(svm) {
+	int fd;
+	struct p2plab_svm_bind b;
+	struct p2plab_info info;
+	uint64_t win;		/* device memory usable as copy target: [0, win) */
+};
+
+FIXTURE_VARIANT(svm) {
+	uint32_t backend;
+	const char *name;
+};
+
+FIXTURE_VARIANT_ADD(svm, odp) {
+	.backend = P2PLAB_SVM_BACKEND_ODP,
+	.name = "odp",
+};
+
+FIXTURE_VARIANT_ADD(svm, gpusvm) {
+	.backend = P2PLAB_SVM_BACKEND_GPUSVM,
+	.name = "gpusvm",
+};
+
+FIXTURE_SETUP(svm)
+{
+	int fd;
+
+	self->fd = -1;
+	fd = pl_open(svm_dev());
+	if (fd < 0)
+		SKIP(return, "no /dev/p2plab%d", svm_dev());
+	ASSERT_EQ(0, pl_info(fd, &self->info));
+	close(fd);
+	if (!(self->info.caps & P2PLAB_CAP_MMU))
+		SKIP(return, "device without MMU (interface %#x)", self->info.if_version);
+	fd = svm_open_bind(&self->b);
+	if (fd == -EOPNOTSUPP)
+		SKIP(return, "SVM backend not available (p2plab.svm_backend)");
+	ASSERT_GE(fd, 0) TH_LOG("bind: %s", strerror(-fd));
+	self->fd = fd;
+	if (self->b.backend != variant->backend)
+		SKIP(return, "backend %s not loaded (p2plab.svm_backend=%s selects it)",
+		     variant->name, variant->name);
+	self->win = (self->info.flags & P2PLAB_INFO_F_HMM) ? self->info.p2p_size
+							   : self->info.mem_size;
+	if (self->win > 64 * MB)
+		self->win = 64 * MB;
+}
+
+FIXTURE_TEARDOWN(svm)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+/* first touch by the device: read of CPU-written malloc memory, write into untouched malloc */
+TEST_F(svm, first_touch_malloc)
+{
+	size_t len = 1 * MB + 12345;
+	uint8_t *src = malloc(len), *dst = malloc(len);
+	struct p2plab_svm_stats s;
+	struct p2plab_svm_copy c;
+
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, dst);
+	fill(src, len, 1);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)src, (uintptr_t)dst, len, VA2VA, &c));
+	ASSERT_EQ(-1, check(dst, len & ~3ul, 1));
+	ASSERT_EQ(0, svm_stats(self->fd, &s));
+	ASSERT_GT(s.faults, 0);
+	ASSERT_EQ(s.cancels, 0);
+	ASSERT_EQ(s.faults, s.replays);
+	TH_LOG("faults %llu pages %llu 4k %llu 2m %llu", (unsigned long long)s.faults,
+	       (unsigned long long)s.fault_pages, (unsigned long long)s.pte_4k,
+	       (unsigned long long)s.pte_2m);
+	/* mapped now: the same copy takes no fault */
+	memset(dst, 0, len);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)src, (uintptr_t)dst, len, VA2VA, &c));
+	ASSERT_EQ(-1, check(dst, len & ~3ul, 1));
+	free(src);
+	free(dst);
+}
+
+/* anonymous mmap never touched by the CPU: device reads zeros, device writes are seen by the CPU */
+TEST_F(svm, first_touch_anon)
+{
+	size_t len = 256 * 1024;
+	uint8_t *a = map_anon(len), *b = map_anon(len), *pat = malloc(len);
+
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	fill(pat, len, 2);
+	ASSERT_EQ(len, pwrite(self->fd, pat, len, 0));
+	/* device read of untouched memory: zeros (the kernel's zero page or a fresh page) */
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, 0, len, VA2DEV, NULL));
+	ASSERT_EQ(len, pread(self->fd, pat, len, 0));
+	ASSERT_EQ(-1, check_zero(pat, len));
+	/* device write into untouched memory (after a device read mapped it read-only) */
+	fill(pat, len, 3);
+	ASSERT_EQ(len, pwrite(self->fd, pat, len, 0));
+	ASSERT_EQ(0, svm_copy(self->fd, 0, (uintptr_t)a, len, DEV2VA, NULL));
+	ASSERT_EQ(-1, check(a, len, 3));
+	ASSERT_EQ(0, svm_copy(self->fd, 0, (uintptr_t)b, len, DEV2VA, NULL));
+	ASSERT_EQ(-1, check(b, len, 3));
+	munmap(a, len);
+	munmap(b, len);
+	free(pat);
+}
+
+TEST_F(svm, first_touch_file)
+{
+	char path[] = "/tmp/svm-file-XXXXXX";
+	size_t len = 128 * 1024;
+	uint8_t *buf = malloc(len), *m, *back = malloc(len);
+	int f = mkstemp(path);
+
+	ASSERT_GE(f, 0);
+	unlink(path);
+	fill(buf, len, 4);
+	ASSERT_EQ(len, pwrite(f, buf, len, 0));
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	/* device read of the file pages (page cache) */
+	memset(buf, 0, len);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)m, (uintptr_t)buf, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(buf, len, 4));
+	/* device write into the shared mapping: seen through read() of the file */
+	fill(buf, len, 5);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)buf, (uintptr_t)m, len, VA2VA, NULL));
+	ASSERT_EQ(len, pread(f, back, len, 0));
+	ASSERT_EQ(-1, check(back, len, 5));
+	munmap(m, len);
+	close(f);
+	free(buf);
+	free(back);
+}
+
+TEST_F(svm, first_touch_thp)
+{
+	size_t len = 4 * MB;
+	uint8_t *a = map_aligned(len, 2 * MB), *b = malloc(len);
+	struct p2plab_svm_stats s0, s1;
+
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	if (!thp_available())
+		SKIP(return, "transparent hugepages disabled");
+	ASSERT_EQ(0, madvise(a, len, MADV_HUGEPAGE));
+	fill(a, len, 6);		/* the CPU faults THPs in */
+	ASSERT_EQ(0, svm_stats(self->fd, &s0));
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(b, len, 6));
+	ASSERT_EQ(0, svm_stats(self->fd, &s1));
+	TH_LOG("2 MiB leaves %llu, 4 KiB leaves %llu",
+	       (unsigned long long)(s1.pte_2m - s0.pte_2m),
+	       (unsigned long long)(s1.pte_4k - s0.pte_4k));
+	ASSERT_GE(s1.pte_2m - s0.pte_2m, 1);
+	/* device writes into the THP: the CPU sees them */
+	fill(b, len, 7);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)b, (uintptr_t)a, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(a, len, 7));
+	munmap(a, len);
+	free(b);
+}
+
+/* a VA with no VMA: the descriptor is cancelled, EFAULT with the address */
+TEST_F(svm, fault_unmapped_efault)
+{
+	size_t len = 64 * 1024;
+	uint8_t *a = map_anon(len);
+	struct p2plab_svm_copy c;
+	struct p2plab_svm_stats s;
+
+	ASSERT_NE(NULL, a);
+	ASSERT_EQ(0, munmap(a, len));
+	ASSERT_EQ(-EFAULT, svm_copy(self->fd, (uintptr_t)a + 100, 0, 4096, VA2DEV, &c));
+	ASSERT_EQ((uintptr_t)a + 100, c.fault_va);
+	ASSERT_EQ(P2PLAB_FAULT_ACC_READ, c.fault_access);
+	ASSERT_EQ(P2PLAB_ERR_MMU_FAULT, c.err_code);
+	ASSERT_EQ(0, svm_stats(self->fd, &s));
+	ASSERT_GE(s.cancels, 1);
+	/* the context keeps working */
+	a = map_anon(len);
+	ASSERT_NE(NULL, a);
+	ASSERT_EQ(0, svm_copy(self->fd, 0, (uintptr_t)a, len, DEV2VA, NULL));
+	munmap(a, len);
+}
+
+/* munmap while the device has the range mapped: the notifier must take it away */
+TEST_F(svm, invalidate_munmap)
+{
+	size_t len = 64 * 1024;
+	uint8_t *a = map_anon(len);
+	struct p2plab_svm_copy c;
+
+	ASSERT_NE(NULL, a);
+	fill(a, len, 8);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, 0, len, VA2DEV, NULL));
+	ASSERT_EQ(0, munmap(a, len));
+	ASSERT_EQ(-EFAULT, svm_copy(self->fd, (uintptr_t)a, 0, len, VA2DEV, &c));
+	ASSERT_EQ((uintptr_t)a, c.fault_va);
+}
+
+TEST_F(svm, invalidate_mprotect)
+{
+	size_t len = 64 * 1024;
+	uint8_t *a = map_anon(len), *b = malloc(len);
+	struct p2plab_svm_copy c;
+
+	ASSERT_NE(NULL, a);
+	fill(b, len, 9);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)b, (uintptr_t)a, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(a, len, 9));
+	/* read-only: device writes cancelled, reads fine */
+	ASSERT_EQ(0, mprotect(a, len, PROT_READ));
+	ASSERT_EQ(-EFAULT, svm_copy(self->fd, (uintptr_t)b, (uintptr_t)a + 8192, 4096, VA2VA, &c));
+	ASSERT_EQ((uintptr_t)a + 8192, c.fault_va);
+	ASSERT_EQ(P2PLAB_FAULT_ACC_WRITE, c.fault_access);
+	ASSERT_EQ(-1, check(a, len, 9));
+	memset(b, 0, len);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(b, len, 9));
+	/* PROT_NONE: reads cancelled too */
+	ASSERT_EQ(0, mprotect(a, len, PROT_NONE));
+	ASSERT_EQ(-EFAULT, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, &c));
+	ASSERT_EQ((uintptr_t)a, c.fault_va);
+	ASSERT_EQ(P2PLAB_FAULT_ACC_READ, c.fault_access);
+	/* writable again: works */
+	ASSERT_EQ(0, mprotect(a, len, PROT_READ | PROT_WRITE));
+	fill(b, len, 10);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)b, (uintptr_t)a, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(a, len, 10));
+	munmap(a, len);
+	free(b);
+}
+
+/*
+ * MADV_DONTNEED of a range the device has mapped (and cached in its TLB): the device must see the
+ * new (zero) pages. With the device's mmu-ignore-inv knob (a TLB invalidation that drops nothing)
+ * this test must FAIL: that is how the suite catches a stale TLB (scenarios/svm/svm-qmp.yaml).
+ */
+TEST_F(svm, stale_tlb_dontneed)
+{
+	size_t len = 64 * 1024;
+	uint8_t *a = map_anon(len), *b = malloc(len);
+	long bad;
+
+	ASSERT_NE(NULL, a);
+	fill(a, len, 11);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(b, len, 11));
+	ASSERT_EQ(0, madvise(a, len, MADV_DONTNEED));
+	ASSERT_EQ(-1, check_zero(a, len));	/* the CPU's view */
+	memset(b, 0xa5, len);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, NULL));
+	bad = check_zero(b, len);
+	EXPECT_EQ(-1, bad) TH_LOG("device read stale data after MADV_DONTNEED at +%ld: %#x",
+				  bad, bad >= 0 ? b[bad] : 0);
+	munmap(a, len);
+	free(b);
+}
+
+/* the device's writes are visible to the CPU at once, the CPU's to the device, many rounds */
+TEST_F(svm, coherence_rounds)
+{
+	size_t len = 16 * 1024;
+	uint32_t *a = map_anon(len), *b = malloc(len);
+	int i;
+
+	ASSERT_NE(NULL, a);
+	for (i = 0; i < 50; i++) {
+		fill(b, len, 100 + i);
+		ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)b, (uintptr_t)a, len, VA2VA, NULL));
+		ASSERT_EQ(-1, check(a, len, 100 + i));	/* device write -> CPU */
+		a[i] = 0xdead0000 + i;			/* CPU write -> device */
+		ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, NULL));
+		ASSERT_EQ(0xdead0000 + i, b[i]);
+	}
+	munmap(a, len);
+	free(b);
+}
+
+/* fork: the child is not bound (EPERM on the inherited fd); device writes after fork land in the
+ * parent only (copy-on-write broken for the device), the child keeps the old data */
+TEST_F(svm, fork_cow)
+{
+	size_t len = 64 * 1024;
+	uint8_t *a = map_anon(len), *b = malloc(len);
+	int go[2], done[2], status;
+	pid_t pid;
+	char ch;
+
+	ASSERT_NE(NULL, a);
+	fill(a, len, 12);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, NULL));
+	ASSERT_EQ(0, pipe(go));
+	ASSERT_EQ(0, pipe(done));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct p2plab_svm_copy c;
+		int r = 0;
+
+		if (svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, &c) != -EPERM)
+			r |= 1;
+		if (read(go[0], &ch, 1) != 1)
+			r |= 2;
+		if (check(a, len, 12) != -1)	/* the parent's device write is not ours */
+			r |= 4;
+		_exit(r);
+	}
+	fill(b, len, 13);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)b, (uintptr_t)a, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(a, len, 13));
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	munmap(a, len);
+	free(b);
+}
+
+TEST_F(svm, atomics_basic)
+{
+	uint64_t *p = map_anon(4096), r;
+
+	ASSERT_NE(NULL, p);
+	p[0] = 40;
+	ASSERT_EQ(0, svm_atomic(self->fd, &p[0], P2PLAB_SVM_OP_FETCH_ADD, 8, 2, 0, &r));
+	ASSERT_EQ(40, r);
+	ASSERT_EQ(42, p[0]);
+	ASSERT_EQ(0, svm_atomic(self->fd, &p[0], P2PLAB_SVM_OP_CMPXCHG, 8, 7, 42, &r));
+	ASSERT_EQ(42, r);
+	ASSERT_EQ(7, p[0]);
+	ASSERT_EQ(0, svm_atomic(self->fd, &p[0], P2PLAB_SVM_OP_CMPXCHG, 8, 9, 42, &r));
+	ASSERT_EQ(7, r);
+	ASSERT_EQ(7, p[0]);
+	((uint32_t *)p)[3] = 0xffffffff;
+	ASSERT_EQ(0, svm_atomic(self->fd, (uint32_t *)p + 3, P2PLAB_SVM_OP_FETCH_ADD, 4, 1, 0, &r));
+	ASSERT_EQ(0xffffffff, r);
+	ASSERT_EQ(0, ((uint32_t *)p)[3]);
+	ASSERT_EQ(7, p[0]);		/* neighbours untouched */
+	ASSERT_EQ(-EINVAL, svm_atomic(self->fd, (uint8_t *)p + 1, P2PLAB_SVM_OP_FETCH_ADD, 4, 1,
+				      0, &r));
+	/* read-only memory: make_device_exclusive() refuses, cancelled */
+	ASSERT_EQ(0, mprotect(p, 4096, PROT_READ));
+	ASSERT_EQ(-EFAULT, svm_atomic(self->fd, &p[1], P2PLAB_SVM_OP_FETCH_ADD, 8, 1, 0, &r));
+	munmap(p, 4096);
+}
+
+struct cpu_adder {
+	volatile uint64_t *ctr;
+	long n;
+};
+
+static void *cpu_add(void *arg)
+{
+	struct cpu_adder *c = arg;
+	long i;
+
+	for (i = 0; i < c->n; i++)
+		__atomic_fetch_add(c->ctr, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* device and CPU increment one counter concurrently: no update lost (make_device_exclusive,
+ * revoked by every CPU touch through the notifier) */
+TEST_F_TIMEOUT(svm, atomics_concurrent_cpu, 300)
+{
+	uint64_t *p = map_anon(4096);
+	struct cpu_adder ca = { .n = 200000 };
+	struct p2plab_svm_stats s;
+	long dev_n = 400, i;
+	pthread_t t;
+
+	ASSERT_NE(NULL, p);
+	p[0] = 0;
+	ca.ctr = &p[0];
+	ASSERT_EQ(0, pthread_create(&t, NULL, cpu_add, &ca));
+	for (i = 0; i < dev_n; i++)
+		ASSERT_EQ(0, svm_atomic(self->fd, &p[0], P2PLAB_SVM_OP_FETCH_ADD, 8, 1, 0, NULL));
+	pthread_join(t, NULL);
+	ASSERT_EQ(ca.n + dev_n, p[0]);
+	ASSERT_EQ(0, svm_stats(self->fd, &s));
+	TH_LOG("exclusive %llu faults %llu notifier %llu", (unsigned long long)s.exclusive,
+	       (unsigned long long)s.faults, (unsigned long long)s.notifier_calls);
+	ASSERT_GE(s.exclusive, 1);
+	munmap(p, 4096);
+}
+
+/* several processes, each with its own context on the same device, at once */
+TEST_F_TIMEOUT(svm, multi_process, 300)
+{
+	int n = 4, i, status, fails = 0;
+	pid_t pids[4];
+
+	for (i = 0; i < n; i++) {
+		pids[i] = fork();
+		ASSERT_GE(pids[i], 0);
+		if (pids[i] == 0) {
+			struct p2plab_svm_bind b;
+			size_t len = 512 * 1024;
+			uint8_t *a, *c;
+			int fd = svm_open_bind(&b), k;
+
+			if (fd < 0)
+				_exit(10);
+			a = map_anon(len);
+			c = malloc(len);
+			for (k = 0; k < 5; k++) {
+				fill(a, len, 1000 * i + k);
+				memset(c, 0, len);
+				if (svm_copy(fd, (uintptr_t)a, (uintptr_t)c, len, VA2VA, NULL))
+					_exit(11);
+				if (check(c, len, 1000 * i + k) != -1)
+					_exit(12);
+			}
+			_exit(0);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(pids[i], waitpid(pids[i], &status, 0));
+		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+			TH_LOG("child %d: status %#x", i, status);
+			fails++;
+		}
+	}
+	ASSERT_EQ(0, fails);
+}
+
+TEST_F(svm, bad_requests)
+{
+	struct p2plab_svm_bind b = {};
+	uint8_t buf[64];
+	int fd2;
+
+	ASSERT_EQ(-1, ioctl(self->fd, P2PLAB_IOC_SVM_BIND, &b));
+	ASSERT_EQ(EBUSY, errno);
+	ASSERT_EQ(-EINVAL, svm_copy(self->fd, (uintptr_t)buf, 0, 64,
+				    P2PLAB_SVM_SRC_VA | P2PLAB_SVM_SRC_LOCAL | P2PLAB_SVM_DST_LOCAL,
+				    NULL));
+	ASSERT_EQ(-EINVAL, svm_copy(self->fd, 0, 0, 64,
+				    P2PLAB_SVM_SRC_LOCAL | P2PLAB_SVM_DST_LOCAL, NULL));
+	ASSERT_EQ(-EINVAL, svm_copy(self->fd, (uintptr_t)buf, 0, 0, VA2DEV, NULL));
+	ASSERT_EQ(-ERANGE, svm_copy(self->fd, (uintptr_t)buf, self->info.mem_size, 64, VA2DEV,
+				    NULL));
+	ASSERT_EQ(-EINVAL, svm_copy(self->fd, 1ull << 48, 0, 64, VA2DEV, NULL));
+	fd2 = pl_open(svm_dev());
+	ASSERT_GE(fd2, 0);
+	ASSERT_EQ(-1, ioctl(fd2, P2PLAB_IOC_SVM_UNBIND));
+	ASSERT_EQ(ENOENT, errno);
+	ASSERT_EQ(-ENOENT, svm_copy(fd2, (uintptr_t)buf, 0, 64, VA2DEV, NULL));
+	close(fd2);
+	/* unbind, then bind again on the same fd */
+	ASSERT_EQ(0, ioctl(self->fd, P2PLAB_IOC_SVM_UNBIND));
+	ASSERT_EQ(0, ioctl(self->fd, P2PLAB_IOC_SVM_BIND, &b));
+	memset(buf, 0x5a, sizeof(buf));
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)buf, 0, sizeof(buf), VA2DEV, NULL));
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* figures for docs/svm.md: device read of a buffer by VA, first touch vs mapped vs physical */
+static void bench_one(struct __test_metadata *_metadata, FIXTURE_DATA(svm) *self, bool thp)
+{
+	const char *e = getenv("SVM_BENCH_MB");
+	size_t len = (e ? atoi(e) : 32) * MB;
+	struct p2plab_svm_stats s0, s1;
+	struct p2plab_svm_copy c;
+	struct p2plab_dma d;
+	uint64_t lat[P2PLAB_SVM_LAT_SAMPLES];
+	double t0, t_first, t_mapped, t_phys;
+	uint8_t *a;
+	unsigned int n;
+
+	if (len > self->win)
+		len = self->win;
+	a = map_aligned(len, 2 * MB);
+	ASSERT_NE(NULL, a);
+	if (thp) {
+		if (!thp_available())
+			SKIP(return, "transparent hugepages disabled");
+		ASSERT_EQ(0, madvise(a, len, MADV_HUGEPAGE));
+	} else {
+		ASSERT_EQ(0, madvise(a, len, MADV_NOHUGEPAGE));
+	}
+	fill(a, len, 20);
+	ASSERT_EQ(0, svm_stats(self->fd, &s0));
+	t0 = pl_now();
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, 0, len, VA2DEV, &c));
+	t_first = pl_now() - t0;
+	ASSERT_EQ(0, svm_stats(self->fd, &s1));
+	t0 = pl_now();
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, 0, len, VA2DEV, &c));
+	t_mapped = pl_now() - t0;
+	ASSERT_EQ(0, c.faults);
+	memset(&d, 0, sizeof(d));
+	d.uaddr = (uintptr_t)a;
+	d.dev_off = 0;
+	d.len = len;
+	d.dir = P2PLAB_DIR_TO_DEV;
+	t0 = pl_now();
+	ASSERT_EQ(0, ioctl(self->fd, P2PLAB_IOC_DMA, &d));
+	t_phys = pl_now() - t0;
+	n = s1.nlat;
+	memcpy(lat, s1.lat_ns, n * sizeof(lat[0]));
+	qsort(lat, n, sizeof(lat[0]), cmp_u64);
+	printf("# bench %s %zu MiB: first-touch %.1f MB/s (%.3f s, %llu faults, %.0f faults/s, "
+	       "%llu 2M + %llu 4K leaves), mapped %.1f MB/s, physical %.1f MB/s, "
+	       "first/mapped %.2f, median fault handling %.1f us (last %u)\n",
+	       thp ? "thp" : "4k", len / MB, len / MB / t_first, t_first,
+	       (unsigned long long)(s1.faults - s0.faults), (s1.faults - s0.faults) / t_first,
+	       (unsigned long long)(s1.pte_2m - s0.pte_2m),
+	       (unsigned long long)(s1.pte_4k - s0.pte_4k), len / MB / t_mapped,
+	       len / MB / t_phys, t_mapped / t_first, n ? lat[n / 2] / 1000.0 : 0.0, n);
+	/* the bytes arrived */
+	memset(a, 0, 4096);
+	ASSERT_EQ(4096, pread(self->fd, a, 4096, 0));
+	ASSERT_EQ(-1, check(a, 4096, 20));
+	munmap(a, len);
+}
+
+TEST_F_TIMEOUT(svm, bench_4k, 600)
+{
+	bench_one(_metadata, self, false);
+}
+
+TEST_F_TIMEOUT(svm, bench_thp, 600)
+{
+	bench_one(_metadata, self, true);
+}
+
+/* ---- helper for the QMP-scripted interleaving (not a test) ---- */
+
+struct hold_arg {
+	int fd;
+	uint8_t *a;
+	size_t len;
+	int ret;
+	struct p2plab_svm_copy c;
+};
+
+static void *hold_copy(void *p)
+{
+	struct hold_arg *h = p;
+
+	memset(&h->c, 0, sizeof(h->c));
+	h->c.src = (uintptr_t)h->a;
+	h->c.dst = 0;
+	h->c.len = h->len;
+	h->c.flags = VA2DEV;
+	h->c.timeout_ms = 120000;
+	h->ret = ioctl(h->fd, P2PLAB_IOC_SVM_COPY, &h->c) ? -errno : 0;
+	return NULL;
+}
+
+static int hold_munmap(const char *state)
+{
+	struct p2plab_svm_bind b;
+	struct p2plab_svm_stats s;
+	struct hold_arg h = { .len = 64 * 1024 };
+	pthread_t t;
+	FILE *f;
+	int i;
+
+	h.fd = svm_open_bind(&b);
+	if (h.fd < 0) {
+		printf("bind: %s\n", strerror(-h.fd));
+		return 2;
+	}
+	h.a = map_anon(h.len);
+	fill(h.a, h.len, 30);
+	pthread_create(&t, NULL, hold_copy, &h);
+	for (i = 0; i < 400; i++) {	/* the descriptor parks on its (held) fault */
+		if (!svm_stats(h.fd, &s) && s.hw_parked >= 1)
+			break;
+		usleep(50000);
+	}
+	if (i == 400) {
+		printf("the copy never parked (mmu-hold-faults not set?)\n");
+		return 3;
+	}
+	printf("parked: %u, faults handled %llu\n", s.hw_parked, (unsigned long long)s.faults);
+	munmap(h.a, h.len);
+	f = fopen(state, "w");
+	fprintf(f, "MUNMAPPED\n");
+	fclose(f);
+	printf("MUNMAPPED %p\n", h.a);
+	fflush(stdout);
+	pthread_join(t, NULL);
+	printf("RESULT ret=%d (%s) fault_va=%#llx buffer=%p err_code=%#x\n", h.ret,
+	       h.ret ? strerror(-h.ret) : "ok", (unsigned long long)h.c.fault_va, h.a,
+	       h.c.err_code);
+	return h.ret == -EFAULT && h.c.fault_va >= (uintptr_t)h.a &&
+	       h.c.fault_va < (uintptr_t)h.a + h.len ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "hold-munmap"))
+		return hold_munmap(argv[2]);
+	return test_harness_run(argc, argv);
+}

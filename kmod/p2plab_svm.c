@@ -1,0 +1,954 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * p2plab_svm.c - shared virtual memory on the p2plab device MMU (docs/device.md §15): the device
+ * works on a process's memory by virtual address; its page faults are resolved by the kernel's
+ * HMM through a backend (p2plab_svm_odp.c) and replayed. docs/svm.md.
+ *
+ *   device fault -> fault record in the fault ring + MSI-X P2PLAB_VEC_FAULT (descriptor parked)
+ *   -> p2plab_irq() (hard IRQ) queues svm->fault_work
+ *   -> p2plab_svm_fault_work(): reads the records, per record the context's backend ->fault()
+ *      (hmm_range_fault() with the read_begin/retry loop, DMA mapping, device PTEs)
+ *   -> FAULT_RESP replay (or cancel: the submitter gets -EFAULT with the address)
+ *
+ *   CPU page-table change -> mmu_interval_notifier of the range (backend) -> clear device PTEs
+ *   -> p2plab_svm_tlb_inv(): INV_* registers, INV_DONE polled (bounded) -> DMA unmap
+ *
+ * One context per open file (SVA style), bound to the mm of the process that binds it.
+ */
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/sched/mm.h>
+#include <linux/delay.h>
+#include <linux/ktime.h>
+#include <linux/io.h>
+
+#include "p2plab.h"
+#include "p2plab_ioctl.h"
+#include "p2plab_svm.h"
+
+static char *svm_backend = "odp";
+module_param(svm_backend, charp, 0444);
+MODULE_PARM_DESC(svm_backend, "SVM fault backend: odp (hmm_range_fault + hmm_dma_map_*, default), gpusvm (drm_gpusvm), none");
+
+static unsigned int svm_inv_timeout_us = 200000;
+module_param(svm_inv_timeout_us, uint, 0644);
+MODULE_PARM_DESC(svm_inv_timeout_us, "bound of the wait for a device TLB invalidation (us, default 200000)");
+
+#define SVM_FAULT_RING		256	/* records */
+#define SVM_FAULT_LOOPS		64	/* ring drains per work run before requeueing */
+#define SVM_PT_POOL		8	/* spare tables kept for allocation under ctx->lock */
+
+static inline u32 rd(struct p2plab_dev *pd, u32 reg)
+{
+	return ioread32(pd->regs + reg);
+}
+
+static inline void wr(struct p2plab_dev *pd, u32 reg, u32 v)
+{
+	iowrite32(v, pd->regs + reg);
+}
+
+static const struct p2plab_svm_backend *p2plab_svm_pick_backend(struct p2plab_dev *pd)
+{
+	if (!strcmp(svm_backend, "odp"))
+		return &p2plab_svm_odp_backend;
+#ifdef P2PLAB_HAVE_GPUSVM
+	if (!strcmp(svm_backend, "gpusvm"))
+		return &p2plab_svm_gpusvm_backend;
+#endif
+	if (strcmp(svm_backend, "none"))
+		dev_warn(&pd->pdev->dev, "svm_backend=%s is not available: SVM off\n", svm_backend);
+	return NULL;
+}
+
+/* ---- device page tables ---------------------------------------------------------------------- */
+
+/*
+ * Tables are allocated outside ctx->lock (GFP_KERNEL may reclaim, and reclaim may call our own
+ * invalidate callback, which takes ctx->lock): p2plab_svm_pt_reserve() fills a small pool,
+ * the PTE writers take from it under the lock.
+ */
+struct svm_pool {
+	struct p2plab_svm_pt *pt[SVM_PT_POOL];
+	unsigned int n;
+};
+
+static struct p2plab_svm_pt *svm_pt_new(struct p2plab_dev *pd)
+{
+	struct p2plab_svm_pt *pt = kzalloc(sizeof(*pt), GFP_KERNEL);
+
+	if (!pt)
+		return NULL;
+	pt->e = dma_alloc_coherent(&pd->pdev->dev, PAGE_SIZE, &pt->dma, GFP_KERNEL);
+	if (!pt->e) {
+		kfree(pt);
+		return NULL;
+	}
+	return pt;
+}
+
+static void svm_pt_free(struct p2plab_dev *pd, struct p2plab_svm_pt *pt, int level)
+{
+	int i;
+
+	if (!pt)
+		return;
+	if (level > 1)
+		for (i = 0; i < 512; i++)
+			svm_pt_free(pd, pt->child[i], level - 1);
+	dma_free_coherent(&pd->pdev->dev, PAGE_SIZE, pt->e, pt->dma);
+	kfree(pt);
+}
+
+/* the pool hangs off the context; it is only touched by the fault worker / ioctl paths */
+static struct svm_pool *svm_ctx_pool(struct p2plab_svm_ctx *ctx)
+{
+	return (struct svm_pool *)(ctx + 1);
+}
+
+int p2plab_svm_pt_reserve(struct p2plab_svm_ctx *ctx, unsigned int n)
+{
+	struct svm_pool *pool = svm_ctx_pool(ctx);
+	struct p2plab_svm_pt *pt;
+
+	n = min_t(unsigned int, n, SVM_PT_POOL);
+	for (;;) {
+		mutex_lock(&ctx->lock);
+		if (pool->n >= n) {
+			mutex_unlock(&ctx->lock);
+			return 0;
+		}
+		mutex_unlock(&ctx->lock);
+		pt = svm_pt_new(ctx->pd);
+		if (!pt)
+			return -ENOMEM;
+		mutex_lock(&ctx->lock);
+		if (pool->n < SVM_PT_POOL) {
+			pool->pt[pool->n++] = pt;
+			pt = NULL;
+		}
+		mutex_unlock(&ctx->lock);
+		if (pt)
+			svm_pt_free(ctx->pd, pt, 1);
+	}
+}
+EXPORT_SYMBOL_GPL(p2plab_svm_pt_reserve);
+
+static struct p2plab_svm_pt *svm_pt_take(struct p2plab_svm_ctx *ctx)
+{
+	struct svm_pool *pool = svm_ctx_pool(ctx);
+
+	lockdep_assert_held(&ctx->lock);
+	if (!pool->n)
+		return NULL;
+	ctx->ntables++;
+	return pool->pt[--pool->n];
+}
+
+static inline unsigned int svm_idx(u64 va, int level)
+{
+	return (va >> (PAGE_SHIFT + 9 * (level - 1))) & 511;
+}
+
+static inline void svm_pte_write(__le64 *e, u64 v)
+{
+	WRITE_ONCE(*e, cpu_to_le64(v));
+}
+
+/* the table at @level (1 or 2) that holds the entry of @va, allocating tables on the way */
+static struct p2plab_svm_pt *svm_walk_alloc(struct p2plab_svm_ctx *ctx, u64 va, int level,
+					    bool *replaced_2m)
+{
+	struct p2plab_svm_pt *pt = ctx->root;
+	int l;
+
+	for (l = 4; l > level; l--) {
+		unsigned int i = svm_idx(va, l);
+		u64 old = le64_to_cpu(READ_ONCE(pt->e[i]));
+		struct p2plab_svm_pt *c = pt->child[i];
+
+		if (!c) {
+			c = svm_pt_take(ctx);
+			if (!c)
+				return NULL;
+			pt->child[i] = c;
+		}
+		if (!(old & P2PLAB_PTE_V) || (old & P2PLAB_PTE_PS)) {
+			if (old & P2PLAB_PTE_PS) {
+				/* a 2 MiB leaf becomes a table again: start from an empty one */
+				memset(c->e, 0, PAGE_SIZE);
+				*replaced_2m = true;
+			}
+			dma_wmb();
+			svm_pte_write(&pt->e[i], (c->dma & P2PLAB_PTE_ADDR_MASK) | P2PLAB_PTE_V);
+		}
+		pt = c;
+	}
+	return pt;
+}
+
+int p2plab_svm_pte_set_4k(struct p2plab_svm_ctx *ctx, u64 va, u64 addr, u64 perm)
+{
+	bool replaced = false;
+	struct p2plab_svm_pt *pt;
+
+	lockdep_assert_held(&ctx->lock);
+	pt = svm_walk_alloc(ctx, va, 1, &replaced);
+	if (!pt)
+		return -ENOMEM;
+	svm_pte_write(&pt->e[svm_idx(va, 1)],
+		      (addr & P2PLAB_PTE_ADDR_MASK) | perm | P2PLAB_PTE_V);
+	if (replaced)	/* the old 2 MiB leaf may be cached */
+		p2plab_svm_tlb_inv(ctx, ALIGN_DOWN(va, SZ_2M), ALIGN_DOWN(va, SZ_2M) + SZ_2M, true);
+	atomic64_inc(&ctx->pte_4k);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(p2plab_svm_pte_set_4k);
+
+int p2plab_svm_pte_set_2m(struct p2plab_svm_ctx *ctx, u64 va, u64 addr, u64 perm)
+{
+	bool replaced = false;
+	struct p2plab_svm_pt *pt, *l1;
+	unsigned int i;
+
+	lockdep_assert_held(&ctx->lock);
+	if ((va | addr) & (SZ_2M - 1))
+		return -EINVAL;
+	pt = svm_walk_alloc(ctx, va, 2, &replaced);
+	if (!pt)
+		return -ENOMEM;
+	i = svm_idx(va, 2);
+	svm_pte_write(&pt->e[i], (addr & P2PLAB_PTE_ADDR_MASK) | perm | P2PLAB_PTE_PS |
+		      P2PLAB_PTE_V);
+	/* a level-1 table that was there keeps its memory, empty, for a later split */
+	l1 = pt->child[i];
+	if (l1)
+		memset(l1->e, 0, PAGE_SIZE);
+	atomic64_inc(&ctx->pte_2m);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(p2plab_svm_pte_set_2m);
+
+static bool svm_clear(struct p2plab_svm_pt *pt, int level, u64 base, u64 start, u64 end)
+{
+	u64 span = 1ull << (PAGE_SHIFT + 9 * (level - 1));
+	bool any = false;
+	unsigned int i;
+
+	for (i = svm_idx(max(start, base), level); i < 512; i++) {
+		u64 va = base + i * span;
+		u64 e;
+
+		if (va >= end)
+			break;
+		e = le64_to_cpu(READ_ONCE(pt->e[i]));
+		if (!(e & P2PLAB_PTE_V))
+			continue;
+		if (level == 1 || (e & P2PLAB_PTE_PS)) {
+			svm_pte_write(&pt->e[i], 0);	/* a 2 MiB leaf goes whole */
+			any = true;
+		} else if (pt->child[i]) {
+			any |= svm_clear(pt->child[i], level - 1, va, start, end);
+		}
+	}
+	return any;
+}
+
+bool p2plab_svm_pte_clear(struct p2plab_svm_ctx *ctx, u64 start, u64 end)
+{
+	lockdep_assert_held(&ctx->lock);
+	if (end <= start)
+		return false;
+	return svm_clear(ctx->root, 4, 0, start, end);
+}
+EXPORT_SYMBOL_GPL(p2plab_svm_pte_clear);
+
+/* the leaf mapping @va, 0 if none */
+static u64 svm_pte_lookup(struct p2plab_svm_ctx *ctx, u64 va)
+{
+	struct p2plab_svm_pt *pt = ctx->root;
+	int l;
+
+	for (l = 4; l >= 1; l--) {
+		u64 e = le64_to_cpu(READ_ONCE(pt->e[svm_idx(va, l)]));
+
+		if (!(e & P2PLAB_PTE_V))
+			return 0;
+		if (l == 1 || (e & P2PLAB_PTE_PS))
+			return e;
+		pt = pt->child[svm_idx(va, l)];
+		if (!pt)
+			return 0;
+	}
+	return 0;
+}
+
+/* ---- TLB invalidation ------------------------------------------------------------------------ */
+
+int p2plab_svm_tlb_inv(struct p2plab_svm_ctx *ctx, u64 start, u64 end, bool may_sleep)
+{
+	struct p2plab_svm *svm = ctx->svm;
+	struct p2plab_dev *pd = ctx->pd;
+	u64 len = end - start, waited = 0;
+	u32 seq, done;
+
+	if (READ_ONCE(svm->dead) || READ_ONCE(pd->dead))
+		return -ENODEV;
+	if (!len)
+		len = 1;	/* 0 would mean the whole VA space */
+	/* the cleared entries must be in memory before the device can walk again */
+	wmb();
+	spin_lock(&svm->inv_lock);
+	wr(pd, P2PLAB_REG_INV_CTX, ctx->id);
+	wr(pd, P2PLAB_REG_INV_VA_LO, lower_32_bits(start));
+	wr(pd, P2PLAB_REG_INV_VA_HI, upper_32_bits(start));
+	wr(pd, P2PLAB_REG_INV_SIZE_LO, lower_32_bits(len));
+	wr(pd, P2PLAB_REG_INV_SIZE_HI, upper_32_bits(len));
+	wr(pd, P2PLAB_REG_INV_CMD, P2PLAB_INV_CMD_SUBMIT);
+	seq = rd(pd, P2PLAB_REG_INV_ISSUED);
+	spin_unlock(&svm->inv_lock);
+	atomic64_inc(&ctx->invalidations);
+
+	for (;;) {
+		done = rd(pd, P2PLAB_REG_INV_DONE);
+		if (done == 0xffffffffu && rd(pd, P2PLAB_REG_ID) == 0xffffffffu)
+			return -ENODEV;
+		if ((s32)(done - seq) >= 0)
+			return 0;
+		if (waited >= READ_ONCE(svm_inv_timeout_us))
+			break;
+		if (may_sleep) {
+			usleep_range(20, 50);
+			waited += 35;
+		} else {
+			udelay(5);
+			waited += 5;
+		}
+	}
+	atomic64_inc(&ctx->inv_timeouts);
+	dev_err_ratelimited(&pd->pdev->dev,
+			    "svm ctx %u: TLB invalidation %u not done after %u us (INV_DONE %u)\n",
+			    ctx->id, seq, svm_inv_timeout_us, done);
+	return -ETIMEDOUT;
+}
+EXPORT_SYMBOL_GPL(p2plab_svm_tlb_inv);
+
+void p2plab_svm_lat_add(struct p2plab_svm_ctx *ctx, u64 ns)
+{
+	spin_lock(&ctx->lat_lock);
+	ctx->lat_ns[ctx->lat_next] = ns;
+	ctx->lat_next = (ctx->lat_next + 1) % ARRAY_SIZE(ctx->lat_ns);
+	if (ctx->lat_n < ARRAY_SIZE(ctx->lat_ns))
+		ctx->lat_n++;
+	spin_unlock(&ctx->lat_lock);
+}
+
+/* ---- hardware: fault ring and context roots ---------------------------------------------------- */
+
+static void svm_ctx_hw_root(struct p2plab_svm *svm, struct p2plab_svm_ctx *ctx, bool enable)
+{
+	struct p2plab_dev *pd = svm->pd;
+
+	if (!enable) {
+		wr(pd, P2PLAB_REG_CTX_ROOT_LO(ctx->id), 0);	/* drops the context's TLB */
+		wr(pd, P2PLAB_REG_CTX_ROOT_HI(ctx->id), 0);
+		return;
+	}
+	wr(pd, P2PLAB_REG_CTX_ROOT_HI(ctx->id), upper_32_bits(ctx->root->dma));
+	wr(pd, P2PLAB_REG_CTX_ROOT_LO(ctx->id),
+	   lower_32_bits(ctx->root->dma) | P2PLAB_CTX_ROOT_ENABLE);
+}
+
+static int svm_hw_program(struct p2plab_svm *svm)
+{
+	struct p2plab_dev *pd = svm->pd;
+	int i;
+
+	wr(pd, P2PLAB_REG_FAULT_CTRL, 0);
+	wr(pd, P2PLAB_REG_FAULT_BASE_LO, lower_32_bits(svm->ring_dma));
+	wr(pd, P2PLAB_REG_FAULT_BASE_HI, upper_32_bits(svm->ring_dma));
+	wr(pd, P2PLAB_REG_FAULT_SIZE, svm->ring_size);	/* HEAD = TAIL = 0 */
+	wr(pd, P2PLAB_REG_FAULT_STATUS, P2PLAB_FAULT_STATUS_OVERFLOW |
+	   P2PLAB_FAULT_STATUS_WRITE_ERR);
+	wr(pd, P2PLAB_REG_FAULT_CTRL, P2PLAB_FAULT_CTRL_ENABLE);
+	if (!(rd(pd, P2PLAB_REG_FAULT_CTRL) & P2PLAB_FAULT_CTRL_ENABLE)) {
+		dev_err(&pd->pdev->dev, "svm: fault ring refused by the device\n");
+		return -EIO;
+	}
+	spin_lock(&svm->lock);
+	for (i = 0; i < P2PLAB_MMU_CONTEXTS; i++)
+		if (svm->ctx[i])
+			svm_ctx_hw_root(svm, svm->ctx[i], true);
+	spin_unlock(&svm->lock);
+	return 0;
+}
+
+void p2plab_svm_hw_restore(struct p2plab_dev *pd)
+{
+	struct p2plab_svm *svm = pd->svm;
+
+	/* CTRL.RESET cleared the MMU registers: program the fault ring and roots again */
+	if (svm && !READ_ONCE(svm->dead))
+		svm_hw_program(svm);
+}
+
+void p2plab_svm_irq(struct p2plab_dev *pd)
+{
+	struct p2plab_svm *svm = pd->svm;
+
+	if (svm && !READ_ONCE(svm->dead))
+		queue_work(svm->wq, &svm->fault_work);
+}
+
+/* ---- fault handling (process context) ---------------------------------------------------------- */
+
+static void svm_resp(struct p2plab_svm *svm, u32 ctx, u32 index, u32 flags)
+{
+	wmb();	/* PTEs before the replay */
+	wr(svm->pd, P2PLAB_REG_FAULT_RESP, (index & P2PLAB_FAULT_RESP_INDEX_MASK) |
+	   (ctx << P2PLAB_FAULT_RESP_CTX_SHIFT) | flags);
+}
+
+static void svm_handle_fault(struct p2plab_svm *svm, const struct p2plab_fault *f)
+{
+	u32 cid = f->ctx, access = f->access;
+	struct p2plab_svm_ctx *ctx = NULL;
+	u64 t0 = ktime_get_ns(), leaf;
+	u64 need;
+	int ret;
+
+	if (cid < P2PLAB_MMU_CONTEXTS) {
+		spin_lock(&svm->lock);
+		ctx = svm->ctx[cid];
+		spin_unlock(&svm->lock);
+	}
+	if (!ctx) {
+		/* a context that is going away: nobody waits for this descriptor */
+		svm_resp(svm, cid & 0xf, f->desc_index, P2PLAB_FAULT_RESP_CANCEL);
+		return;
+	}
+	atomic64_inc(&ctx->faults);
+	need = access == P2PLAB_FAULT_ACC_WRITE ? P2PLAB_PTE_W :
+	       access == P2PLAB_FAULT_ACC_ATOMIC ? P2PLAB_PTE_A : P2PLAB_PTE_R;
+	/* a later fault of a range an earlier record already brought in: just replay */
+	mutex_lock(&ctx->lock);
+	leaf = svm_pte_lookup(ctx, f->va);
+	mutex_unlock(&ctx->lock);
+	if ((f->reason & 0xff) != P2PLAB_FAULT_R_INJECTED && (leaf & need))
+		ret = 0;
+	else
+		ret = ctx->be->fault(ctx, f->va, access == P2PLAB_FAULT_ACC_PREFETCH ?
+				     P2PLAB_FAULT_ACC_READ : access);
+	if (ret) {
+		WRITE_ONCE(ctx->cancel_va, f->va);
+		WRITE_ONCE(ctx->cancel_access, access);
+		atomic64_inc(&ctx->cancels);
+		dev_dbg(&svm->pd->pdev->dev, "svm ctx %u: fault va %#llx access %u: %d, cancel\n",
+			cid, f->va, access, ret);
+		svm_resp(svm, cid, f->desc_index, P2PLAB_FAULT_RESP_CANCEL);
+		return;
+	}
+	atomic64_inc(&ctx->replays);
+	svm_resp(svm, cid, f->desc_index, 0);
+	p2plab_svm_lat_add(ctx, ktime_get_ns() - t0);
+}
+
+static void p2plab_svm_fault_work(struct work_struct *w)
+{
+	struct p2plab_svm *svm = container_of(w, struct p2plab_svm, fault_work);
+	struct p2plab_dev *pd = svm->pd;
+	u32 mask = svm->ring_size - 1;
+	int loops;
+
+	for (loops = 0; loops < SVM_FAULT_LOOPS; loops++) {
+		u32 head, tail, st;
+
+		if (READ_ONCE(svm->dead))
+			return;
+		head = rd(pd, P2PLAB_REG_FAULT_HEAD);
+		tail = rd(pd, P2PLAB_REG_FAULT_TAIL);
+		if (head == 0xffffffffu || tail == 0xffffffffu)
+			return;		/* link down */
+		if (head > mask || tail > mask)
+			return;
+		while (head != tail) {
+			struct p2plab_fault f;
+
+			dma_rmb();	/* the record is written before TAIL moves */
+			memcpy(&f, &svm->ring[head], sizeof(f));
+			f.va = le64_to_cpu((__force __le64)f.va);
+			f.desc_index = le32_to_cpu((__force __le32)f.desc_index);
+			f.ctx = le32_to_cpu((__force __le32)f.ctx);
+			f.access = le32_to_cpu((__force __le32)f.access);
+			f.reason = le32_to_cpu((__force __le32)f.reason);
+			head = (head + 1) & mask;
+			wr(pd, P2PLAB_REG_FAULT_HEAD, head);	/* the slot is free again */
+			svm_handle_fault(svm, &f);
+		}
+		st = rd(pd, P2PLAB_REG_FAULT_STATUS);
+		if (st != 0xffffffffu && (st & (P2PLAB_FAULT_STATUS_OVERFLOW |
+						P2PLAB_FAULT_STATUS_WRITE_ERR))) {
+			u32 stalled;
+			int c;
+
+			/* unrecorded faults: replay every stalled context, they fault again */
+			wr(pd, P2PLAB_REG_FAULT_STATUS, st);
+			stalled = rd(pd, P2PLAB_REG_MMU_STALLED);
+			for (c = 0; c < P2PLAB_MMU_CONTEXTS; c++)
+				if (stalled & BIT(c))
+					svm_resp(svm, c, 0, P2PLAB_FAULT_RESP_ALL_CTX);
+			continue;
+		}
+		if (rd(pd, P2PLAB_REG_FAULT_TAIL) == head)
+			return;
+	}
+	queue_work(svm->wq, &svm->fault_work);	/* let others run, then go on */
+}
+
+/* ---- contexts ---------------------------------------------------------------------------------- */
+
+static struct p2plab_svm_ctx *svm_ctx_of_file(struct p2plab_svm *svm, struct file *f)
+{
+	int i;
+
+	lockdep_assert_held(&svm->bind_lock);
+	for (i = 0; i < P2PLAB_MMU_CONTEXTS; i++)
+		if (svm->ctx[i] && svm->ctx[i]->file == f)
+			return svm->ctx[i];
+	return NULL;
+}
+
+static void svm_ctx_free(struct p2plab_svm_ctx *ctx)
+{
+	struct p2plab_dev *pd = ctx->pd;
+	struct svm_pool *pool = svm_ctx_pool(ctx);
+
+	while (pool->n)
+		svm_pt_free(pd, pool->pt[--pool->n], 1);
+	svm_pt_free(pd, ctx->root, 4);
+	if (ctx->args)
+		dma_free_coherent(&pd->pdev->dev, PAGE_SIZE, ctx->args, ctx->args_dma);
+	if (ctx->mm)
+		mmdrop(ctx->mm);
+	kfree(ctx);
+}
+
+static int svm_bind(struct p2plab_svm *svm, struct file *f, struct p2plab_svm_bind *b)
+{
+	struct p2plab_dev *pd = svm->pd;
+	struct p2plab_svm_ctx *ctx;
+	int id, ret;
+
+	if (b->flags || b->reserved)
+		return -EINVAL;
+	if (!svm->be)
+		return -EOPNOTSUPP;
+	if (!current->mm)
+		return -EINVAL;
+	if (svm_ctx_of_file(svm, f))
+		return -EBUSY;
+	for (id = 0; id < P2PLAB_MMU_CONTEXTS; id++)
+		if (!svm->ctx[id])
+			break;
+	if (id == P2PLAB_MMU_CONTEXTS)
+		return -ENOSPC;
+
+	ctx = kzalloc(sizeof(*ctx) + sizeof(struct svm_pool), GFP_KERNEL);
+	if (!ctx)
+		return -ENOMEM;
+	ctx->pd = pd;
+	ctx->svm = svm;
+	ctx->file = f;
+	ctx->id = id;
+	ctx->be = svm->be;
+	mutex_init(&ctx->lock);
+	mutex_init(&ctx->submit_lock);
+	spin_lock_init(&ctx->lat_lock);
+	ctx->root = svm_pt_new(pd);
+	if (!ctx->root) {
+		ret = -ENOMEM;
+		goto err_free_ctx;
+	}
+	ctx->ntables = 1;
+	ctx->args = dma_alloc_coherent(&pd->pdev->dev, PAGE_SIZE, &ctx->args_dma, GFP_KERNEL);
+	if (!ctx->args) {
+		ret = -ENOMEM;
+		goto err_free_ctx;
+	}
+	mmgrab(current->mm);
+	ctx->mm = current->mm;
+	ret = ctx->be->ctx_init(ctx);
+	if (ret)
+		goto err_free_ctx;
+
+	spin_lock(&svm->lock);
+	svm->ctx[id] = ctx;
+	spin_unlock(&svm->lock);
+	svm_ctx_hw_root(svm, ctx, true);
+
+	b->ctx = id;
+	b->backend = ctx->be->id;
+	b->mmu_caps = svm->mmu_caps;
+	b->tlb_entries = svm->tlb_entries;
+	return 0;
+
+err_free_ctx:
+	svm_ctx_free(ctx);	/* mmdrop, tables, args */
+	return ret;
+}
+
+/* bind_lock held; no submission of the context runs */
+static void svm_unbind(struct p2plab_svm *svm, struct p2plab_svm_ctx *ctx)
+{
+	spin_lock(&svm->lock);
+	svm->ctx[ctx->id] = NULL;
+	spin_unlock(&svm->lock);
+	flush_work(&svm->fault_work);	/* it may have looked the context up */
+	if (!READ_ONCE(svm->dead) && !READ_ONCE(svm->pd->dead))
+		svm_ctx_hw_root(svm, ctx, false);	/* the device forgets it, TLB included */
+	ctx->be->ctx_fini(ctx);		/* notifiers removed, DMA unmapped */
+	svm_ctx_free(ctx);
+}
+
+/* ---- submissions ------------------------------------------------------------------------------- */
+
+static u64 svm_user_window(struct p2plab_dev *pd)
+{
+	/* as the character device: with HMM active the private window holds migrated pages */
+	return pd->hmm ? pd->p2p_size : pd->mem_size;
+}
+
+static int svm_run(struct p2plab_svm_ctx *ctx, struct p2plab_xfer *x, u32 timeout_ms,
+		   u32 *err_code, u64 *fault_va, u32 *fault_access, u64 *ns)
+{
+	struct p2plab_run_info info;
+	u64 t0 = ktime_get_ns();
+	int ret;
+
+	if (timeout_ms > P2PLAB_TIMEOUT_MAX_MS)
+		return -EINVAL;
+	WRITE_ONCE(ctx->cancel_va, 0);
+	ret = p2plab_dma_run_user(ctx->pd, x, 1, timeout_ms, NULL, &info);
+	*ns = ktime_get_ns() - t0;
+	*err_code = info.err_code;
+	if (ret == -EIO && info.err_code == P2PLAB_ERR_MMU_FAULT) {
+		*fault_va = READ_ONCE(ctx->cancel_va);
+		*fault_access = READ_ONCE(ctx->cancel_access);
+		ret = -EFAULT;
+	}
+	return ret;
+}
+
+static int svm_copy(struct p2plab_svm_ctx *ctx, struct p2plab_svm_copy *c)
+{
+	struct p2plab_dev *pd = ctx->pd;
+	u32 fl = c->flags, df = P2PLAB_DESC_F_CTX(ctx->id) | P2PLAB_DESC_F_OP(P2PLAB_OP_COPY);
+	struct p2plab_xfer x;
+	u64 faults0 = atomic64_read(&ctx->faults);
+	int ret;
+
+	c->fault_va = 0;
+	c->fault_access = 0;
+	c->err_code = 0;
+	c->ns = 0;
+	c->faults = 0;
+	if (c->reserved || (fl & ~(P2PLAB_SVM_SRC_VA | P2PLAB_SVM_SRC_LOCAL | P2PLAB_SVM_DST_VA |
+				   P2PLAB_SVM_DST_LOCAL)))
+		return -EINVAL;
+	if (!!(fl & P2PLAB_SVM_SRC_VA) == !!(fl & P2PLAB_SVM_SRC_LOCAL) ||
+	    !!(fl & P2PLAB_SVM_DST_VA) == !!(fl & P2PLAB_SVM_DST_LOCAL) ||
+	    !(fl & (P2PLAB_SVM_SRC_VA | P2PLAB_SVM_DST_VA)))
+		return -EINVAL;
+	if (!c->len || c->len > P2PLAB_DMA_MAX_LEN)
+		return -EINVAL;
+	if (fl & P2PLAB_SVM_SRC_VA) {
+		if (c->src + c->len < c->src || c->src + c->len > (1ull << P2PLAB_MMU_VA_BITS))
+			return -EINVAL;
+		df |= P2PLAB_DESC_F_SRC_VA;
+	} else {
+		if (c->src + c->len < c->src || c->src + c->len > svm_user_window(pd))
+			return -ERANGE;
+		df |= P2PLAB_DESC_F_SRC_LOCAL;
+	}
+	if (fl & P2PLAB_SVM_DST_VA) {
+		if (c->dst + c->len < c->dst || c->dst + c->len > (1ull << P2PLAB_MMU_VA_BITS))
+			return -EINVAL;
+		df |= P2PLAB_DESC_F_DST_VA;
+	} else {
+		if (c->dst + c->len < c->dst || c->dst + c->len > svm_user_window(pd))
+			return -ERANGE;
+		df |= P2PLAB_DESC_F_DST_LOCAL;
+	}
+	x.src = c->src;
+	x.dst = c->dst;
+	x.len = c->len;
+	x.flags = df;
+	ret = svm_run(ctx, &x, c->timeout_ms, &c->err_code, &c->fault_va, &c->fault_access,
+		      &c->ns);
+	c->faults = atomic64_read(&ctx->faults) - faults0;
+	return ret;
+}
+
+static int svm_atomic(struct p2plab_svm_ctx *ctx, struct p2plab_svm_atomic *a)
+{
+	struct p2plab_atomic_args *args = ctx->args;
+	struct p2plab_xfer x;
+	u64 ns;
+	int ret;
+
+	a->err_code = 0;
+	a->fault_va = 0;
+	a->fault_access = 0;
+	if (a->reserved || (a->op != P2PLAB_SVM_OP_FETCH_ADD && a->op != P2PLAB_SVM_OP_CMPXCHG) ||
+	    (a->size != 4 && a->size != 8) || (a->va & (a->size - 1)) ||
+	    a->va + a->size > (1ull << P2PLAB_MMU_VA_BITS))
+		return -EINVAL;
+	if (!(ctx->svm->mmu_caps & P2PLAB_MMU_CAP_ATOMIC))
+		return -EOPNOTSUPP;
+	WRITE_ONCE(args->operand, a->operand);
+	WRITE_ONCE(args->compare, a->compare);
+	WRITE_ONCE(args->result, 0);
+	x.src = ctx->args_dma;
+	x.dst = a->va;
+	x.len = a->size;
+	x.flags = P2PLAB_DESC_F_DST_VA | P2PLAB_DESC_F_CTX(ctx->id) | P2PLAB_DESC_F_OP(a->op);
+	ret = svm_run(ctx, &x, a->timeout_ms, &a->err_code, &a->fault_va, &a->fault_access, &ns);
+	dma_rmb();
+	a->result = READ_ONCE(args->result);
+	return ret;
+}
+
+static void svm_stats(struct p2plab_svm_ctx *ctx, struct p2plab_svm_stats *s)
+{
+	struct p2plab_dev *pd = ctx->pd;
+	u32 i;
+
+	memset(s, 0, sizeof(*s));
+	s->ctx = ctx->id;
+	s->backend = ctx->be->id;
+	s->faults = atomic64_read(&ctx->faults);
+	s->replays = atomic64_read(&ctx->replays);
+	s->cancels = atomic64_read(&ctx->cancels);
+	s->fault_pages = atomic64_read(&ctx->fault_pages);
+	s->pte_4k = atomic64_read(&ctx->pte_4k);
+	s->pte_2m = atomic64_read(&ctx->pte_2m);
+	s->invalidations = atomic64_read(&ctx->invalidations);
+	s->inv_timeouts = atomic64_read(&ctx->inv_timeouts);
+	s->notifier_calls = atomic64_read(&ctx->notifier_calls);
+	s->dma_maps = atomic64_read(&ctx->dma_maps);
+	s->dma_unmaps = atomic64_read(&ctx->dma_unmaps);
+	s->exclusive = atomic64_read(&ctx->exclusive);
+	s->retries = atomic64_read(&ctx->retries);
+	s->ranges = atomic64_read(&ctx->ranges);
+	if (!READ_ONCE(pd->dead)) {
+		s->hw_parked = rd(pd, P2PLAB_REG_MMU_PARKED);
+		s->hw_stalled = rd(pd, P2PLAB_REG_MMU_STALLED);
+	}
+	spin_lock(&ctx->lat_lock);
+	s->nlat = ctx->lat_n;
+	for (i = 0; i < ctx->lat_n; i++)
+		s->lat_ns[i] = ctx->lat_ns[(ctx->lat_next + ARRAY_SIZE(ctx->lat_ns) - ctx->lat_n + i) %
+					   ARRAY_SIZE(ctx->lat_ns)];
+	spin_unlock(&ctx->lat_lock);
+}
+
+/* the file's context, for the process that bound it. bind_lock held. */
+static int svm_ctx_get(struct p2plab_svm *svm, struct file *f, struct p2plab_svm_ctx **out)
+{
+	struct p2plab_svm_ctx *ctx = svm_ctx_of_file(svm, f);
+
+	if (!ctx)
+		return -ENOENT;
+	if (ctx->mm != current->mm)
+		return -EPERM;	/* a child after fork, or another process holding the fd */
+	*out = ctx;
+	return 0;
+}
+
+long p2plab_svm_ioctl(struct p2plab_dev *pd, struct file *f, unsigned int cmd, void __user *up)
+{
+	struct p2plab_svm *svm = pd->svm;
+	struct p2plab_svm_ctx *ctx;
+	long ret;
+
+	if (!svm)
+		return -EOPNOTSUPP;
+	/*
+	 * One lock for bind/unbind and submissions: submissions are serialised on the device's
+	 * ring anyway (pd->dma_lock); fault handling and invalidation never take it.
+	 */
+	mutex_lock(&svm->bind_lock);
+	if (svm->dead) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	switch (cmd) {
+	case P2PLAB_IOC_SVM_BIND: {
+		struct p2plab_svm_bind b;
+
+		if (copy_from_user(&b, up, sizeof(b))) {
+			ret = -EFAULT;
+			break;
+		}
+		ret = svm_bind(svm, f, &b);
+		if (!ret && copy_to_user(up, &b, sizeof(b))) {
+			svm_unbind(svm, svm_ctx_of_file(svm, f));
+			ret = -EFAULT;
+		}
+		break;
+	}
+	case P2PLAB_IOC_SVM_UNBIND:
+		ret = svm_ctx_get(svm, f, &ctx);
+		if (!ret)
+			svm_unbind(svm, ctx);
+		break;
+	case P2PLAB_IOC_SVM_COPY: {
+		struct p2plab_svm_copy c;
+
+		if (copy_from_user(&c, up, sizeof(c))) {
+			ret = -EFAULT;
+			break;
+		}
+		ret = svm_ctx_get(svm, f, &ctx);
+		if (!ret)
+			ret = svm_copy(ctx, &c);
+		if (copy_to_user(up, &c, sizeof(c)) && !ret)
+			ret = -EFAULT;
+		break;
+	}
+	case P2PLAB_IOC_SVM_ATOMIC: {
+		struct p2plab_svm_atomic a;
+
+		if (copy_from_user(&a, up, sizeof(a))) {
+			ret = -EFAULT;
+			break;
+		}
+		ret = svm_ctx_get(svm, f, &ctx);
+		if (!ret)
+			ret = svm_atomic(ctx, &a);
+		if (copy_to_user(up, &a, sizeof(a)) && !ret)
+			ret = -EFAULT;
+		break;
+	}
+	case P2PLAB_IOC_SVM_STATS: {
+		struct p2plab_svm_stats *s;
+
+		ret = svm_ctx_get(svm, f, &ctx);
+		if (ret)
+			break;
+		s = kmalloc(sizeof(*s), GFP_KERNEL);
+		if (!s) {
+			ret = -ENOMEM;
+			break;
+		}
+		svm_stats(ctx, s);
+		ret = copy_to_user(up, s, sizeof(*s)) ? -EFAULT : 0;
+		kfree(s);
+		break;
+	}
+	default:
+		ret = -ENOTTY;
+	}
+out_unlock:
+	mutex_unlock(&svm->bind_lock);
+	return ret;
+}
+
+void p2plab_svm_file_release(struct p2plab_dev *pd, struct file *f)
+{
+	struct p2plab_svm *svm = pd->svm;
+	struct p2plab_svm_ctx *ctx;
+
+	if (!svm)
+		return;
+	mutex_lock(&svm->bind_lock);
+	ctx = svm_ctx_of_file(svm, f);
+	if (ctx)
+		svm_unbind(svm, ctx);
+	mutex_unlock(&svm->bind_lock);
+}
+
+/* ---- probe / remove ---------------------------------------------------------------------------- */
+
+int p2plab_svm_probe(struct p2plab_dev *pd)
+{
+	struct p2plab_svm *svm;
+	int ret;
+
+	if (!(pd->caps & P2PLAB_CAP_MMU) || pd->if_version < 0x00010001u)
+		return 0;	/* interface 1.0: no MMU, no SVM */
+	svm = kzalloc(sizeof(*svm), GFP_KERNEL);
+	if (!svm)
+		return -ENOMEM;
+	svm->pd = pd;
+	spin_lock_init(&svm->lock);
+	spin_lock_init(&svm->inv_lock);
+	mutex_init(&svm->bind_lock);
+	INIT_WORK(&svm->fault_work, p2plab_svm_fault_work);
+	svm->mmu_caps = rd(pd, P2PLAB_REG_MMU_CAPS);
+	svm->tlb_entries = rd(pd, P2PLAB_REG_MMU_TLB_SIZE);
+	svm->be = p2plab_svm_pick_backend(pd);
+	svm->ring_size = SVM_FAULT_RING;
+	svm->ring = dma_alloc_coherent(&pd->pdev->dev, svm->ring_size * sizeof(*svm->ring),
+				       &svm->ring_dma, GFP_KERNEL);
+	if (!svm->ring) {
+		ret = -ENOMEM;
+		goto err_free_svm;
+	}
+	svm->wq = alloc_ordered_workqueue("%s-svm", 0, pd->name[0] ? pd->name :
+					  pci_name(pd->pdev));
+	if (!svm->wq) {
+		ret = -ENOMEM;
+		goto err_free_ring;
+	}
+	ret = svm_hw_program(svm);
+	if (ret)
+		goto err_destroy_wq;
+	pd->svm = svm;
+	dev_info(&pd->pdev->dev, "svm: backend %s, MMU caps %#x, TLB %u, fault ring %u\n",
+		 svm->be ? svm->be->name : "none", svm->mmu_caps, svm->tlb_entries,
+		 svm->ring_size);
+	return 0;
+
+err_destroy_wq:
+	destroy_workqueue(svm->wq);
+err_free_ring:
+	dma_free_coherent(&pd->pdev->dev, svm->ring_size * sizeof(*svm->ring), svm->ring,
+			  svm->ring_dma);
+err_free_svm:
+	kfree(svm);
+	return ret;
+}
+
+/* remove(): no ioctl runs any more (pd->active); open files keep pd but lose their contexts */
+void p2plab_svm_remove(struct p2plab_dev *pd)
+{
+	struct p2plab_svm *svm = pd->svm;
+	int i;
+
+	if (!svm)
+		return;
+	mutex_lock(&svm->bind_lock);
+	for (i = 0; i < P2PLAB_MMU_CONTEXTS; i++)
+		if (svm->ctx[i])
+			svm_unbind(svm, svm->ctx[i]);
+	WRITE_ONCE(svm->dead, true);
+	mutex_unlock(&svm->bind_lock);
+	if (!pd->dead)
+		wr(pd, P2PLAB_REG_FAULT_CTRL, 0);
+	for (i = 0; i < pd->nvec; i++)	/* no p2plab_svm_irq() still queueing */
+		synchronize_irq(pci_irq_vector(pd->pdev, i));
+	cancel_work_sync(&svm->fault_work);
+	destroy_workqueue(svm->wq);
+	svm->wq = NULL;
+	dma_free_coherent(&pd->pdev->dev, svm->ring_size * sizeof(*svm->ring), svm->ring,
+			  svm->ring_dma);
+	svm->ring = NULL;
+}
+
+void p2plab_svm_free(struct p2plab_dev *pd)
+{
+	kfree(pd->svm);
+	pd->svm = NULL;
+}

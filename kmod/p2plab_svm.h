@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * p2plab_svm.h - SVM internals shared by the core (p2plab_svm.c: contexts, device page tables,
+ * TLB invalidation, fault ring, replay/cancel, uAPI) and its backends (p2plab_svm_odp.c: the
+ * kernel's hmm_range_fault() + hmm_dma_map_*, as RDMA ODP). docs/svm.md.
+ *
+ * Locking:
+ *   svm->lock (spinlock)   ctx slots (svm->ctx[]), the fault worker's lookup
+ *   ctx->lock (mutex)      the device page tables of the context AND the backend's mirror state
+ *                          (pfn lists): the "driver lock" of the mmu_interval_read_retry() pattern;
+ *                          taken by the invalidate callback (trylock when not blockable)
+ *   svm->inv_lock (spin)   the invalidation register group INV_CTX..INV_CMD + INV_ISSUED read
+ *   pd->dma_lock           the ring (core); never taken by fault handling or invalidation
+ */
+#ifndef P2PLAB_SVM_H
+#define P2PLAB_SVM_H
+
+#include <linux/mm_types.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+#include "p2plab.h"
+
+struct p2plab_svm_ctx;
+
+struct p2plab_svm_pt {			/* one 4 KiB device page table */
+	__le64 *e;			/* coherent, 512 entries */
+	dma_addr_t dma;
+	struct p2plab_svm_pt *child[512];	/* software shadow of table pointers */
+};
+
+struct p2plab_svm_backend {
+	const char *name;
+	u32 id;				/* P2PLAB_SVM_BACKEND_* */
+	int (*ctx_init)(struct p2plab_svm_ctx *ctx);
+	/* after the context is disabled in the device and its TLB invalidated */
+	void (*ctx_fini)(struct p2plab_svm_ctx *ctx);
+	/*
+	 * Resolve a device fault at @va for @access (P2PLAB_FAULT_ACC_*) in process context: make
+	 * the pages present with the kernel's helpers and write the device PTEs (core helpers,
+	 * ctx->lock). 0: replay; < 0: cancel (-EFAULT / -EPERM: the process cannot access @va).
+	 */
+	int (*fault)(struct p2plab_svm_ctx *ctx, u64 va, u32 access);
+};
+
+struct p2plab_svm_ctx {
+	struct p2plab_dev *pd;
+	struct p2plab_svm *svm;
+	struct file *file;		/* the open file owning the context */
+	struct mm_struct *mm;		/* mmgrab()ed at bind */
+	u32 id;				/* device context 0..15 */
+	const struct p2plab_svm_backend *be;
+	void *be_priv;
+
+	struct mutex lock;		/* page tables + backend mirror, see header */
+	struct p2plab_svm_pt *root;
+	unsigned long ntables;
+
+	struct mutex submit_lock;	/* one submission at a time per context */
+	void *args;			/* atomic argument block (coherent, 32 bytes used) */
+	dma_addr_t args_dma;
+
+	/* last cancelled fault (valid for the submitter whose descriptor was cancelled) */
+	u64 cancel_va;
+	u32 cancel_access;
+
+	/* counters (uAPI struct p2plab_svm_stats); atomics: updated from several paths */
+	atomic64_t faults, replays, cancels, fault_pages, pte_4k, pte_2m, invalidations,
+		   inv_timeouts, notifier_calls, dma_maps, dma_unmaps, exclusive, retries, ranges;
+	spinlock_t lat_lock;
+	u64 lat_ns[64];
+	u32 lat_next, lat_n;
+};
+
+struct p2plab_svm {
+	struct p2plab_dev *pd;
+	const struct p2plab_svm_backend *be;
+	u32 mmu_caps, tlb_entries;
+	bool dead;			/* remove() ran: no hardware */
+
+	spinlock_t lock;
+	struct p2plab_svm_ctx *ctx[P2PLAB_MMU_CONTEXTS];
+	struct mutex bind_lock;		/* bind / unbind / remove */
+
+	struct p2plab_fault *ring;	/* fault ring, coherent */
+	dma_addr_t ring_dma;
+	u32 ring_size;
+
+	spinlock_t inv_lock;
+	struct workqueue_struct *wq;
+	struct work_struct fault_work;
+};
+
+/* ---- core helpers for backends (ctx->lock held for the PTE calls) ---- */
+/* 4 KiB leaf at @va -> @addr (bus address, or BAR2 offset with P2PLAB_PTE_LOCAL in @perm) */
+int p2plab_svm_pte_set_4k(struct p2plab_svm_ctx *ctx, u64 va, u64 addr, u64 perm);
+/* 2 MiB leaf at @va (2 MiB aligned) -> @addr (2 MiB aligned) */
+int p2plab_svm_pte_set_2m(struct p2plab_svm_ctx *ctx, u64 va, u64 addr, u64 perm);
+/* clear every leaf in [start, end) (a 2 MiB leaf overlapping it goes whole); true if any was set */
+bool p2plab_svm_pte_clear(struct p2plab_svm_ctx *ctx, u64 start, u64 end);
+/* device TLB invalidation of [start, end) of the context, waited for (bounded). 0 / -ETIMEDOUT */
+int p2plab_svm_tlb_inv(struct p2plab_svm_ctx *ctx, u64 start, u64 end, bool may_sleep);
+void p2plab_svm_lat_add(struct p2plab_svm_ctx *ctx, u64 ns);
+/* spare tables for PTE writes under ctx->lock; call without it (GFP_KERNEL). 0 / -ENOMEM */
+int p2plab_svm_pt_reserve(struct p2plab_svm_ctx *ctx, unsigned int n);
+
+extern const struct p2plab_svm_backend p2plab_svm_odp_backend;
+#ifdef P2PLAB_HAVE_GPUSVM
+extern const struct p2plab_svm_backend p2plab_svm_gpusvm_backend;
+#endif
+
+/* ---- called by the core (p2plab_core.c, p2plab_cdev.c) ---- */
+int p2plab_svm_probe(struct p2plab_dev *pd);
+void p2plab_svm_remove(struct p2plab_dev *pd);	/* contexts torn down, hardware released */
+void p2plab_svm_free(struct p2plab_dev *pd);	/* last reference of pd */
+void p2plab_svm_hw_restore(struct p2plab_dev *pd);	/* after an engine reset (dma_lock) */
+void p2plab_svm_irq(struct p2plab_dev *pd);	/* hard IRQ: INT_FAULT seen */
+long p2plab_svm_ioctl(struct p2plab_dev *pd, struct file *f, unsigned int cmd, void __user *up);
+void p2plab_svm_file_release(struct p2plab_dev *pd, struct file *f);
+
+#endif /* P2PLAB_SVM_H */
