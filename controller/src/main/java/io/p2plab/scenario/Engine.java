@@ -150,16 +150,51 @@ public final class Engine {
     /** The guest's whole kernel log on stdout, its taint flags on stderr. */
     static final List<String> DMESG = List.of("/bin/sh", "-c", "cat /proc/sys/kernel/tainted >&2; exec dmesg");
 
-    /** guest-exec with every agent call bounded by what is left of {@code budget}. */
+    /**
+     * Console splats after which a running guest command will not complete (the guest hangs or is gone):
+     * a guest step stops waiting for it. A WARN, a UBSAN or lockdep report does not stop the command:
+     * it finishes, and the end-of-case kernel check fails the case.
+     */
+    static final java.util.Set<KernelLog.Kind> GUEST_IS_STUCK = java.util.EnumSet.of(KernelLog.Kind.PANIC,
+            KernelLog.Kind.HUNG_TASK, KernelLog.Kind.RCU_STALL, KernelLog.Kind.SOFT_LOCKUP, KernelLog.Kind.HARD_LOCKUP);
+
     static GuestAgent.ExecResult execBounded(GuestAgent ga, List<String> argv, Duration budget) {
+        return exec(ga, argv, budget, null);
+    }
+
+    /**
+     * guest-exec + guest-exec-status polling, every agent call bounded by what is left of {@code budget};
+     * between polls {@code abort} (if given) may return a console problem that ends the wait.
+     */
+    static GuestAgent.ExecResult exec(GuestAgent ga, List<String> argv, Duration budget,
+                                      java.util.function.Supplier<Console.Problem> abort) {
         long deadline = System.nanoTime() + budget.toNanos();
         java.util.function.Supplier<Duration> left = () -> Duration.ofNanos(Math.max(1_000_000, deadline - System.nanoTime()));
         ObjectNode a = Json.object().put("path", argv.get(0)).put("capture-output", true);
         var args = a.putArray("arg");
         argv.subList(1, argv.size()).forEach(args::add);
-        long pid = QmpClient.join(ga.execute("guest-exec", a, left.get())).path("pid").asLong();
+        Duration first = left.get().compareTo(Duration.ofSeconds(60)) < 0 ? left.get() : Duration.ofSeconds(60);
+        long pid = QmpClient.join(ga.execute("guest-exec", a, first)).path("pid").asLong();
+        long sleep = 10;
         while (true) {
-            JsonNode st = QmpClient.join(ga.execute("guest-exec-status", Json.object().put("pid", pid), left.get()));
+            // each poll bounded like a plain agent call (60 s); a dead or hung guest answers none: watch the
+            // console meanwhile
+            Duration t = left.get().compareTo(Duration.ofSeconds(60)) < 0 ? left.get() : Duration.ofSeconds(60);
+            java.util.concurrent.CompletableFuture<JsonNode> f = ga.execute("guest-exec-status", Json.object().put("pid", pid), t);
+            JsonNode st = null;
+            while (st == null) {
+                try {
+                    st = f.get(abort == null ? t.toMillis() + 1000 : 250, TimeUnit.MILLISECONDS);
+                } catch (java.util.concurrent.TimeoutException te) {
+                    stuck(abort);
+                } catch (java.util.concurrent.ExecutionException ee) {
+                    stuck(abort);
+                    throw QmpClient.unwrap(ee) instanceof RuntimeException re ? re : new io.p2plab.qmp.QmpException(describe(ee), ee);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw new io.p2plab.qmp.QmpException("interrupted");
+                }
+            }
             if (st.path("exited").asBoolean()) {
                 java.util.Base64.Decoder d = java.util.Base64.getDecoder();
                 return new GuestAgent.ExecResult(pid, st.path("exitcode").asInt(-1),
@@ -169,12 +204,20 @@ public final class Engine {
                         st.path("out-truncated").asBoolean() || st.path("err-truncated").asBoolean());
             }
             if (System.nanoTime() > deadline)
-                throw new io.p2plab.qmp.QmpTimeoutException(argv + " still running after " + budget.toMillis() + " ms");
-            try { Thread.sleep(50); } catch (InterruptedException e) {
+                throw new io.p2plab.qmp.QmpTimeoutException("guest command " + argv + " (pid " + pid + ") still running after "
+                        + budget.toMillis() + " ms");
+            stuck(abort);
+            try { Thread.sleep(sleep); sleep = Math.min(200, sleep * 2); } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new io.p2plab.qmp.QmpException("interrupted");
             }
         }
+    }
+
+    private static void stuck(java.util.function.Supplier<Console.Problem> abort) {
+        Console.Problem p = abort == null ? null : abort.get();
+        if (p != null) throw new StepFailure("console watchdog: the guest is stuck while the command runs: "
+                + KernelLog.normalize(p.line()).strip(), p.excerpt());
     }
 
     static String describe(Throwable e) {
@@ -247,7 +290,7 @@ public final class Engine {
         void checkWatchdog() {
             if (vm == null || !liveWatchdog()) return;
             Console.Problem p = vm.console().problem();
-            if (p != null) throw new StepFailure("console watchdog: " + p.line(), p.excerpt());
+            if (p != null) throw new StepFailure("console watchdog: " + KernelLog.normalize(p.line()).strip(), p.excerpt());
         }
 
         /** What {@link #captureKernelLog} got: the guest's dmesg and taint flags, or why not. */
@@ -451,7 +494,11 @@ public final class Engine {
         void guest(Step.Guest g, String idx) {
             GuestAgent ga = vm().guestAgent();
             List<String> argv = g.argv() != null ? g.argv() : List.of("/bin/sh", "-c", g.shell());
-            GuestAgent.ExecResult r = ga.exec(argv, null, g.timeout());
+            // a hung or dead guest will not finish the command: fail now rather than at the step's timeout
+            Vm v = vm;
+            java.util.function.Supplier<Console.Problem> abort = liveWatchdog()
+                    ? () -> v.console().problem(GUEST_IS_STUCK) : null;
+            GuestAgent.ExecResult r = exec(ga, argv, g.timeout(), abort);
             String base = "guest-" + (g.save() != null ? g.save() : String.format("%03d", ++guestSeq));
             writeArtifact(base + ".stdout", r.out());
             writeArtifact(base + ".stderr", r.err());

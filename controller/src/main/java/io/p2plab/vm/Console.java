@@ -34,6 +34,8 @@ public final class Console implements AutoCloseable {
     private final CopyOnWriteArrayList<Consumer<String>> listeners = new CopyOnWriteArrayList<>();
     private final boolean watchdog;
     private int problemLine = -1;
+    /** Every splat headline seen (line index, kind), in order. */
+    private final List<int[]> headlines = new ArrayList<>();
     private boolean eof;
     private final OutputStream log;
     private final Thread reader;
@@ -77,7 +79,11 @@ public final class Console implements AutoCloseable {
                             partial.setLength(0);
                             lines.add(line);
                             complete.add(line);
-                            if (watchdog && problemLine < 0 && KernelLog.headline(line) != null) problemLine = lines.size() - 1;
+                            KernelLog.Kind k = watchdog ? KernelLog.headline(line) : null;
+                            if (k != null) {
+                                if (problemLine < 0) problemLine = lines.size() - 1;
+                                headlines.add(new int[]{lines.size() - 1, k.ordinal()});
+                            }
                         } else {
                             partial.append(c);
                         }
@@ -108,10 +114,19 @@ public final class Console implements AutoCloseable {
     public synchronized String text() { return text.toString(); }
 
     public synchronized Problem problem() {
-        if (problemLine < 0) return null;
-        int from = Math.max(0, problemLine - 3);
-        int to = Math.min(lines.size(), problemLine + 40);
-        return new Problem(lines.get(problemLine), String.join("\n", lines.subList(from, to)));
+        return problemLine < 0 ? null : problemAt(problemLine);
+    }
+
+    /** The first splat headline on the console of one of {@code kinds}, or null. */
+    public synchronized Problem problem(java.util.Set<KernelLog.Kind> kinds) {
+        for (int[] h : headlines) if (kinds.contains(KernelLog.Kind.values()[h[1]])) return problemAt(h[0]);
+        return null;
+    }
+
+    private Problem problemAt(int line) {
+        int from = Math.max(0, line - 3);
+        int to = Math.min(lines.size(), line + 40);
+        return new Problem(lines.get(line), String.join("\n", lines.subList(from, to)));
     }
 
     /** Every complete console line so far (and the partial last one). */

@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * with the splat in the failure message and the whole report (stack included) in kernel.log and
  * kernel-splats.txt; a case that declares it in expect-splats passes; a declared, required splat that
  * never comes fails; a case that times out after a splat still reports it (the log is read before the
- * kill). Needs the lab's guest (`make guest`), like {@link GuestBootTest}; skipped otherwise.
+ * kill); a hang report on the console ends a running guest command's wait at once. Needs the lab's guest (`make guest`), like {@link GuestBootTest}; skipped otherwise.
  */
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
 class SplatWatchdogTest {
@@ -76,12 +76,27 @@ class SplatWatchdogTest {
                   - guest: {shell: "%2$s", save: plant}
                   - guest: {shell: "sleep 600", timeout: 700}
                 """.formatted(gc, plant));
+        // 5. a hang report on the console while a guest command runs: the step stops waiting at once
+        Path h = tmp.resolve("splat-stuck.yaml");
+        Files.writeString(h, """
+                name: splat-stuck
+                timeout: 200
+                machine:
+                  kernel: %1$s/vmlinuz
+                  initrd: %1$s/initramfs.cpio.gz
+                  append: console=ttyS0 panic=-1 loglevel=4 p2plab.noload=1
+                  memory: 512M
+                steps:
+                  - boot: {}
+                  - guest: {shell: "(sleep 2; echo '<3>INFO: task planted:1 blocked for more than 120 seconds.' >/dev/kmsg) >/dev/null 2>&1 &"}
+                  - guest: {shell: "sleep 150", timeout: 170}
+                """.formatted(gc));
         Path junit = tmp.resolve("j.xml");
         Path out = tmp.resolve("out");
         EngineRealQemuTest.Run r = EngineRealQemuTest.main("run", "--out", out.toString(), "--junit", junit.toString(),
-                f.toString(), t.toString());
+                f.toString(), t.toString(), h.toString());
         assertThat(r.rc()).as(r.out() + r.err()).isEqualTo(1);
-        assertThat(r.out()).contains("1 passed, 3 failed, 0 skipped");
+        assertThat(r.out()).contains("1 passed, 4 failed, 0 skipped");
 
         // 1. planted, not expected: FAILED with the splat in the message and the whole report kept
         Path un = out.resolve("splat_plant=unexpected_");
@@ -110,6 +125,12 @@ class SplatWatchdogTest {
         assertThat(r.out()).containsPattern("splat-timeout +FAILED .*kernel splat \\(WARNING, kernel.log\\): WARNING: CPU: 0 "
                 + "PID: 1 at mm/hmm.c:1 planted\\+0x0/0x0 \\| case timeout of 40 s exceeded in step 3");
         assertThat(Files.readString(out.resolve("splat-timeout/kernel-splats.txt"))).contains("planted_caller");
+
+        // 5. failed within seconds, not after the 150 s command
+        assertThat(r.out()).containsPattern("splat-stuck +FAILED +([0-9]|[1-5][0-9])\\.[0-9]s +kernel splat \\(HUNG_TASK, kernel.log\\): "
+                + "INFO: task planted:1 blocked for more than 120 seconds\\. \\| step 3 ");
+        assertThat(xml).containsPattern("console watchdog: the guest is stuck while the command runs: \\[ *[0-9.]+\\] "
+                + "INFO: task planted:1 blocked");
 
         assertThat(EngineRealQemuTest.qemuChildren()).isZero();
     }
