@@ -418,7 +418,8 @@ static int p2plab_dmabuf_status(struct p2plab_dev *pd, struct p2plab_dmabuf_stat
 	ret = dma_resv_lock_interruptible(imp->dmabuf->resv, NULL);
 	if (ret)
 		goto out_fput;
-	s->flags = (imp->sgt ? P2PLAB_DMABUF_F_MAPPED : 0) | (imp->dead ? P2PLAB_DMABUF_F_DEAD : 0);
+	s->flags = (imp->sgt ? P2PLAB_DMABUF_F_MAPPED : 0) | (imp->dead ? P2PLAB_DMABUF_F_DEAD : 0) |
+		   (atomic_read(&imp->inflight) ? P2PLAB_DMABUF_F_INFLIGHT : 0);
 	s->size = imp->dmabuf->size;
 	s->invalidations = imp->invalidations;
 	s->maps = imp->maps;

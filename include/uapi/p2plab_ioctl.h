@@ -209,6 +209,7 @@ struct p2plab_dmabuf_copy {
 /* P2PLAB_IOC_DMABUF_STATUS: counters of an import (argument: import_fd in, rest out) */
 #define P2PLAB_DMABUF_F_MAPPED	(1u << 0)	/* a mapping is cached */
 #define P2PLAB_DMABUF_F_DEAD	(1u << 1)	/* this device was removed: detached */
+#define P2PLAB_DMABUF_F_INFLIGHT	(1u << 2)	/* a batch is on the engine now */
 struct p2plab_dmabuf_status {
 	__s32 import_fd;
 	__u32 flags;		/* P2PLAB_DMABUF_F_* */
