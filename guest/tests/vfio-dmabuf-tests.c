@@ -150,7 +150,9 @@ static int find_exporter(char *bdf, size_t n)
 		snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/device", e->d_name);
 		if (sysfs_read_ull(p, &dv) || dv != P2PLAB_DEVICE_ID)
 			continue;
-		snprintf(bdf, n, "%s", e->d_name);
+		if (strlen(e->d_name) >= n)
+			continue;
+		memcpy(bdf, e->d_name, strlen(e->d_name) + 1);
 		closedir(d);
 		return 0;
 	}
