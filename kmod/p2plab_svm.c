@@ -598,12 +598,13 @@ err_free_ctx:
 	return ret;
 }
 
-/* bind_lock held; no submission of the context runs */
+/* bind_lock held. Waits for the context's running ioctls (bounded by their timeouts). */
 static void svm_unbind(struct p2plab_svm *svm, struct p2plab_svm_ctx *ctx)
 {
 	spin_lock(&svm->lock);
-	svm->ctx[ctx->id] = NULL;
+	svm->ctx[ctx->id] = NULL;	/* no new lookups */
 	spin_unlock(&svm->lock);
+	wait_event(svm->users_wq, !atomic_read(&ctx->users));
 	flush_work(&svm->fault_work);	/* it may have looked the context up */
 	if (!READ_ONCE(svm->dead) && !READ_ONCE(svm->pd->dead))
 		svm_ctx_hw_root(svm, ctx, false);	/* the device forgets it, TLB included */
@@ -753,7 +754,7 @@ static void svm_stats(struct p2plab_svm_ctx *ctx, struct p2plab_svm_stats *s)
 	spin_unlock(&ctx->lat_lock);
 }
 
-/* the file's context, for the process that bound it. bind_lock held. */
+/* the file's context, for the process that bound it; +users. bind_lock held. */
 static int svm_ctx_get(struct p2plab_svm *svm, struct file *f, struct p2plab_svm_ctx **out)
 {
 	struct p2plab_svm_ctx *ctx = svm_ctx_of_file(svm, f);
@@ -762,82 +763,88 @@ static int svm_ctx_get(struct p2plab_svm *svm, struct file *f, struct p2plab_svm
 		return -ENOENT;
 	if (ctx->mm != current->mm)
 		return -EPERM;	/* a child after fork, or another process holding the fd */
+	atomic_inc(&ctx->users);
 	*out = ctx;
 	return 0;
+}
+
+static void svm_ctx_put(struct p2plab_svm *svm, struct p2plab_svm_ctx *ctx)
+{
+	if (atomic_dec_and_test(&ctx->users))
+		wake_up_all(&svm->users_wq);
 }
 
 long p2plab_svm_ioctl(struct p2plab_dev *pd, struct file *f, unsigned int cmd, void __user *up)
 {
 	struct p2plab_svm *svm = pd->svm;
 	struct p2plab_svm_ctx *ctx;
+	union {
+		struct p2plab_svm_bind b;
+		struct p2plab_svm_copy c;
+		struct p2plab_svm_atomic a;
+	} u;
 	long ret;
 
 	if (!svm)
 		return -EOPNOTSUPP;
-	/*
-	 * One lock for bind/unbind and submissions: submissions are serialised on the device's
-	 * ring anyway (pd->dma_lock); fault handling and invalidation never take it.
-	 */
+	if (cmd == P2PLAB_IOC_SVM_COPY || cmd == P2PLAB_IOC_SVM_ATOMIC || cmd == P2PLAB_IOC_SVM_BIND)
+		if (copy_from_user(&u, up, _IOC_SIZE(cmd)))
+			return -EFAULT;
+
 	mutex_lock(&svm->bind_lock);
 	if (svm->dead) {
-		ret = -ENODEV;
-		goto out_unlock;
+		mutex_unlock(&svm->bind_lock);
+		return -ENODEV;
 	}
-	switch (cmd) {
-	case P2PLAB_IOC_SVM_BIND: {
-		struct p2plab_svm_bind b;
-
-		if (copy_from_user(&b, up, sizeof(b))) {
-			ret = -EFAULT;
-			break;
-		}
-		ret = svm_bind(svm, f, &b);
-		if (!ret && copy_to_user(up, &b, sizeof(b))) {
+	if (cmd == P2PLAB_IOC_SVM_BIND) {
+		ret = svm_bind(svm, f, &u.b);
+		if (!ret && copy_to_user(up, &u.b, sizeof(u.b))) {
 			svm_unbind(svm, svm_ctx_of_file(svm, f));
 			ret = -EFAULT;
 		}
-		break;
+		mutex_unlock(&svm->bind_lock);
+		return ret;
 	}
-	case P2PLAB_IOC_SVM_UNBIND:
-		ret = svm_ctx_get(svm, f, &ctx);
-		if (!ret)
+	if (cmd == P2PLAB_IOC_SVM_UNBIND) {
+		ctx = svm_ctx_of_file(svm, f);
+		if (!ctx)
+			ret = -ENOENT;
+		else if (ctx->mm != current->mm)
+			ret = -EPERM;
+		else {
 			svm_unbind(svm, ctx);
-		break;
-	case P2PLAB_IOC_SVM_COPY: {
-		struct p2plab_svm_copy c;
-
-		if (copy_from_user(&c, up, sizeof(c))) {
-			ret = -EFAULT;
-			break;
+			ret = 0;
 		}
-		ret = svm_ctx_get(svm, f, &ctx);
-		if (!ret)
-			ret = svm_copy(ctx, &c);
-		if (copy_to_user(up, &c, sizeof(c)) && !ret)
+		mutex_unlock(&svm->bind_lock);
+		return ret;
+	}
+	/* submissions and stats run without bind_lock: other contexts bind, unbind, submit */
+	ret = svm_ctx_get(svm, f, &ctx);
+	mutex_unlock(&svm->bind_lock);
+	if (ret) {
+		if (cmd == P2PLAB_IOC_SVM_COPY || cmd == P2PLAB_IOC_SVM_ATOMIC)
+			if (copy_to_user(up, &u, _IOC_SIZE(cmd)))
+				ret = -EFAULT;
+		return ret;
+	}
+	switch (cmd) {
+	case P2PLAB_IOC_SVM_COPY:
+		mutex_lock(&ctx->submit_lock);
+		ret = svm_copy(ctx, &u.c);
+		mutex_unlock(&ctx->submit_lock);
+		if (copy_to_user(up, &u.c, sizeof(u.c)) && !ret)
 			ret = -EFAULT;
 		break;
-	}
-	case P2PLAB_IOC_SVM_ATOMIC: {
-		struct p2plab_svm_atomic a;
-
-		if (copy_from_user(&a, up, sizeof(a))) {
-			ret = -EFAULT;
-			break;
-		}
-		ret = svm_ctx_get(svm, f, &ctx);
-		if (!ret)
-			ret = svm_atomic(ctx, &a);
-		if (copy_to_user(up, &a, sizeof(a)) && !ret)
+	case P2PLAB_IOC_SVM_ATOMIC:
+		mutex_lock(&ctx->submit_lock);
+		ret = svm_atomic(ctx, &u.a);
+		mutex_unlock(&ctx->submit_lock);
+		if (copy_to_user(up, &u.a, sizeof(u.a)) && !ret)
 			ret = -EFAULT;
 		break;
-	}
 	case P2PLAB_IOC_SVM_STATS: {
-		struct p2plab_svm_stats *s;
+		struct p2plab_svm_stats *s = kmalloc(sizeof(*s), GFP_KERNEL);
 
-		ret = svm_ctx_get(svm, f, &ctx);
-		if (ret)
-			break;
-		s = kmalloc(sizeof(*s), GFP_KERNEL);
 		if (!s) {
 			ret = -ENOMEM;
 			break;
@@ -850,8 +857,7 @@ long p2plab_svm_ioctl(struct p2plab_dev *pd, struct file *f, unsigned int cmd, v
 	default:
 		ret = -ENOTTY;
 	}
-out_unlock:
-	mutex_unlock(&svm->bind_lock);
+	svm_ctx_put(svm, ctx);
 	return ret;
 }
 
@@ -885,6 +891,7 @@ int p2plab_svm_probe(struct p2plab_dev *pd)
 	spin_lock_init(&svm->lock);
 	spin_lock_init(&svm->inv_lock);
 	mutex_init(&svm->bind_lock);
+	init_waitqueue_head(&svm->users_wq);
 	INIT_WORK(&svm->fault_work, p2plab_svm_fault_work);
 	svm->mmu_caps = rd(pd, P2PLAB_REG_MMU_CAPS);
 	svm->tlb_entries = rd(pd, P2PLAB_REG_MMU_TLB_SIZE);

@@ -58,6 +58,7 @@ struct p2plab_svm_ctx {
 	unsigned long ntables;
 
 	struct mutex submit_lock;	/* one submission at a time per context */
+	atomic_t users;			/* ioctls using the context (svm_ctx_get) */
 	void *args;			/* atomic argument block (coherent, 32 bytes used) */
 	dma_addr_t args_dma;
 
@@ -81,7 +82,8 @@ struct p2plab_svm {
 
 	spinlock_t lock;
 	struct p2plab_svm_ctx *ctx[P2PLAB_MMU_CONTEXTS];
-	struct mutex bind_lock;		/* bind / unbind / remove */
+	struct mutex bind_lock;		/* bind / unbind / remove, context lookup */
+	wait_queue_head_t users_wq;	/* unbind waits for ctx->users == 0 */
 
 	struct p2plab_fault *ring;	/* fault ring, coherent */
 	dma_addr_t ring_dma;
