@@ -11,7 +11,7 @@ OUT        ?= build/runs/$(shell date +%Y%m%d-%H%M%S)
 SHARD      ?=
 shard_arg   = $(if $(SHARD),--shard $(SHARD))
 
-.PHONY: guest-smoke lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test \
+.PHONY: guest-smoke lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test svm-test \
         scenario-test run test boot console bench clean distclean
 
 help: ## this list
@@ -44,6 +44,9 @@ guest-test: qemu guest controller ## P2P guest tests across topologies (scenario
 
 hmm-test: qemu guest controller ## HMM: upstream hmm-tests + p2plab HMM tests (scenarios/hmm)
 	@scripts/lab-env.sh ./p2plab suite scenarios/hmm --out $(OUT)/hmm --junit $(OUT)/hmm/junit.xml $(shard_arg)
+
+svm-test: qemu guest controller ## SVM: device faults on process memory resolved by HMM (scenarios/svm)
+	@scripts/lab-env.sh ./p2plab suite scenarios/svm --out $(OUT)/svm --junit $(OUT)/svm/junit.xml $(shard_arg)
 
 run: qemu guest controller ## THE main job: boot the lab, run the default suite, print a summary
 	@scripts/lab-env.sh ./p2plab suite $(SUITE) --out $(OUT) --junit $(OUT)/junit.xml $(shard_arg)
