@@ -831,9 +831,81 @@ TEST_F(vd, bad_import_and_copy)
 	free(exp);
 }
 
-/* ---- revocation ------------------------------------------------------------------------------- */
-
 enum { REV_RESET, REV_CLOSE, REV_MEM_OFF };
+static int do_revoke(struct vf *v, int how);
+static int reopen_dev(struct vf *v);
+
+/*
+ * Two importers on one dma-buf (two attachments, p2plab0 and another p2plab): each gets the
+ * kernel's own verdict for its position, and one revoke (close) reaches both
+ * (dma_buf_invalidate_mappings walks every attachment).
+ */
+TEST_F(vd, two_importers)
+{
+	struct vfio_region_dma_range r = { 6 * MiB, 1 * MiB };
+	unsigned char *src = malloc(r.length), *exp = malloc(SCOPE);
+	struct p2plab_dmabuf_status st;
+	struct p2plab_dmabuf_copy c;
+	struct p2plab_info oin;
+	int ids[PL_MAX_DEVS], n = pl_list(ids), k, ofd = -1, dfd, ifd, ifd2, ret, oexp, g;
+
+	if (variant->n != 1)
+		SKIP(return, "once per run (one_range variant)");
+	for (k = 0; k < n && ofd < 0; k++) {
+		if (ids[k] == (int)self->pin.id)
+			continue;
+		ofd = pl_open(ids[k]);
+	}
+	if (ofd < 0)
+		SKIP(return, "needs a second p2plab besides the importer");
+	ASSERT_TRUE(src && exp);
+	ASSERT_EQ(0, pl_info(ofd, &oin));
+	oexp = expected_map(oin.pci_name, self->v.bdf);
+	dfd = vf_export(self->v.dev, VFIO_PCI_BAR2_REGION_INDEX, &r, 1, 0);
+	ASSERT_GE(dfd, 0);
+	ifd = imp_import(self->pfd, dfd, NULL);
+	ifd2 = imp_import(ofd, dfd, NULL);
+	ASSERT_GE(ifd, 0);
+	ASSERT_GE(ifd2, 0);
+	/* the first half from the importer, the second half from the other device */
+	pl_fill(src, r.length, 51);
+	ASSERT_EQ(0, pl_pwrite_all(self->pfd, src, r.length / 2, 0));
+	ASSERT_EQ(0, pl_pwrite_all(ofd, src + r.length / 2, r.length / 2, 0));
+	ret = imp_copy(self->pfd, ifd, P2PLAB_DMABUF_TO, 0, 0, r.length / 2, 0, &c);
+	EXPECT_EQ(self->expect == P2PLAB_MAP_NOT_SUPPORTED ? -EINVAL : 0, ret);
+	ret = imp_copy(ofd, ifd2, P2PLAB_DMABUF_TO, 0, r.length / 2, r.length / 2, 0, &c);
+	EXPECT_EQ(oexp == P2PLAB_MAP_NOT_SUPPORTED ? -EINVAL : 0, ret);
+	TH_LOG("importer p2plab%u: %s; p2plab%u: %s (%s)", self->pin.id,
+	       pl_map_name(self->expect), oin.id, pl_map_name(oexp), strerror(-ret));
+	if (self->expect != P2PLAB_MAP_NOT_SUPPORTED)
+		memcpy(self->bg + r.offset, src, r.length / 2);
+	if (oexp != P2PLAB_MAP_NOT_SUPPORTED)
+		memcpy(self->bg + r.offset + r.length / 2, src + r.length / 2, r.length / 2);
+	EXPECT_EQ(-1, check_scope(self->v.map, self->bg, NULL, 0, NULL, exp));
+
+	/* one close revokes both attachments */
+	g = self->v.group;
+	ASSERT_EQ(0, do_revoke(&self->v, REV_CLOSE));
+	ASSERT_EQ(0, imp_status(self->pfd, ifd, &st));
+	EXPECT_EQ(1, st.invalidations);
+	EXPECT_EQ(st.maps, st.unmaps);
+	ASSERT_EQ(0, imp_status(ofd, ifd2, &st));
+	EXPECT_EQ(1, st.invalidations);
+	EXPECT_EQ(st.maps, st.unmaps);
+	EXPECT_EQ(-ENODEV, imp_copy(self->pfd, ifd, P2PLAB_DMABUF_TO, 0, 0, r.length, 0, &c));
+	EXPECT_EQ(-ENODEV, imp_copy(ofd, ifd2, P2PLAB_DMABUF_TO, 0, 0, r.length, 0, &c));
+	ASSERT_EQ(g, self->v.group);
+	ASSERT_EQ(0, reopen_dev(&self->v));
+	EXPECT_EQ(-1, check_scope(self->v.map, self->bg, NULL, 0, NULL, exp));
+	close(ifd2);
+	close(ifd);
+	close(dfd);
+	close(ofd);
+	free(src);
+	free(exp);
+}
+
+/* ---- revocation ------------------------------------------------------------------------------- */
 
 FIXTURE(rv) {
 	FIXTURE_DATA(vd) d;
