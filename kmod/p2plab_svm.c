@@ -334,12 +334,20 @@ int p2plab_svm_tlb_inv(struct p2plab_svm_ctx *ctx, u64 start, u64 end, bool may_
 }
 EXPORT_SYMBOL_GPL(p2plab_svm_tlb_inv);
 
-void p2plab_svm_lat_add(struct p2plab_svm_ctx *ctx, u64 ns)
+static void svm_lat_add(struct p2plab_svm_ctx *ctx, const struct p2plab_fault *f, u64 t_read,
+			u64 t_irq)
 {
+	u64 now = ktime_get_ns();
+	struct p2plab_svm_fault_sample *s;
+
 	spin_lock(&ctx->lat_lock);
-	ctx->lat_ns[ctx->lat_next] = ns;
-	ctx->lat_next = (ctx->lat_next + 1) % ARRAY_SIZE(ctx->lat_ns);
-	if (ctx->lat_n < ARRAY_SIZE(ctx->lat_ns))
+	s = &ctx->lat[ctx->lat_next];
+	s->va = f->va;
+	s->dev_ts = f->timestamp;
+	s->handle_ns = min_t(u64, now - t_read, U32_MAX);
+	s->irq_ns = t_irq && t_irq <= now ? min_t(u64, now - t_irq, 4000000000ull) : 0;
+	ctx->lat_next = (ctx->lat_next + 1) % ARRAY_SIZE(ctx->lat);
+	if (ctx->lat_n < ARRAY_SIZE(ctx->lat))
 		ctx->lat_n++;
 	spin_unlock(&ctx->lat_lock);
 }
@@ -397,8 +405,10 @@ void p2plab_svm_irq(struct p2plab_dev *pd)
 {
 	struct p2plab_svm *svm = pd->svm;
 
-	if (svm && !READ_ONCE(svm->dead))
+	if (svm && !READ_ONCE(svm->dead)) {
+		WRITE_ONCE(svm->irq_ns, ktime_get_ns());
 		queue_work(svm->wq, &svm->fault_work);
+	}
 }
 
 /* ---- fault handling (process context) ---------------------------------------------------------- */
@@ -414,7 +424,7 @@ static void svm_handle_fault(struct p2plab_svm *svm, const struct p2plab_fault *
 {
 	u32 cid = f->ctx, access = f->access;
 	struct p2plab_svm_ctx *ctx = NULL;
-	u64 t0 = ktime_get_ns(), leaf;
+	u64 t0 = ktime_get_ns(), t_irq = READ_ONCE(svm->irq_ns), leaf;
 	u64 need;
 	int ret;
 
@@ -447,11 +457,12 @@ static void svm_handle_fault(struct p2plab_svm *svm, const struct p2plab_fault *
 		dev_dbg(&svm->pd->pdev->dev, "svm ctx %u: fault va %#llx access %u: %d, cancel\n",
 			cid, f->va, access, ret);
 		svm_resp(svm, cid, f->desc_index, P2PLAB_FAULT_RESP_CANCEL);
+		svm_lat_add(ctx, f, t0, t_irq);
 		return;
 	}
 	atomic64_inc(&ctx->replays);
 	svm_resp(svm, cid, f->desc_index, 0);
-	p2plab_svm_lat_add(ctx, ktime_get_ns() - t0);
+	svm_lat_add(ctx, f, t0, t_irq);
 }
 
 static void p2plab_svm_fault_work(struct work_struct *w)
@@ -478,6 +489,7 @@ static void p2plab_svm_fault_work(struct work_struct *w)
 			dma_rmb();	/* the record is written before TAIL moves */
 			memcpy(&f, &svm->ring[head], sizeof(f));
 			f.va = le64_to_cpu((__force __le64)f.va);
+			f.timestamp = le64_to_cpu((__force __le64)f.timestamp);
 			f.desc_index = le32_to_cpu((__force __le32)f.desc_index);
 			f.ctx = le32_to_cpu((__force __le32)f.ctx);
 			f.access = le32_to_cpu((__force __le32)f.access);
@@ -749,8 +761,8 @@ static void svm_stats(struct p2plab_svm_ctx *ctx, struct p2plab_svm_stats *s)
 	spin_lock(&ctx->lat_lock);
 	s->nlat = ctx->lat_n;
 	for (i = 0; i < ctx->lat_n; i++)
-		s->lat_ns[i] = ctx->lat_ns[(ctx->lat_next + ARRAY_SIZE(ctx->lat_ns) - ctx->lat_n + i) %
-					   ARRAY_SIZE(ctx->lat_ns)];
+		s->lat[i] = ctx->lat[(ctx->lat_next + ARRAY_SIZE(ctx->lat) - ctx->lat_n + i) %
+				     ARRAY_SIZE(ctx->lat)];
 	spin_unlock(&ctx->lat_lock);
 }
 

@@ -21,6 +21,7 @@
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 #include "p2plab.h"
+#include "p2plab_ioctl.h"
 
 struct p2plab_svm_ctx;
 
@@ -70,7 +71,7 @@ struct p2plab_svm_ctx {
 	atomic64_t faults, replays, cancels, fault_pages, pte_4k, pte_2m, invalidations,
 		   inv_timeouts, notifier_calls, dma_maps, dma_unmaps, exclusive, retries, ranges;
 	spinlock_t lat_lock;
-	u64 lat_ns[64];
+	struct p2plab_svm_fault_sample lat[64];	/* ring of the last faults */
 	u32 lat_next, lat_n;
 };
 
@@ -90,6 +91,7 @@ struct p2plab_svm {
 	u32 ring_size;
 
 	spinlock_t inv_lock;
+	u64 irq_ns;			/* ktime of the last fault interrupt */
 	struct workqueue_struct *wq;
 	struct work_struct fault_work;
 };
@@ -103,7 +105,6 @@ int p2plab_svm_pte_set_2m(struct p2plab_svm_ctx *ctx, u64 va, u64 addr, u64 perm
 bool p2plab_svm_pte_clear(struct p2plab_svm_ctx *ctx, u64 start, u64 end);
 /* device TLB invalidation of [start, end) of the context, waited for (bounded). 0 / -ETIMEDOUT */
 int p2plab_svm_tlb_inv(struct p2plab_svm_ctx *ctx, u64 start, u64 end, bool may_sleep);
-void p2plab_svm_lat_add(struct p2plab_svm_ctx *ctx, u64 ns);
 /* spare tables for PTE writes under ctx->lock; call without it (GFP_KERNEL). 0 / -ENOMEM */
 int p2plab_svm_pt_reserve(struct p2plab_svm_ctx *ctx, unsigned int n);
 

@@ -320,6 +320,112 @@ TEST_F(svm, first_touch_thp)
 	free(b);
 }
 
+/* hugetlbfs memory (2 MiB pages): hmm_pfn_to_map_order() says PMD -> 2 MiB device leaves */
+TEST_F(svm, first_touch_hugetlb)
+{
+	size_t len = 4 * MB;
+	struct p2plab_svm_stats s0, s1;
+	uint8_t *a, *b = malloc(len);
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "w");
+
+	if (f) {
+		fprintf(f, "8\n");
+		fclose(f);
+	}
+	a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
+		 -1, 0);
+	if (a == MAP_FAILED)
+		SKIP(return, "no hugetlb pages (%s)", strerror(errno));
+	ASSERT_NE(NULL, b);
+	fill(b, len, 40);
+	ASSERT_EQ(0, svm_stats(self->fd, &s0));
+	/* first touch by the device: a write */
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)b, (uintptr_t)a, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(a, len, 40));
+	memset(b, 0, len);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(b, len, 40));
+	ASSERT_EQ(0, svm_stats(self->fd, &s1));
+	ASSERT_GE(s1.pte_2m - s0.pte_2m, 2);
+	munmap(a, len);
+	free(b);
+}
+
+/* a THP the device maps with one 2 MiB leaf loses one 4 KiB page (the CPU splits the PMD): the
+ * device loses the whole leaf, faults the rest back in 4 KiB leaves, the hole cancels */
+TEST_F(svm, thp_partial_munmap)
+{
+	size_t len = 2 * MB;
+	uint8_t *a = map_aligned(len, 2 * MB), *b = malloc(len);
+	struct p2plab_svm_stats s0, s1;
+	struct p2plab_svm_copy c;
+
+	ASSERT_NE(NULL, a);
+	if (!thp_available())
+		SKIP(return, "transparent hugepages disabled");
+	ASSERT_EQ(0, madvise(a, len, MADV_HUGEPAGE));
+	fill(a, len, 41);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(b, len, 41));
+	ASSERT_EQ(0, svm_stats(self->fd, &s0));
+	ASSERT_EQ(0, munmap(a + MB, 4096));
+	ASSERT_EQ(-EFAULT, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, &c));
+	ASSERT_EQ((uintptr_t)a + MB, c.fault_va);
+	memset(b, 0, len);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, MB, VA2VA, NULL));
+	ASSERT_EQ(-1, check(b, MB, 41));
+	ASSERT_EQ(0, svm_stats(self->fd, &s1));
+	ASSERT_GE(s1.invalidations - s0.invalidations, 1);
+	munmap(a, MB);
+	munmap(a + MB + 4096, MB - 4096);
+	free(b);
+}
+
+struct churn {
+	uint8_t *a;
+	size_t len;
+	volatile int stop;
+	long rounds;
+};
+
+static void *cpu_churn(void *p)
+{
+	struct churn *c = p;
+
+	while (!c->stop) {
+		memset(c->a, 0x11, c->len);		/* CPU faults the pages in */
+		madvise(c->a, c->len, MADV_DONTNEED);	/* and drops them: invalidations */
+		c->rounds++;
+	}
+	return NULL;
+}
+
+/* CPU threads fault and drop the same pages while the device faults them: every device copy
+ * completes (hmm_range_fault -EBUSY / read_retry loops), no livelock, no timeout */
+TEST_F_TIMEOUT(svm, concurrent_cpu_faults, 300)
+{
+	struct churn c = { .len = 256 * 1024 };
+	struct p2plab_svm_stats s;
+	pthread_t t[2];
+	int i;
+
+	c.a = map_anon(c.len);
+	ASSERT_NE(NULL, c.a);
+	ASSERT_EQ(0, pthread_create(&t[0], NULL, cpu_churn, &c));
+	ASSERT_EQ(0, pthread_create(&t[1], NULL, cpu_churn, &c));
+	for (i = 0; i < 200; i++)
+		ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)c.a, 0, c.len, VA2DEV, NULL));
+	c.stop = 1;
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	ASSERT_EQ(0, svm_stats(self->fd, &s));
+	TH_LOG("cpu rounds %ld, faults %llu, retries %llu, notifier %llu", c.rounds,
+	       (unsigned long long)s.faults, (unsigned long long)s.retries,
+	       (unsigned long long)s.notifier_calls);
+	ASSERT_EQ(0, s.cancels);
+	munmap(c.a, c.len);
+}
+
 /* a VA with no VMA: the descriptor is cancelled, EFAULT with the address */
 TEST_F(svm, fault_unmapped_efault)
 {
@@ -505,18 +611,42 @@ TEST_F(svm, atomics_basic)
 	munmap(p, 4096);
 }
 
+/* device and CPU take turns on one counter: every CPU touch revokes the device's exclusive access
+ * (the notifier clears the device PTE), so every device atomic faults and takes it again */
+TEST_F(svm, atomics_revoke)
+{
+	uint64_t *p = map_anon(4096);
+	struct p2plab_svm_stats s0, s1;
+	int i, n = 20;
+
+	ASSERT_NE(NULL, p);
+	p[0] = 0;
+	ASSERT_EQ(0, svm_stats(self->fd, &s0));
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(0, svm_atomic(self->fd, &p[0], P2PLAB_SVM_OP_FETCH_ADD, 8, 1, 0, NULL));
+		__atomic_fetch_add(&p[0], 1, __ATOMIC_SEQ_CST);
+	}
+	ASSERT_EQ(2 * n, p[0]);
+	ASSERT_EQ(0, svm_stats(self->fd, &s1));
+	ASSERT_EQ(n, s1.exclusive - s0.exclusive);
+	ASSERT_GE(s1.notifier_calls - s0.notifier_calls, n - 1);
+	munmap(p, 4096);
+}
+
 struct cpu_adder {
 	volatile uint64_t *ctr;
+	volatile int stop;
 	long n;
 };
 
 static void *cpu_add(void *arg)
 {
 	struct cpu_adder *c = arg;
-	long i;
 
-	for (i = 0; i < c->n; i++)
+	while (!c->stop) {
 		__atomic_fetch_add(c->ctr, 1, __ATOMIC_SEQ_CST);
+		c->n++;
+	}
 	return NULL;
 }
 
@@ -525,7 +655,7 @@ static void *cpu_add(void *arg)
 TEST_F_TIMEOUT(svm, atomics_concurrent_cpu, 300)
 {
 	uint64_t *p = map_anon(4096);
-	struct cpu_adder ca = { .n = 200000 };
+	struct cpu_adder ca = { 0 };
 	struct p2plab_svm_stats s;
 	long dev_n = 400, i;
 	pthread_t t;
@@ -534,12 +664,16 @@ TEST_F_TIMEOUT(svm, atomics_concurrent_cpu, 300)
 	p[0] = 0;
 	ca.ctr = &p[0];
 	ASSERT_EQ(0, pthread_create(&t, NULL, cpu_add, &ca));
+	while (!ca.n)
+		usleep(1000);
 	for (i = 0; i < dev_n; i++)
 		ASSERT_EQ(0, svm_atomic(self->fd, &p[0], P2PLAB_SVM_OP_FETCH_ADD, 8, 1, 0, NULL));
+	ca.stop = 1;
 	pthread_join(t, NULL);
 	ASSERT_EQ(ca.n + dev_n, p[0]);
 	ASSERT_EQ(0, svm_stats(self->fd, &s));
-	TH_LOG("exclusive %llu faults %llu notifier %llu", (unsigned long long)s.exclusive,
+	printf("# atomics: cpu %ld + device %ld increments, exact; device exclusive takes %llu, "
+	       "faults %llu, notifier clears %llu\n", ca.n, dev_n, (unsigned long long)s.exclusive,
 	       (unsigned long long)s.faults, (unsigned long long)s.notifier_calls);
 	ASSERT_GE(s.exclusive, 1);
 	munmap(p, 4096);
@@ -622,6 +756,35 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+struct lat3 {
+	unsigned int n;
+	double irq, handle, dev_gap;
+};
+
+/* medians over the last n (<= nlat) fault samples of s */
+static void lat_medians(const struct p2plab_svm_stats *s, unsigned int n, struct lat3 *l)
+{
+	uint64_t a[P2PLAB_SVM_LAT_SAMPLES], b[P2PLAB_SVM_LAT_SAMPLES], g[P2PLAB_SVM_LAT_SAMPLES];
+	unsigned int i, first, ng = 0;
+
+	if (n > s->nlat)
+		n = s->nlat;
+	first = s->nlat - n;
+	for (i = 0; i < n; i++) {
+		a[i] = s->lat[first + i].irq_ns;
+		b[i] = s->lat[first + i].handle_ns;
+		if (i)
+			g[ng++] = s->lat[first + i].dev_ts - s->lat[first + i - 1].dev_ts;
+	}
+	qsort(a, n, sizeof(a[0]), cmp_u64);
+	qsort(b, n, sizeof(b[0]), cmp_u64);
+	qsort(g, ng, sizeof(g[0]), cmp_u64);
+	l->n = n;
+	l->irq = n ? a[n / 2] : 0;
+	l->handle = n ? b[n / 2] : 0;
+	l->dev_gap = ng ? g[ng / 2] : 0;
+}
+
 /* figures for docs/svm.md: device read of a buffer by VA, first touch vs mapped vs physical */
 static void bench_one(struct __test_metadata *_metadata, FIXTURE_DATA(svm) *self, bool thp)
 {
@@ -630,7 +793,7 @@ static void bench_one(struct __test_metadata *_metadata, FIXTURE_DATA(svm) *self
 	struct p2plab_svm_stats s0, s1;
 	struct p2plab_svm_copy c;
 	struct p2plab_dma d;
-	uint64_t lat[P2PLAB_SVM_LAT_SAMPLES];
+	struct lat3 l;
 	double t0, t_first, t_mapped, t_phys;
 	uint8_t *a;
 	unsigned int n;
@@ -664,17 +827,17 @@ static void bench_one(struct __test_metadata *_metadata, FIXTURE_DATA(svm) *self
 	t0 = pl_now();
 	ASSERT_EQ(0, ioctl(self->fd, P2PLAB_IOC_DMA, &d));
 	t_phys = pl_now() - t0;
-	n = s1.nlat;
-	memcpy(lat, s1.lat_ns, n * sizeof(lat[0]));
-	qsort(lat, n, sizeof(lat[0]), cmp_u64);
-	printf("# bench %s %zu MiB: first-touch %.1f MB/s (%.3f s, %llu faults, %.0f faults/s, "
+	n = s1.faults - s0.faults;
+	lat_medians(&s1, n, &l);
+	printf("# bench %s %zu MiB: first-touch %.1f MB/s (%.3f s, %u faults, "
 	       "%llu 2M + %llu 4K leaves), mapped %.1f MB/s, physical %.1f MB/s, "
-	       "first/mapped %.2f, median fault handling %.1f us (last %u)\n",
-	       thp ? "thp" : "4k", len / MB, len / MB / t_first, t_first,
-	       (unsigned long long)(s1.faults - s0.faults), (s1.faults - s0.faults) / t_first,
+	       "first/mapped %.2f; per fault (median of %u): irq->replay %.1f us, "
+	       "record->replay %.1f us, device fault-to-fault %.1f us\n",
+	       thp ? "thp" : "4k", len / MB, len / MB / t_first, t_first, n,
 	       (unsigned long long)(s1.pte_2m - s0.pte_2m),
 	       (unsigned long long)(s1.pte_4k - s0.pte_4k), len / MB / t_mapped,
-	       len / MB / t_phys, t_mapped / t_first, n ? lat[n / 2] / 1000.0 : 0.0, n);
+	       len / MB / t_phys, t_mapped / t_first, l.n, l.irq / 1e3, l.handle / 1e3,
+	       l.dev_gap / 1e3);
 	/* the bytes arrived */
 	memset(a, 0, 4096);
 	ASSERT_EQ(4096, pread(self->fd, a, 4096, 0));
@@ -690,6 +853,34 @@ TEST_F_TIMEOUT(svm, bench_4k, 600)
 TEST_F_TIMEOUT(svm, bench_thp, 600)
 {
 	bench_one(_metadata, self, true);
+}
+
+/* one-page faults: every other page read-only, so each page is its own VMA (the fault-ahead window
+ * is clamped to the VMA): one device read of the range takes one fault per page */
+TEST_F_TIMEOUT(svm, bench_fault_rate, 600)
+{
+	size_t pages = 64, len = pages * 4096, i;
+	struct p2plab_svm_stats s0, s1;
+	struct p2plab_svm_copy c;
+	struct lat3 l;
+	uint8_t *a = map_anon(len);
+	double t0, t;
+
+	ASSERT_NE(NULL, a);
+	fill(a, len, 21);
+	for (i = 0; i < pages; i += 2)
+		ASSERT_EQ(0, mprotect(a + i * 4096, 4096, PROT_READ));
+	ASSERT_EQ(0, svm_stats(self->fd, &s0));
+	t0 = pl_now();
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, 0, len, VA2DEV, &c));
+	t = pl_now() - t0;
+	ASSERT_EQ(0, svm_stats(self->fd, &s1));
+	ASSERT_EQ(pages, s1.faults - s0.faults);
+	lat_medians(&s1, pages, &l);
+	printf("# bench fault-rate: %zu one-page faults in %.3f s = %.0f faults/s; per fault (median "
+	       "of %u): irq->replay %.1f us, record->replay %.1f us, device fault-to-fault %.1f us\n",
+	       pages, t, pages / t, l.n, l.irq / 1e3, l.handle / 1e3, l.dev_gap / 1e3);
+	munmap(a, len);
 }
 
 /* ---- helper for the QMP-scripted interleaving (not a test) ---- */

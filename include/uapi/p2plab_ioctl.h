@@ -250,7 +250,8 @@ struct p2plab_dmabuf_status {
  *   (not bound). The struct is copied back on every error but the first EFAULT of copy_from_user.
  * P2PLAB_IOC_SVM_ATOMIC: one device atomic (FETCH_ADD / CMPXCHG, 4 or 8 bytes, va aligned to size)
  *   on process memory; the driver takes the page with make_device_exclusive(). Errors as COPY.
- * P2PLAB_IOC_SVM_STATS: counters of this context (and lat_ns: the last fault-handling latencies).
+ * P2PLAB_IOC_SVM_STATS: counters of this context, and the last P2PLAB_SVM_LAT_SAMPLES faults it took
+ *   (oldest first): device timestamp, record-read -> replay and interrupt -> replay times.
  */
 #define P2PLAB_SVM_BACKEND_ODP		1
 #define P2PLAB_SVM_BACKEND_GPUSVM	2
@@ -299,6 +300,12 @@ struct p2plab_svm_atomic {
 };
 
 #define P2PLAB_SVM_LAT_SAMPLES	64
+struct p2plab_svm_fault_sample {
+	__u64 va;
+	__u64 dev_ts;		/* the record's timestamp (device clock, ns) */
+	__u32 handle_ns;	/* record read by the driver -> replay/cancel written */
+	__u32 irq_ns;		/* the fault interrupt -> replay/cancel written (capped at 4 s) */
+};
 struct p2plab_svm_stats {
 	__u32 ctx, backend;
 	__u64 faults;		/* fault records handled for this context */
@@ -314,8 +321,8 @@ struct p2plab_svm_stats {
 	__u64 ranges;		/* interval notifiers (2 MiB ranges) of the context */
 	__u32 hw_parked;	/* P2PLAB_REG_MMU_PARKED (whole device) */
 	__u32 hw_stalled;	/* P2PLAB_REG_MMU_STALLED (whole device) */
-	__u32 nlat, reserved;	/* valid entries of lat_ns */
-	__u64 lat_ns[P2PLAB_SVM_LAT_SAMPLES];	/* last fault-record-read to replay latencies */
+	__u32 nlat, reserved;	/* valid entries of lat */
+	struct p2plab_svm_fault_sample lat[P2PLAB_SVM_LAT_SAMPLES];	/* oldest first */
 };
 
 #define P2PLAB_IOC_SVM_BIND	_IOWR(P2PLAB_IOC_MAGIC, 0x20, struct p2plab_svm_bind)
