@@ -8,6 +8,8 @@
  *                                 drivers_probe); prints "BOUND <bdf> group <g> viable <0|1>"
  *   vfio-dmabuf-tests unbind BDF  give it back to p2plab
  *   vfio-dmabuf-tests bw MiB      "BW dmabuf p2plabI-><bdf> ..." (one batch, like p2plab-bw)
+ *   vfio-dmabuf-tests mark OFF TEXT   the engine writes TEXT at BAR2 offset OFF through a dma-buf;
+ *                                 prints "MARK <phys> ok" (for a host-side read: HMP xp)
  *   vfio-dmabuf-tests [harness options]   the tests (kselftest harness, TAP)
  *
  * The exporter is the p2plab device bound to vfio-pci (first found; P2PLAB_VFIO_BDF to choose),
@@ -493,6 +495,43 @@ static int cmd_bw(int mib, int reps)
 	close(pfd);
 	vf_close(&v);
 	return best_to > 0 && best_from > 0 ? 0 : 1;
+}
+
+/*
+ * mark OFF TEXT: p2plab0's engine writes TEXT through a dma-buf of [OFF, OFF + 4 KiB) of the
+ * exporter's BAR2; prints "MARK <CPU physical address>" so the host can read it back (HMP xp,
+ * the device's RAM block) independently of the guest.
+ */
+static int cmd_mark(unsigned long long off, const char *text)
+{
+	struct vfio_region_dma_range r = { off, 4096 };
+	struct p2plab_dmabuf_copy c;
+	size_t len = strlen(text);
+	char bdf[32];
+	struct vf v;
+	int pfd, dfd, ifd;
+
+	if (!len || len > 4096 || find_exporter(bdf, sizeof(bdf)) || vf_open(&v, bdf))
+		return 1;
+	pfd = pl_open(importer_id());
+	if (pfd < 0 || pl_pwrite_all(pfd, text, len, 0))
+		return 1;
+	dfd = vf_export(v.dev, VFIO_PCI_BAR2_REGION_INDEX, &r, 1, 0);
+	ifd = dfd >= 0 ? imp_import(pfd, dfd, NULL) : -1;
+	if (ifd < 0)
+		return 1;
+	if (imp_copy(pfd, ifd, P2PLAB_DMABUF_TO, 0, 0, len, 0, &c)) {
+		if (!c.map_err)
+			return 1;
+		printf("MARK %#llx refused (map_err %d)\n", v.bar_phys + off, c.map_err);
+		return 0;
+	}
+	printf("MARK %#llx %s\n", v.bar_phys + off, memcmp(v.map + off, text, len) ? "differs" : "ok");
+	close(ifd);
+	close(dfd);
+	close(pfd);
+	vf_close(&v);
+	return 0;
 }
 
 /* ---- fixture: exporter (vfio) + importer (/dev/p2plabN) ---------------------------------------- */
@@ -1276,6 +1315,8 @@ int main(int argc, char **argv)
 		return cmd_bind(atoi(argv[2]));
 	if (argc >= 3 && !strcmp(argv[1], "unbind"))
 		return cmd_unbind(argv[2]);
+	if (argc >= 4 && !strcmp(argv[1], "mark"))
+		return cmd_mark(strtoull(argv[2], NULL, 0), argv[3]);
 	if (argc >= 3 && !strcmp(argv[1], "bw"))
 		return cmd_bw(atoi(argv[2]), argc > 3 ? atoi(argv[3]) : 3);
 	return test_harness_run(argc, argv);
