@@ -137,6 +137,11 @@ public final class Engine {
         ctx.log("result: " + (failure == null ? "passed" : "FAILED: " + failure));
         ctx.closeLog();
         CaseResult.Status st;
+        if (c.expectFail() != null && kernel != null && kernel.failure() != null) {
+            // an expected failure is about the steps: it never hides a kernel splat (declare those in expect-splats)
+            return new CaseResult(c, CaseResult.Status.FAILED, failure + " (expect-fail covers step failures, not kernel"
+                    + " splats: declare an expected one in expect-splats)", excerpt, time, dir);
+        }
         if (c.expectFail() != null) {
             st = failure != null ? CaseResult.Status.XFAIL : CaseResult.Status.XPASS;
             String msg = failure != null ? "expected failure (" + c.expectFail() + "): " + failure

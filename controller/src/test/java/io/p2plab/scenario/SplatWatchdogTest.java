@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * warning level (KERN_WARNING, /dev/kmsg), which a loglevel=4 console never shows, must fail its case
  * with the splat in the failure message and the whole report (stack included) in kernel.log and
  * kernel-splats.txt; a case that declares it in expect-splats passes; a declared, required splat that
- * never comes fails; a case that times out after a splat still reports it (the log is read before the
+ * never comes fails; expect-fail does not hide a splat; a case that times out after a splat still reports it (the log is read before the
  * kill); a hang report on the console ends a running guest command's wait at once. Needs the lab's guest (`make guest`), like {@link GuestBootTest}; skipped otherwise.
  */
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
@@ -44,7 +44,8 @@ class SplatWatchdogTest {
                 name: splat
                 timeout: 200
                 matrix:
-                  plant: [unexpected, expected, missing]
+                  plant: [unexpected, expected, missing, xfail]
+                expect-fail: [{plant: xfail, reason: the last step fails on purpose}]
                 vars:
                   plant_cmd: "%2$s"
                 expect-splats:
@@ -59,7 +60,7 @@ class SplatWatchdogTest {
                 steps:
                   - boot: {}
                   - guest: {shell: "case ${plant} in missing) exit 0;; esac; ${plant_cmd}", save: plant}
-                  - guest: {shell: "echo fine", stdout: fine}
+                  - guest: {shell: "case ${plant} in xfail) exit 1;; esac; echo fine", stdout: fine}
                 """.formatted(gc, plant));
         // 4. a case that times out after a splat: the log is read before the kill
         Path t = tmp.resolve("splat-timeout.yaml");
@@ -96,7 +97,7 @@ class SplatWatchdogTest {
         EngineRealQemuTest.Run r = EngineRealQemuTest.main("run", "--out", out.toString(), "--junit", junit.toString(),
                 f.toString(), t.toString(), h.toString());
         assertThat(r.rc()).as(r.out() + r.err()).isEqualTo(1);
-        assertThat(r.out()).contains("1 passed, 4 failed, 0 skipped");
+        assertThat(r.out()).contains("1 passed, 5 failed, 0 skipped");
 
         // 1. planted, not expected: FAILED with the splat in the message and the whole report kept
         Path un = out.resolve("splat_plant=unexpected_");
@@ -120,6 +121,10 @@ class SplatWatchdogTest {
 
         // 3. declared, required, never printed: FAILED
         assertThat(xml).contains("expected kernel splat /never_printed/ (the test expects what never comes");
+
+        // 3b. an expected failure does not hide an unexpected splat: FAILED, not XFAIL
+        assertThat(r.out()).containsPattern("splat\\[plant=xfail\\] +FAILED .*kernel splat \\(WARNING, kernel.log\\)");
+        assertThat(xml).contains("expect-fail covers step failures, not kernel splats");
 
         // 4. timed out after the splat: both in the message, the report from the log read before the kill
         assertThat(r.out()).containsPattern("splat-timeout +FAILED .*kernel splat \\(WARNING, kernel.log\\): WARNING: CPU: 0 "
