@@ -924,6 +924,14 @@ int p2plab_svm_probe(struct p2plab_dev *pd)
 	ret = svm_hw_program(svm);
 	if (ret)
 		goto err_destroy_wq;
+	if (svm->be && svm->be->dev_init) {
+		ret = svm->be->dev_init(svm);
+		if (ret) {
+			dev_warn(&pd->pdev->dev, "svm: backend %s unavailable (%d)\n",
+				 svm->be->name, ret);
+			svm->be = NULL;
+		}
+	}
 	pd->svm = svm;
 	dev_info(&pd->pdev->dev, "svm: backend %s, MMU caps %#x, TLB %u, fault ring %u\n",
 		 svm->be ? svm->be->name : "none", svm->mmu_caps, svm->tlb_entries,
@@ -954,6 +962,8 @@ void p2plab_svm_remove(struct p2plab_dev *pd)
 			svm_unbind(svm, svm->ctx[i]);
 	WRITE_ONCE(svm->dead, true);
 	mutex_unlock(&svm->bind_lock);
+	if (svm->be && svm->be->dev_fini)
+		svm->be->dev_fini(svm);
 	if (!pd->dead)
 		wr(pd, P2PLAB_REG_FAULT_CTRL, 0);
 	for (i = 0; i < pd->nvec; i++)	/* no p2plab_svm_irq() still queueing */

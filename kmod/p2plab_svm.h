@@ -24,6 +24,7 @@
 #include "p2plab_ioctl.h"
 
 struct p2plab_svm_ctx;
+struct p2plab_svm;
 
 struct p2plab_svm_pt {			/* one 4 KiB device page table */
 	__le64 *e;			/* coherent, 512 entries */
@@ -34,6 +35,9 @@ struct p2plab_svm_pt {			/* one 4 KiB device page table */
 struct p2plab_svm_backend {
 	const char *name;
 	u32 id;				/* P2PLAB_SVM_BACKEND_* */
+	/* optional: per device (probe / remove), may set svm->be_priv */
+	int (*dev_init)(struct p2plab_svm *svm);
+	void (*dev_fini)(struct p2plab_svm *svm);
 	int (*ctx_init)(struct p2plab_svm_ctx *ctx);
 	/* after the context is disabled in the device and its TLB invalidated */
 	void (*ctx_fini)(struct p2plab_svm_ctx *ctx);
@@ -78,6 +82,7 @@ struct p2plab_svm_ctx {
 struct p2plab_svm {
 	struct p2plab_dev *pd;
 	const struct p2plab_svm_backend *be;
+	void *be_priv;			/* the backend's per-device state */
 	u32 mmu_caps, tlb_entries;
 	bool dead;			/* remove() ran: no hardware */
 

@@ -84,6 +84,7 @@ fi
 
 # ---- kernel modules: wanted list + their dependencies, in load order ----------------------------
 WANT=(nvme vfio_iommu_type1 vfio-pci)   # vfio: a p2plab bound to vfio-pci exports BAR2 as a dma-buf (vfio-dmabuf.yaml)
+WANT+=(drm drm_gpusvm_helper)   # p2plab.ko's SVM "gpusvm" backend (drm_gpusvm_*, docs/svm.md): loaded before it
 declare -A KOPATH=()
 while IFS= read -r f; do
     n=${f##*/}; n=${n%.ko}; KOPATH[${n//-/_}]=$f

@@ -605,7 +605,8 @@ TEST_F(svm, atomics_basic)
 	ASSERT_EQ(7, p[0]);		/* neighbours untouched */
 	ASSERT_EQ(-EINVAL, svm_atomic(self->fd, (uint8_t *)p + 1, P2PLAB_SVM_OP_FETCH_ADD, 4, 1,
 				      0, &r));
-	/* read-only memory: make_device_exclusive() refuses, cancelled */
+	/* read-only memory: cancelled (odp: make_device_exclusive() refuses; gpusvm: the
+	 * range cannot be mirrored writable) */
 	ASSERT_EQ(0, mprotect(p, 4096, PROT_READ));
 	ASSERT_EQ(-EFAULT, svm_atomic(self->fd, &p[1], P2PLAB_SVM_OP_FETCH_ADD, 8, 1, 0, &r));
 	munmap(p, 4096);
@@ -628,8 +629,10 @@ TEST_F(svm, atomics_revoke)
 	}
 	ASSERT_EQ(2 * n, p[0]);
 	ASSERT_EQ(0, svm_stats(self->fd, &s1));
-	ASSERT_EQ(n, s1.exclusive - s0.exclusive);
-	ASSERT_GE(s1.notifier_calls - s0.notifier_calls, n - 1);
+	if (variant->backend == P2PLAB_SVM_BACKEND_ODP) {	/* odp: make_device_exclusive() */
+		ASSERT_EQ(n, s1.exclusive - s0.exclusive);
+		ASSERT_GE(s1.notifier_calls - s0.notifier_calls, n - 1);
+	}
 	munmap(p, 4096);
 }
 
@@ -675,7 +678,8 @@ TEST_F_TIMEOUT(svm, atomics_concurrent_cpu, 300)
 	printf("# atomics: cpu %ld + device %ld increments, exact; device exclusive takes %llu, "
 	       "faults %llu, notifier clears %llu\n", ca.n, dev_n, (unsigned long long)s.exclusive,
 	       (unsigned long long)s.faults, (unsigned long long)s.notifier_calls);
-	ASSERT_GE(s.exclusive, 1);
+	if (variant->backend == P2PLAB_SVM_BACKEND_ODP)
+		ASSERT_GE(s.exclusive, 1);
 	munmap(p, 4096);
 }
 
