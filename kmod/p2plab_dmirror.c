@@ -87,7 +87,12 @@ struct dmirror {
 	struct xarray			ranges;	/* va >> PMD_SHIFT -> struct dmirror_range */
 	struct p2plab_hmm		*map_hmm; /* device the ranges belong to (= mdevice->hmm) */
 	struct mmu_interval_notifier	notifier;
-	struct mutex			mutex;
+	struct mutex			mutex;	/* the entries: readers (DMA batches), stores,
+						 * invalidations */
+	unsigned long			erase_seq; /* bumped (under mutex) by every erase of entries */
+	struct mutex			op_lock; /* one ioctl at a time per mirror: hmm_range_fault()
+						  * writes straight into the entries (pfn_list), which
+						  * nothing may read or store meanwhile */
 	struct list_head		node;
 	__u64				flags;
 };
@@ -343,6 +348,12 @@ static void dmirror_do_update(struct dmirror *dmirror, unsigned long start, unsi
 
 	if (!hmm || end <= start)
 		return;
+	/*
+	 * Entries may be erased outside an invalidation callback (p2plab_dmirror_erase_range(),
+	 * own migrations to RAM) with no notifier sequence change: a hmm_range_fault() racing
+	 * it must not commit (dmirror_hmm_fault_locked() checks this too).
+	 */
+	dmirror->erase_seq++;
 	xa_for_each_range(&dmirror->ranges, key, r, start >> DMIRROR_RANGE_SHIFT,
 			  (end - 1) >> DMIRROR_RANGE_SHIFT) {
 		unsigned long rs = key << DMIRROR_RANGE_SHIFT;
@@ -450,6 +461,7 @@ static int dmirror_fops_open(struct inode *inode, struct file *filp)
 		return -ENOMEM;
 	dmirror->mdevice = mdevice;
 	mutex_init(&dmirror->mutex);
+	mutex_init(&dmirror->op_lock);
 	xa_init(&dmirror->ranges);
 
 	ret = mmu_interval_notifier_insert(&dmirror->notifier, current->mm, 0,
@@ -494,23 +506,24 @@ static bool dmirror_interval_invalidate(struct mmu_interval_notifier *mni,
 {
 	struct dmirror *dmirror = container_of(mni, struct dmirror, notifier);
 
-	/*
-	 * Ignore invalidations of migrations done by this device (its own pgmap owner): moving
-	 * pages to the device re-maps them itself, and the migrations back to RAM (CPU fault,
-	 * MIGRATE_TO_SYS) erase the device's entries explicitly, p2plab_dmirror_erase_range().
-	 * Device-local entries of pages NOT being migrated stay valid (test_hmm semantics).
-	 */
-	if (range->event == MMU_NOTIFY_MIGRATE && range->owner &&
-	    range->owner == READ_ONCE(dmirror->mdevice->dm))
-		return true;
+	bool own_migration = range->event == MMU_NOTIFY_MIGRATE && range->owner &&
+			     range->owner == READ_ONCE(dmirror->mdevice->dm);
 
 	if (mmu_notifier_range_blockable(range))
 		mutex_lock(&dmirror->mutex);
 	else if (!mutex_trylock(&dmirror->mutex))
 		return false;
 
+	/*
+	 * Migrations done by this device (its own pgmap owner) keep the entries: moving pages to
+	 * the device re-maps them itself, and the migrations back to RAM (CPU fault,
+	 * MIGRATE_TO_SYS) erase the device's entries explicitly, p2plab_dmirror_erase_range();
+	 * entries of pages NOT being migrated stay valid (test_hmm semantics). The sequence still
+	 * moves, so that no hmm_range_fault() that raced the migration is taken as current.
+	 */
 	mmu_interval_set_seq(mni, cur_seq);
-	dmirror_do_update(dmirror, range->start, range->end);
+	if (!own_migration)
+		dmirror_do_update(dmirror, range->start, range->end);
 
 	mutex_unlock(&dmirror->mutex);
 	return true;
@@ -556,6 +569,8 @@ static int dmirror_hmm_fault_locked(struct dmirror *dmirror, struct hmm_range *r
 	int ret;
 
 	while (!time_after(jiffies, timeout)) {
+		unsigned long erase_seq = READ_ONCE(dmirror->erase_seq);
+
 		if (prepare)
 			prepare(range, arg);
 		if (unlocked) {
@@ -570,7 +585,8 @@ static int dmirror_hmm_fault_locked(struct dmirror *dmirror, struct hmm_range *r
 			return ret;
 		if (!ret) {
 			mutex_lock(&dmirror->mutex);
-			if (!mmu_interval_read_retry(range->notifier, range->notifier_seq))
+			if (!mmu_interval_read_retry(range->notifier, range->notifier_seq) &&
+			    dmirror->erase_seq == erase_seq)
 				return 0;
 			mutex_unlock(&dmirror->mutex);
 		}
@@ -592,6 +608,33 @@ static int dmirror_range_fault(struct dmirror *dmirror, struct hmm_range *range,
 	return ret;
 }
 
+/*
+ * Where a device fault of [start, ...) begins: at the 2 MiB boundary below @start (inside the
+ * VMA), as GPU SVM drivers fault whole chunks. Besides fewer faults this keeps every walk of a
+ * device-private THP aligned: 7.3's hmm_vma_handle_absent_pmd() returns the folio's head pfns
+ * for a walk that starts inside the folio (a kernel bug, docs/hmm.md "Findings";
+ * p2plab.dmirror_fault_align=0 turns this off to reproduce it: thp_offset.private.*).
+ */
+static bool dmirror_fault_align = true;
+module_param(dmirror_fault_align, bool, 0644);
+MODULE_PARM_DESC(dmirror_fault_align,
+		 "mirror faults start on 2 MiB boundaries (default 1; 0 reproduces the 7.3 device-private THP pfn-offset bug)");
+
+static unsigned long dmirror_fault_start(struct mm_struct *mm, unsigned long start)
+{
+	struct vm_area_struct *vma;
+	unsigned long a = start;
+
+	if (!READ_ONCE(dmirror_fault_align) || IS_ALIGNED(start, PMD_SIZE))
+		return start;
+	mmap_read_lock(mm);
+	vma = vma_lookup(mm, start);
+	if (vma)
+		a = max(ALIGN_DOWN(start, PMD_SIZE), vma->vm_start);
+	mmap_read_unlock(mm);
+	return a;
+}
+
 static int dmirror_fault(struct dmirror *dmirror, struct p2plab_devmem *dm, unsigned long start,
 			 unsigned long end, bool write, bool unlocked)
 {
@@ -609,7 +652,7 @@ static int dmirror_fault(struct dmirror *dmirror, struct p2plab_devmem *dm, unsi
 	/* Since the mm is for the mirrored process, get a reference first. */
 	if (!mmget_not_zero(mm))
 		return -EFAULT;
-	for (addr = start; addr < end; addr = range.end) {
+	for (addr = dmirror_fault_start(mm, start); addr < end; addr = range.end) {
 		struct dmirror_range *r;
 		size_t idx;
 
@@ -751,12 +794,14 @@ fini:
  * its mirror (DMA engine) into a bounce buffer. Used to return data for verification after
  * migration and exclusive access, as test_hmm does.
  *
- * @refault: an invalidation may have dropped entries between the migration and this read (any
+ * @relink: an invalidation may have dropped entries between the operation and this read (any
  * invalidation may be spurious: khugepaged invalidates a 2 MiB range before it finds it cannot
- * collapse device pages). After a migration, look the missing entries up again
- * (dmirror_relink_local()) and read again, a bounded number of times: pages that are in this
- * device's memory are mirrored again; anything else (a page that did not migrate) still ends the
- * read with -ENOENT, as test_hmm's semantics want. Not after exclusive access.
+ * collapse what is there). @relink re-creates what the operation had set up for the rest of the
+ * range, and the read goes on, a bounded number of times: after a migration
+ * dmirror_relink_local() (pages in this device's memory are mirrored again; a page that did not
+ * migrate still ends the read with -ENOENT, as test_hmm's semantics want), after exclusive access
+ * dmirror_take_exclusive() (the device takes the pages again, as a real device re-faults an
+ * atomic access it lost).
  */
 #define DMIRROR_READ_BACK_TRIES	8
 
@@ -769,19 +814,25 @@ static int dmirror_relink_local(struct dmirror *dmirror, struct p2plab_devmem *d
 				unsigned long start, unsigned long end)
 {
 	struct mm_struct *mm = dmirror->notifier.mm;
-	unsigned long pfns[64], addr, i;
 	struct hmm_range range = {
 		.notifier = &dmirror->notifier,
-		.hmm_pfns = pfns,
 		.dev_private_owner = dm,
 	};
+	unsigned long *pfns, addr, i;
 	int ret = 0;
 
-	if (!mmget_not_zero(mm))
+	/* whole 2 MiB steps from a boundary (see dmirror_fault_start()) */
+	pfns = kmalloc_array(DMIRROR_RANGE_PAGES, sizeof(*pfns), GFP_KERNEL);
+	if (!pfns)
+		return -ENOMEM;
+	range.hmm_pfns = pfns;
+	if (!mmget_not_zero(mm)) {
+		kfree(pfns);
 		return -EFAULT;
-	for (addr = start; !ret && addr < end; addr = range.end) {
+	}
+	for (addr = dmirror_fault_start(mm, start); !ret && addr < end; addr = range.end) {
 		range.start = addr;
-		range.end = min(end, addr + (ARRAY_SIZE(pfns) << PAGE_SHIFT));
+		range.end = min(end, ALIGN(addr + 1, DMIRROR_RANGE_PAGES << PAGE_SHIFT));
 		ret = dmirror_ranges_prepare(dmirror, dm->hmm, range.start, range.end);
 		if (!ret)
 			ret = dmirror_hmm_fault_locked(dmirror, &range, false, NULL, NULL, NULL);
@@ -800,12 +851,16 @@ static int dmirror_relink_local(struct dmirror *dmirror, struct p2plab_devmem *d
 		mutex_unlock(&dmirror->mutex);
 	}
 	mmput(mm);
+	kfree(pfns);
 	return ret;
 }
 
+typedef int (*dmirror_relink_fn)(struct dmirror *dmirror, struct p2plab_devmem *dm,
+				 unsigned long start, unsigned long end);
+
 static int dmirror_read_back(struct dmirror *dmirror, struct p2plab_devmem *dm,
 			     struct hmm_dmirror_cmd *cmd, unsigned long start, unsigned long end,
-			     bool refault)
+			     dmirror_relink_fn relink)
 {
 	struct dmirror_bounce bounce;
 	unsigned long from = start;
@@ -818,11 +873,11 @@ static int dmirror_read_back(struct dmirror *dmirror, struct p2plab_devmem *dm,
 		mutex_lock(&dmirror->mutex);
 		ret = dmirror_do_rw(dmirror, from, end, &bounce, false);
 		mutex_unlock(&dmirror->mutex);
-		if (ret != -ENOENT || !refault || ++tries > DMIRROR_READ_BACK_TRIES)
+		if (ret != -ENOENT || ++tries > DMIRROR_READ_BACK_TRIES)
 			break;
 		from = start + (bounce.cpages << PAGE_SHIFT);
 		atomic64_inc(&dm->st_relinks);
-		ret = dmirror_relink_local(dmirror, dm, from, end);
+		ret = relink(dmirror, dm, from, end);
 		if (ret)
 			break;
 	}
@@ -986,7 +1041,7 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 		return ret;
 
 	/* Return the migrated data for verification: the device reads it through its mirror. */
-	return dmirror_read_back(dmirror, dm, cmd, start, end, true);
+	return dmirror_read_back(dmirror, dm, cmd, start, end, dmirror_relink_local);
 }
 
 static int dmirror_migrate(struct dmirror *dmirror, struct p2plab_devmem *dm,
@@ -1032,18 +1087,14 @@ static int dmirror_check_atomic(struct dmirror *dmirror, unsigned long start, un
 	return ret;
 }
 
-static int dmirror_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
-			     struct hmm_dmirror_cmd *cmd)
+/* Take [start, end) for exclusive device access (make_device_exclusive()), recording entries. */
+static int dmirror_take_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
+				  unsigned long start, unsigned long end)
 {
-	unsigned long start, end, addr;
-	unsigned long size = cmd->npages << PAGE_SHIFT;
 	struct mm_struct *mm = dmirror->notifier.mm;
+	unsigned long addr;
 	int ret = 0;
 
-	start = cmd->addr;
-	end = start + size;
-	if (end < start)
-		return -EINVAL;
 	if (!mmget_not_zero(mm))
 		return -EINVAL;
 
@@ -1069,11 +1120,22 @@ static int dmirror_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
 	}
 	mmap_read_unlock(mm);
 	mmput(mm);
+	return ret;
+}
+
+static int dmirror_exclusive(struct dmirror *dmirror, struct p2plab_devmem *dm,
+			     struct hmm_dmirror_cmd *cmd)
+{
+	unsigned long start = cmd->addr, end = start + (cmd->npages << PAGE_SHIFT);
+	int ret;
+
+	if (end < start)
+		return -EINVAL;
+	ret = dmirror_take_exclusive(dmirror, dm, start, end);
 	if (ret)
 		return ret;
-
 	/* Return the data for verification: the device reads it while it holds exclusivity. */
-	return dmirror_read_back(dmirror, dm, cmd, start, end, false);
+	return dmirror_read_back(dmirror, dm, cmd, start, end, dmirror_take_exclusive);
 }
 
 /* ---- snapshot ---- */
@@ -1319,13 +1381,15 @@ static long dmirror_fops_unlocked_ioctl(struct file *filp, unsigned int command,
 		up_read(&mdevice->sem);
 		return -ENODEV;	/* the p2plab device is gone (or never came) */
 	}
-	if (READ_ONCE(dmirror->map_hmm) != dm->hmm) {
+	if (mutex_lock_killable(&dmirror->op_lock)) {
+		up_read(&mdevice->sem);
+		return -EINTR;
+	}
+	if (dmirror->map_hmm != dm->hmm) {
 		/* first use, or first use since the device came back: its ranges are new */
 		mutex_lock(&dmirror->mutex);
-		if (dmirror->map_hmm != dm->hmm) {
-			dmirror_clear_all(dmirror);
-			dmirror->map_hmm = dm->hmm;
-		}
+		dmirror_clear_all(dmirror);
+		dmirror->map_hmm = dm->hmm;
 		mutex_unlock(&dmirror->mutex);
 	}
 	switch (command) {
@@ -1369,6 +1433,7 @@ static long dmirror_fops_unlocked_ioctl(struct file *filp, unsigned int command,
 	default:
 		ret = -EINVAL;
 	}
+	mutex_unlock(&dmirror->op_lock);
 	up_read(&mdevice->sem);
 	if (ret)
 		return ret;

@@ -3,7 +3,7 @@
 # Linux 7.3 source (Debian linux-source-7.3, trixie-backports) and p2plab's own HMM tests
 # (guest/tests/hmm-p2plab-tests.c, kselftest_harness.h of the same tree) as static binaries, inside
 # the trixie build root.  Cached by inputs.  Prints the path of the hmm-tests binary; the directory
-# also holds hmm-p2plab-tests.
+# also holds hmm-p2plab-tests and hmm-stress (guest/tests/hmm-stress.c).
 #   scripts/build-hmm-tests.sh            build (or reuse) and print the path
 #   scripts/build-hmm-tests.sh --src      only fetch/extract the kernel source, print its dir
 # The kernel source is shared with scripts/build-test-hmm.sh (~/.cache/p2plab/src/linux-source-*).
@@ -46,10 +46,10 @@ cache_lock hmm-tests-build
 
 tests=$P2PLAB_ROOT/guest/tests
 key=$(hash_inputs "$src/tools/testing/selftests/mm/hmm-tests.c" "$src/lib/test_hmm_uapi.h" \
-      "$src/Makefile" "$0" "$tests/hmm-p2plab-tests.c" \
+      "$src/Makefile" "$0" "$tests/hmm-p2plab-tests.c" "$tests/hmm-stress.c" \
       "$tests/p2plab-lib.h" "$P2PLAB_ROOT/include/uapi/p2plab_ioctl.h" "$P2PLAB_ROOT/include/p2plab_hw.h")
 out=$P2PLAB_CACHE/hmm-tests-$key
-if [ ! -x "$out/hmm-tests" ] || [ ! -x "$out/hmm-p2plab-tests" ]; then
+if [ ! -x "$out/hmm-tests" ] || [ ! -x "$out/hmm-p2plab-tests" ] || [ ! -x "$out/hmm-stress" ]; then
     root=$(scripts_dir=$(dirname "$0"); "$scripts_dir/buildroot.sh")
     # make headers needs rsync-free headers_install (7.x) and a host compiler: both in the root
     mnt=$root/build/linux-src
@@ -67,13 +67,17 @@ if [ ! -x "$out/hmm-tests" ] || [ ! -x "$out/hmm-p2plab-tests" ]; then
         || log "warning: hmm-tests does not look statically linked"
     log "building hmm-p2plab-tests (static)"
     # the dmirror uAPI straight from the kernel source (lib/test_hmm_uapi.h), as hmm-tests.c uses it
-    cp "$tests/hmm-p2plab-tests.c" "$tests/p2plab-lib.h" "$src/lib/test_hmm_uapi.h" \
+    cp "$tests/hmm-p2plab-tests.c" "$tests/hmm-stress.c" "$tests/p2plab-lib.h" "$src/lib/test_hmm_uapi.h" \
         "$P2PLAB_ROOT/include/uapi/p2plab_ioctl.h" "$P2PLAB_ROOT/include/p2plab_hw.h" "$root/build/hmm-tests-out/"
     chroot "$root" gcc-14 -O2 -Wall -static -o /build/hmm-tests-out/hmm-p2plab-tests \
         -I /build/linux-src/tools/testing/selftests -isystem /build/linux-src/usr/include \
         /build/hmm-tests-out/hmm-p2plab-tests.c -lpthread >&2 || die "building hmm-p2plab-tests failed"
+    log "building hmm-stress (static)"
+    chroot "$root" gcc-14 -O2 -Wall -static -o /build/hmm-tests-out/hmm-stress \
+        /build/hmm-tests-out/hmm-stress.c -lpthread >&2 || die "building hmm-stress failed"
     mkdir -p "$out.tmp"
-    cp "$root/build/hmm-tests-out/hmm-tests" "$root/build/hmm-tests-out/hmm-p2plab-tests" "$out.tmp/"
+    cp "$root/build/hmm-tests-out/hmm-tests" "$root/build/hmm-tests-out/hmm-p2plab-tests" \
+        "$root/build/hmm-tests-out/hmm-stress" "$out.tmp/"
     rm -rf "$out"; mv "$out.tmp" "$out"
 fi
 echo "$out/hmm-tests"
