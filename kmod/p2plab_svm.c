@@ -31,6 +31,10 @@ static char *svm_backend = "odp";
 module_param(svm_backend, charp, 0444);
 MODULE_PARM_DESC(svm_backend, "SVM fault backend: odp (hmm_range_fault + hmm_dma_map_*, default), gpusvm (drm_gpusvm), none");
 
+static unsigned int svm_replay_retry_ms = 100;
+module_param(svm_replay_retry_ms, uint, 0644);
+MODULE_PARM_DESC(svm_replay_retry_ms, "replay again a context still parked this long after its faults were answered (ms, default 100; 0 = never)");
+
 static unsigned int svm_inv_timeout_us = 200000;
 module_param(svm_inv_timeout_us, uint, 0644);
 MODULE_PARM_DESC(svm_inv_timeout_us, "bound of the wait for a device TLB invalidation (us, default 200000)");
@@ -420,6 +424,49 @@ static void svm_resp(struct p2plab_svm *svm, u32 ctx, u32 index, u32 flags)
 	   (ctx << P2PLAB_FAULT_RESP_CTX_SHIFT) | flags);
 }
 
+static void svm_replay_arm(struct p2plab_svm *svm)
+{
+	unsigned int ms = READ_ONCE(svm_replay_retry_ms);
+
+	if (ms && !READ_ONCE(svm->dead))
+		mod_delayed_work(svm->wq, &svm->replay_dwork, msecs_to_jiffies(ms));
+}
+
+/*
+ * A replay the device lost (docs/device.md §15.8: the driver must time out and replay again):
+ * while a bound context still has parked descriptors and no fault record waits in the ring,
+ * replay the whole context. A descriptor that still faults parks again with a new record.
+ */
+static void p2plab_svm_replay_work(struct work_struct *w)
+{
+	struct p2plab_svm *svm = container_of(to_delayed_work(w), struct p2plab_svm, replay_dwork);
+	struct p2plab_dev *pd = svm->pd;
+	u32 stalled, bound = 0;
+	int c;
+
+	if (READ_ONCE(svm->dead))
+		return;
+	stalled = rd(pd, P2PLAB_REG_MMU_STALLED);
+	if (stalled == 0xffffffffu || !stalled)
+		return;
+	if (rd(pd, P2PLAB_REG_FAULT_HEAD) != rd(pd, P2PLAB_REG_FAULT_TAIL))
+		goto rearm;	/* records to handle first */
+	spin_lock(&svm->lock);
+	for (c = 0; c < P2PLAB_MMU_CONTEXTS; c++)
+		if (svm->ctx[c])
+			bound |= BIT(c);
+	spin_unlock(&svm->lock);
+	for (c = 0; c < P2PLAB_MMU_CONTEXTS; c++) {
+		if (!(stalled & bound & BIT(c)))
+			continue;
+		atomic_inc(&svm->replay_retries);
+		svm_resp(svm, c, 0, P2PLAB_FAULT_RESP_ALL_CTX);
+	}
+rearm:
+	if (stalled & bound)
+		svm_replay_arm(svm);
+}
+
 static void svm_handle_fault(struct p2plab_svm *svm, const struct p2plab_fault *f)
 {
 	u32 cid = f->ctx, access = f->access;
@@ -463,6 +510,7 @@ static void svm_handle_fault(struct p2plab_svm *svm, const struct p2plab_fault *
 	atomic64_inc(&ctx->replays);
 	svm_resp(svm, cid, f->desc_index, 0);
 	svm_lat_add(ctx, f, t0, t_irq);
+	svm_replay_arm(svm);
 }
 
 static void p2plab_svm_fault_work(struct work_struct *w)
@@ -760,6 +808,7 @@ static void svm_stats(struct p2plab_svm_ctx *ctx, struct p2plab_svm_stats *s)
 	}
 	spin_lock(&ctx->lat_lock);
 	s->nlat = ctx->lat_n;
+	s->replay_retries = atomic_read(&ctx->svm->replay_retries);
 	for (i = 0; i < ctx->lat_n; i++)
 		s->lat[i] = ctx->lat[(ctx->lat_next + ARRAY_SIZE(ctx->lat) - ctx->lat_n + i) %
 				     ARRAY_SIZE(ctx->lat)];
@@ -905,6 +954,7 @@ int p2plab_svm_probe(struct p2plab_dev *pd)
 	mutex_init(&svm->bind_lock);
 	init_waitqueue_head(&svm->users_wq);
 	INIT_WORK(&svm->fault_work, p2plab_svm_fault_work);
+	INIT_DELAYED_WORK(&svm->replay_dwork, p2plab_svm_replay_work);
 	svm->mmu_caps = rd(pd, P2PLAB_REG_MMU_CAPS);
 	svm->tlb_entries = rd(pd, P2PLAB_REG_MMU_TLB_SIZE);
 	svm->be = p2plab_svm_pick_backend(pd);
@@ -969,6 +1019,7 @@ void p2plab_svm_remove(struct p2plab_dev *pd)
 	for (i = 0; i < pd->nvec; i++)	/* no p2plab_svm_irq() still queueing */
 		synchronize_irq(pci_irq_vector(pd->pdev, i));
 	cancel_work_sync(&svm->fault_work);
+	cancel_delayed_work_sync(&svm->replay_dwork);
 	destroy_workqueue(svm->wq);
 	svm->wq = NULL;
 	dma_free_coherent(&pd->pdev->dev, svm->ring_size * sizeof(*svm->ring), svm->ring,

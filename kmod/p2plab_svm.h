@@ -99,6 +99,8 @@ struct p2plab_svm {
 	u64 irq_ns;			/* ktime of the last fault interrupt */
 	struct workqueue_struct *wq;
 	struct work_struct fault_work;
+	struct delayed_work replay_dwork;	/* lost-replay watchdog */
+	atomic_t replay_retries;
 };
 
 /* ---- core helpers for backends (ctx->lock held for the PTE calls) ---- */

@@ -259,6 +259,14 @@ TEST_F(svm, first_touch_anon)
 	ASSERT_EQ(-1, check(a, len, 3));
 	ASSERT_EQ(0, svm_copy(self->fd, 0, (uintptr_t)b, len, DEV2VA, NULL));
 	ASSERT_EQ(-1, check(b, len, 3));
+	{
+		struct p2plab_svm_stats s;
+
+		ASSERT_EQ(0, svm_stats(self->fd, &s));
+		printf("# faults %llu replays %llu replay_retries %u\n",
+		       (unsigned long long)s.faults, (unsigned long long)s.replays,
+		       s.replay_retries);
+	}
 	munmap(a, len);
 	munmap(b, len);
 	free(pat);
@@ -721,6 +729,26 @@ TEST_F_TIMEOUT(svm, multi_process, 300)
 		}
 	}
 	ASSERT_EQ(0, fails);
+}
+
+/* an engine reset (CTRL.RESET clears the MMU registers) is followed by the fault ring and the
+ * context roots programmed again: faults keep working */
+TEST_F(svm, engine_reset_restores)
+{
+	size_t len = 64 * 1024;
+	uint8_t *a = map_anon(len), *b = map_anon(len);
+
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	fill(a, len, 50);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len / 2, VA2VA, NULL));
+	if (ioctl(self->fd, P2PLAB_IOC_RESET))
+		SKIP(return, "P2PLAB_IOC_RESET: %s", strerror(errno));
+	/* the mapped half, and the half that still faults */
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(b, len, 50));
+	munmap(a, len);
+	munmap(b, len);
 }
 
 TEST_F(svm, bad_requests)

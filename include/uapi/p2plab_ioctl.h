@@ -321,7 +321,9 @@ struct p2plab_svm_stats {
 	__u64 ranges;		/* interval notifiers (2 MiB ranges) of the context */
 	__u32 hw_parked;	/* P2PLAB_REG_MMU_PARKED (whole device) */
 	__u32 hw_stalled;	/* P2PLAB_REG_MMU_STALLED (whole device) */
-	__u32 nlat, reserved;	/* valid entries of lat */
+	__u32 nlat;		/* valid entries of lat */
+	__u32 replay_retries;	/* (whole device) replays sent again for descriptors still parked
+				 * after their faults were answered (a lost replay) */
 	struct p2plab_svm_fault_sample lat[P2PLAB_SVM_LAT_SAMPLES];	/* oldest first */
 };
 
