@@ -980,9 +980,55 @@ static int hold_munmap(const char *state)
 	       h.c.fault_va < (uintptr_t)h.a + h.len ? 0 : 1;
 }
 
+/*
+ * svm-tests loop DEV SECONDS: bind /dev/p2plabDEV, device copies (first touch + verify) until the
+ * time is up or a copy fails; prints "LOOP <dev> ok <n>" or "LOOP <dev> errno <e> after <n>".
+ * For hot-unplug while bound (scenarios/svm/svm-unplug.yaml): ENODEV/ENOENT once the device goes.
+ */
+static int loop_copies(int dev, int seconds)
+{
+	struct p2plab_svm_bind b;
+	size_t len = 256 * 1024;
+	double end = pl_now() + seconds;
+	long n = 0;
+	int fd, ret = 0;
+	char env[16];
+
+	snprintf(env, sizeof(env), "%d", dev);
+	setenv("SVM_DEV", env, 1);
+	fd = svm_open_bind(&b);
+	if (fd < 0) {
+		printf("LOOP %d bind errno %d\n", dev, -fd);
+		return 2;
+	}
+	printf("LOOP %d bound ctx %u\n", dev, b.ctx);
+	fflush(stdout);
+	while (pl_now() < end) {
+		uint8_t *a = map_anon(len), *c = map_anon(len);
+
+		fill(a, len, n);
+		ret = svm_copy(fd, (uintptr_t)a, (uintptr_t)c, len, VA2VA, NULL);
+		if (!ret && check(c, len, n) != -1)
+			ret = -EILSEQ;
+		munmap(a, len);
+		munmap(c, len);
+		if (ret)
+			break;
+		n++;
+	}
+	if (ret)
+		printf("LOOP %d errno %d after %ld\n", dev, -ret, n);
+	else
+		printf("LOOP %d ok %ld\n", dev, n);
+	close(fd);
+	return ret == -EILSEQ ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "hold-munmap"))
 		return hold_munmap(argv[2]);
+	if (argc == 4 && !strcmp(argv[1], "loop"))
+		return loop_copies(atoi(argv[2]), atoi(argv[3]));
 	return test_harness_run(argc, argv);
 }
