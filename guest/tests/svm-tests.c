@@ -200,8 +200,8 @@ FIXTURE_SETUP(svm)
 		     variant->name, variant->name);
 	self->win = (self->info.flags & P2PLAB_INFO_F_HMM) ? self->info.p2p_size
 							   : self->info.mem_size;
-	if (self->win > 64 * MB)
-		self->win = 64 * MB;
+	if (self->win > 512 * MB)
+		self->win = 512 * MB;
 }
 
 FIXTURE_TEARDOWN(svm)
