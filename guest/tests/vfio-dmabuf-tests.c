@@ -1188,6 +1188,96 @@ static void *copy_loop(void *p)
 	return NULL;
 }
 
+struct racer {
+	int pfd, ifd;
+	volatile int stop;
+	uint64_t ok, cancelled, revoked, other;
+	int other_err;
+};
+
+static void *race_loop(void *p)
+{
+	struct racer *a = p;
+	struct p2plab_dmabuf_copy c;
+	int r, k = 0;
+
+	while (!a->stop) {
+		r = imp_copy(a->pfd, a->ifd, (k++ & 1) ? P2PLAB_DMABUF_FROM : P2PLAB_DMABUF_TO,
+			     8 * MiB, 0, 1 * MiB, 64 * KiB, &c);
+		if (!r)
+			a->ok++;
+		else if (r == -ECANCELED)
+			a->cancelled++;
+		else if (r == -ENODEV)
+			a->revoked++;
+		else
+			a->other++, a->other_err = r;
+		if (r)
+			usleep(200);	/* revoked: retry a little later, as an application would */
+	}
+	return NULL;
+}
+
+/*
+ * Revocations racing copies: 40 resets and 40 memory off/on cycles while another thread copies
+ * both ways in 64 KiB batches. Every copy ends in 0, ECANCELED or ENODEV (revoked at map time),
+ * nothing else; the mappings balance; afterwards a copy works and its bytes are right.
+ */
+TEST_F(vd, revoke_race)
+{
+	struct vfio_region_dma_range r = { 10 * MiB, 1 * MiB };
+	unsigned char *src = malloc(r.length), *back = malloc(r.length);
+	struct p2plab_dmabuf_status st;
+	struct p2plab_dmabuf_copy c;
+	struct racer a = { 0 };
+	pthread_t th;
+	int dfd, ifd, i;
+
+	if (variant->n != 1)
+		SKIP(return, "once per run (one_range variant)");
+	if (self->expect == P2PLAB_MAP_NOT_SUPPORTED)
+		SKIP(return, "P2P refused here");
+	ASSERT_TRUE(src && back);
+	dfd = vf_export(self->v.dev, VFIO_PCI_BAR2_REGION_INDEX, &r, 1, 0);
+	ASSERT_GE(dfd, 0);
+	ifd = imp_import(self->pfd, dfd, NULL);
+	ASSERT_GE(ifd, 0);
+	a.pfd = self->pfd;
+	a.ifd = ifd;
+	ASSERT_EQ(0, pthread_create(&th, NULL, race_loop, &a));
+	for (i = 0; i < 40; i++) {
+		EXPECT_EQ(0, ioctl(self->v.dev, VFIO_DEVICE_RESET));
+		EXPECT_EQ(0, vf_cmd_memory(&self->v, 0));
+		usleep(1000);
+		EXPECT_EQ(0, vf_cmd_memory(&self->v, 1));
+		usleep(2000);
+	}
+	a.stop = 1;
+	pthread_join(th, NULL);
+	TH_LOG("copies: %llu ok, %llu cancelled, %llu revoked, %llu other (%d)",
+	       (unsigned long long)a.ok, (unsigned long long)a.cancelled,
+	       (unsigned long long)a.revoked, (unsigned long long)a.other, a.other_err);
+	EXPECT_EQ(0, a.other);
+	EXPECT_GT(a.ok + a.cancelled + a.revoked, 0);
+	ASSERT_EQ(0, imp_status(self->pfd, ifd, &st));
+	/* each reset notifies twice, each memory off/on twice */
+	EXPECT_EQ(160, st.invalidations);
+	EXPECT_GE(st.maps, st.unmaps);
+	EXPECT_LE(st.maps, st.unmaps + 1);
+	/* still good */
+	pl_fill(src, r.length, 61);
+	ASSERT_EQ(0, pl_pwrite_all(self->pfd, src, r.length, 0));
+	ASSERT_EQ(0, imp_copy(self->pfd, ifd, P2PLAB_DMABUF_TO, 0, 0, r.length, 0, &c));
+	EXPECT_EQ(-1, pl_cmp(src, self->v.map + r.offset, r.length));
+	ASSERT_EQ(0, imp_copy(self->pfd, ifd, P2PLAB_DMABUF_FROM, 16 * MiB, 0, r.length, 0, &c));
+	ASSERT_EQ(0, pl_pread_all(self->pfd, back, r.length, 16 * MiB));
+	EXPECT_EQ(-1, pl_cmp(src, back, r.length));
+	close(ifd);
+	close(dfd);
+	free(src);
+	free(back);
+}
+
 /*
  * Hot-unplug of the exporter (device_del from the scenario, P2PLAB_VFIO_UNPLUG=1): vfio-pci's
  * remove asks the user to let go (the device request eventfd), we close the device, which revokes
