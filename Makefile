@@ -12,7 +12,7 @@ SHARD      ?=
 shard_arg   = $(if $(SHARD),--shard $(SHARD))
 
 .PHONY: guest-smoke lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test svm-test \
-        scenario-test run test boot console bench clean distclean
+        scenario-test run test boot console bench soak clean distclean
 
 help: ## this list
 	@printf 'p2plab — HMM and PCI P2PDMA lab\n\n  make run     boot the lab and run the default scenario suite\n  make test    the whole test suite (what CI runs)\n\n'
@@ -62,6 +62,13 @@ boot: qemu guest ## boot one VM with the default topology on the serial console
 
 console: qemu guest controller ## interactive QMP console on a freshly booted default VM
 	@scripts/lab-env.sh ./p2plab console --spec scenarios/machines/default.yaml
+
+DURATION ?= 60
+soak: qemu guest controller ## seeded HMM race stress (soak/), DURATION seconds per case (default 60)
+	@P2PLAB_STRESS_SECONDS=$(DURATION) P2PLAB_STRESS_STEP_TIMEOUT=$$(( $(DURATION) + 300 )) \
+	 P2PLAB_STRESS_TIMEOUT=$$(( $(DURATION) / 60 + 10 ))m \
+	 scripts/lab-env.sh ./p2plab suite soak --out $(OUT)/soak --junit $(OUT)/soak/junit.xml; rc=$$?; \
+	 grep -h '^STRESS ' $(OUT)/soak/*/guest-stress.stdout 2>/dev/null; exit $$rc
 
 bench: qemu guest controller ## benchmarks: DMA bandwidth, QMP throughput, HMM migration vs test_hmm
 	@scripts/bench.sh

@@ -776,13 +776,14 @@ static void p2plab_devmem_show(struct seq_file *s, const char *name, struct p2pl
 		seq_printf(s, "%s: none\n", name);
 		return;
 	}
-	seq_printf(s, "%s: bar2_off 0x%llx pages %lu used %lu pfn 0x%lx to_dev %lld to_ram %lld cpu_faults %lld evicted %lld thp %lld errors %lld not_migrated %lld retries %lld foreign_src %lld relinks %lld\n",
+	seq_printf(s, "%s: bar2_off 0x%llx pages %lu used %lu pfn 0x%lx to_dev %lld to_ram %lld cpu_faults %lld evicted %lld thp %lld errors %lld not_migrated %lld retries %lld foreign_src %lld relinks %lld write_not_granted %lld\n",
 		   name, dm->dev_off, dm->npages, p2plab_devmem_used(dm), dm->pfn_first,
 		   atomic64_read(&dm->st_to_dev), atomic64_read(&dm->st_to_ram),
 		   atomic64_read(&dm->st_faults), atomic64_read(&dm->st_evicted),
 		   atomic64_read(&dm->st_thp), atomic64_read(&dm->st_errors),
 		   atomic64_read(&dm->st_skipped), atomic64_read(&dm->st_retries),
-		   atomic64_read(&dm->st_foreign_src), atomic64_read(&dm->st_relinks));
+		   atomic64_read(&dm->st_foreign_src), atomic64_read(&dm->st_relinks),
+		   atomic64_read(&dm->st_write_not_granted));
 }
 
 static int p2plab_hmm_dbg_show(struct seq_file *s, void *unused)

@@ -63,7 +63,8 @@ struct p2plab_devmem {
 	atomic64_t		st_to_dev, st_to_ram, st_faults, st_evicted, st_errors, st_thp,
 				st_skipped, st_retries,
 				st_foreign_src,	/* device pages a SELECT_SYSTEM migration handed us */
-				st_relinks;	/* mirror entries dropped before a read-back, relinked */
+				st_relinks,	/* mirror entries dropped before a read-back, relinked */
+				st_write_not_granted;	/* REQ_WRITE answered read-only (7.3 bug) */
 };
 
 struct p2plab_hmm {

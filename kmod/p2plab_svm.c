@@ -350,6 +350,9 @@ static void svm_lat_add(struct p2plab_svm_ctx *ctx, const struct p2plab_fault *f
 	s->dev_ts = f->timestamp;
 	s->handle_ns = min_t(u64, now - t_read, U32_MAX);
 	s->irq_ns = t_irq && t_irq <= now ? min_t(u64, now - t_irq, 4000000000ull) : 0;
+	s->resume_ns = ctx->last_replay_ns && t_irq > ctx->last_replay_ns ?
+		       min_t(u64, t_irq - ctx->last_replay_ns, 4000000000ull) : 0;
+	s->reserved = 0;
 	ctx->lat_next = (ctx->lat_next + 1) % ARRAY_SIZE(ctx->lat);
 	if (ctx->lat_n < ARRAY_SIZE(ctx->lat))
 		ctx->lat_n++;
@@ -510,6 +513,7 @@ static void svm_handle_fault(struct p2plab_svm *svm, const struct p2plab_fault *
 	atomic64_inc(&ctx->replays);
 	svm_resp(svm, cid, f->desc_index, 0);
 	svm_lat_add(ctx, f, t0, t_irq);
+	ctx->last_replay_ns = ktime_get_ns();
 	svm_replay_arm(svm);
 }
 

@@ -77,6 +77,7 @@ struct p2plab_svm_ctx {
 	spinlock_t lat_lock;
 	struct p2plab_svm_fault_sample lat[64];	/* ring of the last faults */
 	u32 lat_next, lat_n;
+	u64 last_replay_ns;		/* fault worker only */
 };
 
 struct p2plab_svm {

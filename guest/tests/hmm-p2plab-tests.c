@@ -971,6 +971,71 @@ out:
 XFAIL_ADD(thp_offset, private, fault_mid_folio);
 
 /*
+ * KERNEL FINDING (XFAIL), found by hmm-stress: hmm_range_fault() with HMM_PFN_REQ_WRITE returns
+ * success for a READ-ONLY device-private page of the caller's own, without HMM_PFN_WRITE and
+ * without faulting. After fork() the parent's device-private entries are read-only (COW); a device
+ * write through the parent's mirror asks for REQ_WRITE. include/linux/hmm.h: "HMM_PFN_REQ_WRITE -
+ * The output must have HMM_PFN_WRITE or hmm_range_fault() will fail". mm/hmm.c (7.3)
+ * hmm_vma_handle_pte(): the owner branch reports the entry and "goto out" before looking at
+ * required_fault. test_hmm's write loop (fault, find no write permission, fault again) would spin
+ * forever; p2plab refuses with EFAULT and counts it (debugfs write_not_granted).
+ */
+FIXTURE(cow_private) {
+	int fd0;
+};
+FIXTURE_VARIANT(cow_private) {
+	int unused;
+};
+FIXTURE_VARIANT_ADD(cow_private, fork) { .unused = 0 };
+FIXTURE_SETUP(cow_private)
+{
+	self->fd0 = dm_open(0);
+	if (self->fd0 < 0)
+		SKIP(return, "needs p2plab.dmirror=1 (/dev/hmm_dmirror0)");
+}
+FIXTURE_TEARDOWN(cow_private)
+{
+	if (self->fd0 >= 0)
+		close(self->fd0);
+}
+
+TEST_F(cow_private, write_after_fork)
+{
+	unsigned long npages = 16, size = npages * PAGE;
+	char *buf = buf_alloc(size, 0), *mirror = malloc(size), *src = malloc(size);
+	unsigned char perm[16];
+	struct hmm_dmirror_cmd c;
+	pid_t pid;
+	int st, ret;
+
+	ASSERT_NE(buf, NULL);
+	fill(buf, size, 61);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror, npages, &c), 0);
+	ASSERT_EQ(snap_count(self->fd0, buf, npages, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL), npages);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		pause();	/* keeps the COW mapping alive */
+		_exit(0);
+	}
+	/* the parent's device-private entries are read-only now */
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_SNAPSHOT, buf, perm, npages, NULL), 0);
+	TH_LOG("after fork: 0x%x (read-only device-private)", perm[0]);
+	fill(src, size, 62);
+	ret = dm_cmd(self->fd0, HMM_DMIRROR_WRITE, buf, src, npages, &c);
+	TH_LOG("device write after fork: %d (%s)", ret, ret ? strerror(-ret) : "ok");
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	EXPECT_EQ(ret, 0);
+	if (!ret)
+		EXPECT_EQ(memcmp(buf, src, size), 0);
+	munmap(buf, size);
+	free(mirror);
+	free(src);
+}
+XFAIL_ADD(cow_private, fork, write_after_fork);
+
+/*
  * The coherent-benchmark anomaly, reproduced without hmm-tests: the sequence of hmm-tests'
  * benchmark_thp_migration (an unaligned MADV_HUGEPAGE buffer, device-coherent round trips) with
  * khugepaged scanning as fast as it can. On a failed migration the range is snapshotted and
