@@ -790,14 +790,15 @@ static int cmp_u64(const void *a, const void *b)
 
 struct lat3 {
 	unsigned int n;
-	double irq, handle, dev_gap;
+	double irq, handle, dev_gap, resume;
 };
 
 /* medians over the last n (<= nlat) fault samples of s */
 static void lat_medians(const struct p2plab_svm_stats *s, unsigned int n, struct lat3 *l)
 {
 	uint64_t a[P2PLAB_SVM_LAT_SAMPLES], b[P2PLAB_SVM_LAT_SAMPLES], g[P2PLAB_SVM_LAT_SAMPLES];
-	unsigned int i, first, ng = 0;
+	uint64_t r[P2PLAB_SVM_LAT_SAMPLES];
+	unsigned int i, first, ng = 0, nr = 0;
 
 	if (n > s->nlat)
 		n = s->nlat;
@@ -807,7 +808,11 @@ static void lat_medians(const struct p2plab_svm_stats *s, unsigned int n, struct
 		b[i] = s->lat[first + i].handle_ns;
 		if (i)
 			g[ng++] = s->lat[first + i].dev_ts - s->lat[first + i - 1].dev_ts;
+		if (i && s->lat[first + i].resume_ns)
+			r[nr++] = s->lat[first + i].resume_ns;
 	}
+	qsort(r, nr, sizeof(r[0]), cmp_u64);
+	l->resume = nr ? r[nr / 2] : 0;
 	qsort(a, n, sizeof(a[0]), cmp_u64);
 	qsort(b, n, sizeof(b[0]), cmp_u64);
 	qsort(g, ng, sizeof(g[0]), cmp_u64);
@@ -864,12 +869,12 @@ static void bench_one(struct __test_metadata *_metadata, FIXTURE_DATA(svm) *self
 	printf("# bench %s %zu MiB: first-touch %.1f MB/s (%.3f s, %u faults, "
 	       "%llu 2M + %llu 4K leaves), mapped %.1f MB/s, physical %.1f MB/s, "
 	       "first/mapped %.2f; per fault (median of %u): irq->replay %.1f us, "
-	       "record->replay %.1f us, device fault-to-fault %.1f us\n",
+	       "record->replay %.1f us, replay->next fault irq %.1f us, device fault-to-fault %.1f us\n",
 	       thp ? "thp" : "4k", len / MB, len / MB / t_first, t_first, n,
 	       (unsigned long long)(s1.pte_2m - s0.pte_2m),
 	       (unsigned long long)(s1.pte_4k - s0.pte_4k), len / MB / t_mapped,
 	       len / MB / t_phys, t_mapped / t_first, l.n, l.irq / 1e3, l.handle / 1e3,
-	       l.dev_gap / 1e3);
+	       l.resume / 1e3, l.dev_gap / 1e3);
 	/* the bytes arrived */
 	memset(a, 0, 4096);
 	ASSERT_EQ(4096, pread(self->fd, a, 4096, 0));
@@ -910,8 +915,10 @@ TEST_F_TIMEOUT(svm, bench_fault_rate, 600)
 	ASSERT_EQ(pages, s1.faults - s0.faults);
 	lat_medians(&s1, pages, &l);
 	printf("# bench fault-rate: %zu one-page faults in %.3f s = %.0f faults/s; per fault (median "
-	       "of %u): irq->replay %.1f us, record->replay %.1f us, device fault-to-fault %.1f us\n",
-	       pages, t, pages / t, l.n, l.irq / 1e3, l.handle / 1e3, l.dev_gap / 1e3);
+	       "of %u): irq->replay %.1f us, record->replay %.1f us, replay->next fault irq %.1f us, "
+	       "device fault-to-fault %.1f us\n",
+	       pages, t, pages / t, l.n, l.irq / 1e3, l.handle / 1e3, l.resume / 1e3,
+	       l.dev_gap / 1e3);
 	munmap(a, len);
 }
 

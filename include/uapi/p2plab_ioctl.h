@@ -305,6 +305,9 @@ struct p2plab_svm_fault_sample {
 	__u64 dev_ts;		/* the record's timestamp (device clock, ns) */
 	__u32 handle_ns;	/* record read by the driver -> replay/cancel written */
 	__u32 irq_ns;		/* the fault interrupt -> replay/cancel written (capped at 4 s) */
+	__u32 resume_ns;	/* the context's previous replay -> this fault's interrupt: the
+				 * device's side (resume, run, next fault, record, MSI-X), 0 if none */
+	__u32 reserved;
 };
 struct p2plab_svm_stats {
 	__u32 ctx, backend;
