@@ -28,6 +28,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/ktime.h>
+#include <linux/sched/signal.h>
 
 #include "p2plab.h"
 #include "p2plab_ioctl.h"
@@ -321,6 +322,8 @@ static int p2plab_dmabuf_copy(struct p2plab_dev *pd, struct p2plab_dmabuf_copy *
 		return -EINVAL;
 	if (a->len > P2PLAB_DMA_MAX_LEN)
 		return -E2BIG;
+	if (a->chunk && a->chunk < P2PLAB_DMABUF_CHUNK_MIN)
+		return -EINVAL;
 	chunk = a->chunk ? a->chunk : P2PLAB_DMABUF_CHUNK_DEFAULT;
 	lim = pd->hmm ? pd->p2p_size : pd->mem_size;	/* as p2plab_user_window() */
 	if (a->local_off > lim || a->len > lim - a->local_off)
@@ -340,6 +343,10 @@ static int p2plab_dmabuf_copy(struct p2plab_dev *pd, struct p2plab_dmabuf_copy *
 	while (a->done < a->len) {
 		u64 c = min_t(u64, chunk, a->len - a->done), dma = 0;
 
+		if (a->done && fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
 		ret = dma_resv_lock_interruptible(imp->dmabuf->resv, NULL);
 		if (ret)
 			break;

@@ -846,6 +846,8 @@ TEST_F(vd, bad_import_and_copy)
 	ASSERT_GE(ifd, 0);
 	EXPECT_EQ(-EINVAL, imp_copy(self->pfd, ifd, P2PLAB_DMABUF_TO, 0, 0, 0, 0, &c));
 	EXPECT_EQ(-EINVAL, imp_copy(self->pfd, ifd, 2, 0, 0, 4096, 0, &c));
+	EXPECT_EQ(-EINVAL, imp_copy(self->pfd, ifd, P2PLAB_DMABUF_TO, 0, 0, 4096, 1, &c));
+	EXPECT_EQ(-EINVAL, imp_copy(self->pfd, ifd, P2PLAB_DMABUF_TO, 0, 0, 4096, 4095, &c));
 	EXPECT_EQ(-ERANGE, imp_copy(self->pfd, ifd, P2PLAB_DMABUF_TO, 0, 1 * MiB, 1, 0, &c));
 	EXPECT_EQ(-ERANGE, imp_copy(self->pfd, ifd, P2PLAB_DMABUF_TO, 0, 4096, 1 * MiB, 0, &c));
 	EXPECT_EQ(-ERANGE, imp_copy(self->pfd, ifd, P2PLAB_DMABUF_TO, 0, ~0ull, 2, 0, &c));

@@ -182,7 +182,8 @@ struct p2plab_dmabuf_import {
  * stops there: ECANCELED with `done` = bytes copied. The next copy maps again: the exporter's
  * answer (vfio: ENODEV while revoked) comes back as is, with res.map_type NOT_SUPPORTED and
  * map_err set.
- * Errors: EINVAL (len 0, dir, reserved, flags, chunk, timeout); E2BIG len > P2PLAB_DMA_MAX_LEN;
+ * Errors: EINVAL (len 0, dir, chunk below P2PLAB_DMABUF_CHUNK_MIN, timeout); E2BIG len >
+ * P2PLAB_DMA_MAX_LEN; EINTR (fatal signal between batches);
  * ERANGE (local or buffer range); EBADF/EINVAL import_fd not an import of this device;
  * ECANCELED; the map error; EIO/ETIMEDOUT/ENODEV as P2PLAB_IOC_DMA. The struct is copied back on
  * every error but EFAULT/EBADF.
@@ -190,13 +191,14 @@ struct p2plab_dmabuf_import {
 #define P2PLAB_DMABUF_TO	0	/* BAR2[local_off] -> dma-buf[buf_off] */
 #define P2PLAB_DMABUF_FROM	1	/* dma-buf[buf_off] -> BAR2[local_off] */
 #define P2PLAB_DMABUF_CHUNK_DEFAULT	(4u << 20)
+#define P2PLAB_DMABUF_CHUNK_MIN		4096u
 struct p2plab_dmabuf_copy {
 	__s32 import_fd;
 	__u32 dir;		/* P2PLAB_DMABUF_* */
 	__u64 local_off;
 	__u64 buf_off;
 	__u64 len;		/* 1 .. P2PLAB_DMA_MAX_LEN */
-	__u32 chunk;		/* bytes per engine batch, 0: P2PLAB_DMABUF_CHUNK_DEFAULT */
+	__u32 chunk;		/* bytes per engine batch (>= P2PLAB_DMABUF_CHUNK_MIN), 0: default */
 	__u32 timeout_ms;	/* per batch, 0: module default */
 	__u64 done;		/* out: bytes copied */
 	__u64 dma_addr;		/* out: DMA address the kernel gave for buf_off */
