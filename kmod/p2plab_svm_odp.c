@@ -29,6 +29,10 @@
 #include "p2plab_ioctl.h"
 #include "p2plab_svm.h"
 
+static bool svm_exclusive_restore = true;
+module_param(svm_exclusive_restore, bool, 0644);
+MODULE_PARM_DESC(svm_exclusive_restore, "odp atomics: after a read_retry, fault the page back to an ordinary PTE (hmm_range_fault) before calling make_device_exclusive() again (default 1; 0 = the plain nouveau pattern, which livelocks on THP: docs/svm.md)");
+
 #define ODP_RANGE_SHIFT		PMD_SHIFT
 #define ODP_RANGE_SIZE		(1UL << ODP_RANGE_SHIFT)
 #define ODP_RANGE_PAGES		(ODP_RANGE_SIZE >> PAGE_SHIFT)
@@ -252,6 +256,42 @@ static int odp_fault_window(struct p2plab_svm_ctx *ctx, struct odp_range *r,
 	return ret;
 }
 
+/*
+ * Bring the page at @pa back to an ordinary (writable) CPU mapping: hmm_range_fault() faults a
+ * device-exclusive entry back (do_swap_page -> remove_device_exclusive_entry). The result is not
+ * used; the invalidation it causes happens here, outside the caller's read_begin/retry window.
+ */
+static void odp_restore_page(struct p2plab_svm_ctx *ctx, struct odp_range *r, unsigned long pa)
+{
+	unsigned long pfn = 0;
+	struct hmm_range range = {
+		.notifier = &r->notifier,
+		.start = pa,
+		.end = pa + PAGE_SIZE,
+		.hmm_pfns = &pfn,
+		.default_flags = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE,
+		.dev_private_owner = ctx->svm,
+	};
+
+	range.notifier_seq = mmu_interval_read_begin(range.notifier);
+	mmap_read_lock(ctx->mm);
+	hmm_range_fault(&range);	/* -EBUSY after the fault is expected */
+	mmap_read_unlock(ctx->mm);
+}
+
+/*
+ * An atomic fault, as nouveau_atomic_range_fault(): make_device_exclusive() inside the
+ * read_begin/retry window, the PTE written under ctx->lock, then the folio unlocked.
+ *
+ * Finding (docs/svm.md): that loop does not converge once it has to retry after a successful
+ * make_device_exclusive(). The retry calls it again on the entry it made exclusive; its GUP faults
+ * that entry back (remove_device_exclusive_entry(): MMU_NOTIFY_CLEAR, owner NULL, which the
+ * caller cannot filter) and so invalidates the caller's own notifier, every time. The first call
+ * on a PMD-mapped THP always retries: FOLL_SPLIT_PMD splits the PMD under an invalidation of the
+ * range. With svm_exclusive_restore the retry first faults the page back to an ordinary PTE
+ * (odp_restore_page(), outside the window); the next make_device_exclusive() then finds a
+ * writable PTE and only sends its own (filtered) MMU_NOTIFY_EXCLUSIVE.
+ */
 static int odp_fault_atomic(struct p2plab_svm_ctx *ctx, unsigned long va)
 {
 	unsigned long pa = va & PAGE_MASK, timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
@@ -287,6 +327,8 @@ static int odp_fault_atomic(struct p2plab_svm_ctx *ctx, unsigned long va)
 		folio_unlock(folio);
 		folio_put(folio);
 		atomic64_inc(&ctx->retries);
+		if (READ_ONCE(svm_exclusive_restore))
+			odp_restore_page(ctx, r, pa);
 	}
 	idx = (pa - r->start) >> PAGE_SHIFT;
 	e = &r->map.pfn_list[idx];

@@ -691,6 +691,79 @@ TEST_F_TIMEOUT(svm, atomics_concurrent_cpu, 300)
 	munmap(p, 4096);
 }
 
+struct thr_arg {
+	int fd, id, fails;
+};
+
+static void *thr_copies(void *p)
+{
+	struct thr_arg *t = p;
+	size_t len = 128 * 1024;
+	int k;
+
+	for (k = 0; k < 10; k++) {
+		uint8_t *a = map_anon(len), *c = map_anon(len);
+
+		fill(a, len, 5000 + 100 * t->id + k);
+		if (svm_copy(t->fd, (uintptr_t)a, (uintptr_t)c, len, VA2VA, NULL) ||
+		    check(c, len, 5000 + 100 * t->id + k) != -1)
+			t->fails++;
+		munmap(a, len);
+		munmap(c, len);
+	}
+	return NULL;
+}
+
+/* several threads of one process submit on the same context at once (and map/unmap meanwhile) */
+TEST_F_TIMEOUT(svm, multi_thread, 300)
+{
+	struct thr_arg t[4];
+	pthread_t th[4];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		t[i].fd = self->fd;
+		t[i].id = i;
+		t[i].fails = 0;
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, thr_copies, &t[i]));
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_EQ(0, t[i].fails);
+	}
+}
+
+/* atomics on a THP: make_device_exclusive() on a PMD-mapped folio (odp), a 2 MiB range (gpusvm) */
+TEST_F(svm, atomics_thp)
+{
+	size_t len = 2 * MB;
+	uint64_t *p = map_aligned(len, 2 * MB), r;
+	size_t i;
+
+	ASSERT_NE(NULL, p);
+	if (!thp_available())
+		SKIP(return, "transparent hugepages disabled");
+	ASSERT_EQ(0, madvise(p, len, MADV_HUGEPAGE));
+	for (i = 0; i < len / 8; i++)
+		p[i] = i;
+	for (i = 0; i < len / 8; i += 4096 / 8 * 37) {
+		int ret = svm_atomic(self->fd, &p[i], P2PLAB_SVM_OP_FETCH_ADD, 8, 1000, 0, &r);
+		struct p2plab_svm_stats s;
+
+		if (ret) {
+			svm_stats(self->fd, &s);
+			printf("# atomic at +%zu: %s; retries %llu, exclusive %llu\n", i * 8,
+			       strerror(-ret), (unsigned long long)s.retries,
+			       (unsigned long long)s.exclusive);
+		}
+		ASSERT_EQ(0, ret);
+		ASSERT_EQ(i, r);
+	}
+	for (i = 0; i < len / 8; i++)
+		ASSERT_EQ(i % (4096 / 8 * 37) ? i : i + 1000, p[i]);
+	munmap(p, len);
+}
+
 /* several processes, each with its own context on the same device, at once */
 TEST_F_TIMEOUT(svm, multi_process, 300)
 {
