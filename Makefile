@@ -11,7 +11,7 @@ OUT        ?= build/runs/$(shell date +%Y%m%d-%H%M%S)
 SHARD      ?=
 shard_arg   = $(if $(SHARD),--shard $(SHARD))
 
-.PHONY: guest-smoke lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test svm-test \
+.PHONY: guest-smoke lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test stress-test svm-test \
         scenario-test run test boot console bench soak clean distclean
 
 help: ## this list
@@ -45,6 +45,9 @@ guest-test: qemu guest controller ## P2P guest tests across topologies (scenario
 hmm-test: qemu guest controller ## HMM: upstream hmm-tests + p2plab HMM tests (scenarios/hmm)
 	@scripts/lab-env.sh ./p2plab suite scenarios/hmm --out $(OUT)/hmm --junit $(OUT)/hmm/junit.xml $(shard_arg)
 
+stress-test: qemu guest controller ## seeded HMM race stress, short runs (scenarios/stress)
+	@scripts/lab-env.sh ./p2plab suite scenarios/stress --out $(OUT)/stress --junit $(OUT)/stress/junit.xml $(shard_arg)
+
 svm-test: qemu guest controller ## SVM: device faults on process memory resolved by HMM (scenarios/svm)
 	@scripts/lab-env.sh ./p2plab suite scenarios/svm --out $(OUT)/svm --junit $(OUT)/svm/junit.xml $(shard_arg)
 
@@ -64,10 +67,10 @@ console: qemu guest controller ## interactive QMP console on a freshly booted de
 	@scripts/lab-env.sh ./p2plab console --spec scenarios/machines/default.yaml
 
 DURATION ?= 60
-soak: qemu guest controller ## seeded HMM race stress (soak/), DURATION seconds per case (default 60)
+soak: qemu guest controller ## seeded HMM race stress (scenarios/stress), DURATION seconds per case (default 60)
 	@P2PLAB_STRESS_SECONDS=$(DURATION) P2PLAB_STRESS_STEP_TIMEOUT=$$(( $(DURATION) + 300 )) \
 	 P2PLAB_STRESS_TIMEOUT=$$(( $(DURATION) / 60 + 10 ))m \
-	 scripts/lab-env.sh ./p2plab suite soak --out $(OUT)/soak --junit $(OUT)/soak/junit.xml; rc=$$?; \
+	 scripts/lab-env.sh ./p2plab suite scenarios/stress --out $(OUT)/soak --junit $(OUT)/soak/junit.xml; rc=$$?; \
 	 grep -h '^STRESS ' $(OUT)/soak/*/guest-stress.stdout 2>/dev/null; exit $$rc
 
 bench: qemu guest controller ## benchmarks: DMA bandwidth, QMP throughput, HMM migration vs test_hmm

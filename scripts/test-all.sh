@@ -17,6 +17,7 @@ stages=(
     "qemu:qemu-test:2400"
     "guest:guest-test:1800"
     "hmm:hmm-test:1800"
+    "stress:stress-test:900"
     "svm:svm-test:1200"
 )
 [ -n "${P2PLAB_STAGES:-}" ] && IFS=',' read -r -a only <<<"$P2PLAB_STAGES"

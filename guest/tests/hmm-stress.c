@@ -616,7 +616,8 @@ int main(int argc, char **argv)
 				continue;
 			}
 			done = 0;
-			if (now_ms() - atomic_load(&workers[i].last_progress_ms) > hang_ms) {
+			/* signed: the worker may have stamped its progress after now_ms() was read */
+			if ((long)(now_ms() - atomic_load(&workers[i].last_progress_ms)) > (long)hang_ms) {
 				printf("HUNG seed=%lu thread=%d op=%s slot=%d: no progress for %lu ms\n",
 				       seed, i, op_name[atomic_load(&workers[i].cur_op)],
 				       atomic_load(&workers[i].cur_slot), hang_ms);
