@@ -624,7 +624,7 @@ static int dmirror_range_fault(struct dmirror *dmirror, struct hmm_range *range,
  * VMA), as GPU SVM drivers fault whole chunks. Besides fewer faults this keeps every walk of a
  * device-private THP aligned: 7.3's hmm_vma_handle_absent_pmd() returns the folio's head pfns
  * for a walk that starts inside the folio (a kernel bug, docs/hmm.md "Findings";
- * p2plab.dmirror_fault_align=0 turns this off to reproduce it: thp_offset.private.*).
+ * p2plab.dmirror_fault_align=0 turns this off to reproduce it: finding.linux73.thp_fault_mid_folio).
  */
 static bool dmirror_fault_align = true;
 module_param(dmirror_fault_align, bool, 0644);

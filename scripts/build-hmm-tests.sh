@@ -46,7 +46,7 @@ cache_lock hmm-tests-build
 
 tests=$P2PLAB_ROOT/guest/tests
 key=$(hash_inputs "$src/tools/testing/selftests/mm/hmm-tests.c" "$src/lib/test_hmm_uapi.h" \
-      "$src/Makefile" "$0" "$tests/hmm-p2plab-tests.c" "$tests/hmm-stress.c" \
+      "$src/Makefile" "$0" "$tests/hmm-p2plab-tests.c" "$tests/hmm-stress.c" "$tests/dmirror-lib.h" \
       "$tests/p2plab-lib.h" "$P2PLAB_ROOT/include/uapi/p2plab_ioctl.h" "$P2PLAB_ROOT/include/p2plab_hw.h")
 out=$P2PLAB_CACHE/hmm-tests-$key
 if [ ! -x "$out/hmm-tests" ] || [ ! -x "$out/hmm-p2plab-tests" ] || [ ! -x "$out/hmm-stress" ]; then
@@ -67,7 +67,7 @@ if [ ! -x "$out/hmm-tests" ] || [ ! -x "$out/hmm-p2plab-tests" ] || [ ! -x "$out
         || log "warning: hmm-tests does not look statically linked"
     log "building hmm-p2plab-tests (static)"
     # the dmirror uAPI straight from the kernel source (lib/test_hmm_uapi.h), as hmm-tests.c uses it
-    cp "$tests/hmm-p2plab-tests.c" "$tests/hmm-stress.c" "$tests/p2plab-lib.h" "$src/lib/test_hmm_uapi.h" \
+    cp "$tests/hmm-p2plab-tests.c" "$tests/hmm-stress.c" "$tests/dmirror-lib.h" "$tests/p2plab-lib.h" "$src/lib/test_hmm_uapi.h" \
         "$P2PLAB_ROOT/include/uapi/p2plab_ioctl.h" "$P2PLAB_ROOT/include/p2plab_hw.h" "$root/build/hmm-tests-out/"
     chroot "$root" gcc-14 -O2 -Wall -static -o /build/hmm-tests-out/hmm-p2plab-tests \
         -I /build/linux-src/tools/testing/selftests -isystem /build/linux-src/usr/include \

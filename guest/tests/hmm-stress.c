@@ -42,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "test_hmm_uapi.h"	/* the kernel's lib/test_hmm_uapi.h (scripts/build-hmm-tests.sh) */
+#include "dmirror-lib.h"	/* dm_open(), dm_cmd(); the kernel's lib/test_hmm_uapi.h */
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE	25
@@ -205,22 +205,6 @@ static void fail(struct worker *wk, const char *fmt, ...)
 	printf("\n");
 	fflush(stdout);
 	funlockfile(stdout);
-}
-
-static int dm_cmd(int fd, unsigned long req, void *addr, void *ptr, unsigned long npages,
-		  struct hmm_dmirror_cmd *out)
-{
-	struct hmm_dmirror_cmd cmd = {
-		.addr = (uintptr_t)addr, .ptr = (uintptr_t)ptr, .npages = npages,
-	};
-	int ret;
-
-	do {
-		ret = ioctl(fd, req, &cmd);
-	} while (ret && errno == EINTR);
-	if (out)
-		*out = cmd;
-	return ret ? -errno : 0;
 }
 
 /* a live device mirror, chosen by the worker's RNG; -1 if none is left */
