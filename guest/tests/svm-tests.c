@@ -434,6 +434,75 @@ TEST_F_TIMEOUT(svm, concurrent_cpu_faults, 300)
 	munmap(c.a, c.len);
 }
 
+/*
+ * P2P by VA: a VMA mapping a peer's p2pmem (mmap of its p2pmem/allocate). odp: the pages come from
+ * hmm_range_fault() and hmm_dma_map_pfn() decides, as P2PLAB_IOC_P2P_QUERY (the kernel's verdict
+ * for this pair) says: bus address / host bridge -> the copy works both ways; not supported -> the
+ * fault is cancelled (EFAULT), nothing written. gpusvm: drm_gpusvm_get_pages() takes no
+ * zone-device page that is not a drm_pagemap's (-EOPNOTSUPP): always EFAULT.
+ */
+TEST_F(svm, p2p_by_va)
+{
+	size_t len = 2 * MB;
+	uint8_t *pat = malloc(len), *back = malloc(len);
+	int ids[PL_MAX_DEVS], n = pl_list(ids), i, tried = 0;
+
+	ASSERT_NE(NULL, pat);
+	ASSERT_NE(NULL, back);
+	if (len > self->win)
+		SKIP(return, "device window too small");
+	for (i = 0; i < n; i++) {
+		struct p2plab_p2p_query q = { .peer_id = ids[i] };
+		struct p2plab_info pi;
+		struct p2plab_svm_copy c;
+		int pfd, ffd, ret;
+		uint8_t *m;
+
+		if (ids[i] == (int)self->info.id)
+			continue;
+		ffd = pl_open(ids[i]);
+		if (ffd < 0)
+			continue;
+		ASSERT_EQ(0, pl_info(ffd, &pi));
+		close(ffd);
+		if (!(pi.flags & P2PLAB_INFO_F_P2PMEM))
+			continue;
+		ASSERT_EQ(0, ioctl(self->fd, P2PLAB_IOC_P2P_QUERY, &q));
+		m = pl_p2pmem_map(pi.pci_name, len, &pfd);
+		if (!m)
+			continue;
+		tried++;
+		fill(m, len, 60 + i);			/* CPU writes the peer's BAR */
+		fill(pat, len, 70 + i);
+		ASSERT_EQ(len, pwrite(self->fd, pat, len, 0));
+		ret = svm_copy(self->fd, (uintptr_t)m, 0, len, VA2DEV, &c);
+		printf("# p2p by VA: p2plab%u -> peer p2plab%d (%s) p2pmem: kernel verdict %s, "
+		       "device read %s\n", self->info.id, ids[i], pi.pci_name,
+		       pl_map_name(q.map_type), ret ? strerror(-ret) : "ok");
+		if (variant->backend == P2PLAB_SVM_BACKEND_GPUSVM ||
+		    q.map_type == P2PLAB_MAP_NOT_SUPPORTED) {
+			EXPECT_EQ(-EFAULT, ret);
+			EXPECT_EQ((uintptr_t)m, c.fault_va);
+			ASSERT_EQ(len, pread(self->fd, back, len, 0));
+			EXPECT_EQ(-1, check(back, len, 70 + i));	/* nothing written */
+		} else {
+			EXPECT_EQ(0, ret);
+			ASSERT_EQ(len, pread(self->fd, back, len, 0));
+			EXPECT_EQ(-1, check(back, len, 60 + i));
+			/* and the device writes into the peer's BAR by VA */
+			ASSERT_EQ(len, pwrite(self->fd, pat, len, 0));
+			EXPECT_EQ(0, svm_copy(self->fd, 0, (uintptr_t)m, len, DEV2VA, NULL));
+			EXPECT_EQ(-1, check(m, len, 70 + i));
+		}
+		munmap(m, len);
+		close(pfd);
+	}
+	if (!tried)
+		SKIP(return, "no peer with p2pmem");
+	free(pat);
+	free(back);
+}
+
 /* a VA with no VMA: the descriptor is cancelled, EFAULT with the address */
 TEST_F(svm, fault_unmapped_efault)
 {
