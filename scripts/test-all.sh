@@ -18,7 +18,7 @@ stages=(
     "guest:guest-test:1800"
     "hmm:hmm-test:1800"
     "stress:stress-test:900"
-    "svm:svm-test:1200"
+    "svm:svm-test:1800"
 )
 [ -n "${P2PLAB_STAGES:-}" ] && IFS=',' read -r -a only <<<"$P2PLAB_STAGES"
 
