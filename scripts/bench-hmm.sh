@@ -27,6 +27,8 @@ cat >"$ov/hmm-bench-init" <<'EOF'
 export PATH=/opt/p2plab/bin:/bin:/sbin:/usr/bin:/usr/sbin
 mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev; mount -t tmpfs tmpfs /tmp
 mount -t debugfs debugfs /sys/kernel/debug
+# the modules p2plab.ko depends on (drm helpers for the SVM backend, ...), as guest/init loads them
+while read -r m; do [ -n "$m" ] && insmod "/lib/modules/$m" 2>/dev/null; done </lib/modules/load-order
 T=hmm.hmm_device_private.benchmark_thp_migration
 # alternate the drivers twice: the host is shared, averaging ABAB evens out load drift
 for round in 1 2; do
