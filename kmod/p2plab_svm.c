@@ -41,7 +41,6 @@ MODULE_PARM_DESC(svm_inv_timeout_us, "bound of the wait for a device TLB invalid
 
 #define SVM_FAULT_RING		256	/* records */
 #define SVM_FAULT_LOOPS		64	/* ring drains per work run before requeueing */
-#define SVM_PT_POOL		8	/* spare tables kept for allocation under ctx->lock */
 
 static inline u32 rd(struct p2plab_dev *pd, u32 reg)
 {
@@ -70,14 +69,9 @@ static const struct p2plab_svm_backend *p2plab_svm_pick_backend(struct p2plab_de
 
 /*
  * Tables are allocated outside ctx->lock (GFP_KERNEL may reclaim, and reclaim may call our own
- * invalidate callback, which takes ctx->lock): p2plab_svm_pt_reserve() fills a small pool,
- * the PTE writers take from it under the lock.
+ * invalidate callback, which takes ctx->lock): p2plab_svm_pt_reserve() fills ctx->pool, the PTE
+ * writers take from it under the lock.
  */
-struct svm_pool {
-	struct p2plab_svm_pt *pt[SVM_PT_POOL];
-	unsigned int n;
-};
-
 static struct p2plab_svm_pt *svm_pt_new(struct p2plab_dev *pd)
 {
 	struct p2plab_svm_pt *pt = kzalloc(sizeof(*pt), GFP_KERNEL);
@@ -105,21 +99,14 @@ static void svm_pt_free(struct p2plab_dev *pd, struct p2plab_svm_pt *pt, int lev
 	kfree(pt);
 }
 
-/* the pool hangs off the context; it is only touched by the fault worker / ioctl paths */
-static struct svm_pool *svm_ctx_pool(struct p2plab_svm_ctx *ctx)
-{
-	return (struct svm_pool *)(ctx + 1);
-}
-
 int p2plab_svm_pt_reserve(struct p2plab_svm_ctx *ctx, unsigned int n)
 {
-	struct svm_pool *pool = svm_ctx_pool(ctx);
 	struct p2plab_svm_pt *pt;
 
-	n = min_t(unsigned int, n, SVM_PT_POOL);
+	n = min_t(unsigned int, n, ARRAY_SIZE(ctx->pool));
 	for (;;) {
 		mutex_lock(&ctx->lock);
-		if (pool->n >= n) {
+		if (ctx->npool >= n) {
 			mutex_unlock(&ctx->lock);
 			return 0;
 		}
@@ -128,8 +115,8 @@ int p2plab_svm_pt_reserve(struct p2plab_svm_ctx *ctx, unsigned int n)
 		if (!pt)
 			return -ENOMEM;
 		mutex_lock(&ctx->lock);
-		if (pool->n < SVM_PT_POOL) {
-			pool->pt[pool->n++] = pt;
+		if (ctx->npool < ARRAY_SIZE(ctx->pool)) {
+			ctx->pool[ctx->npool++] = pt;
 			pt = NULL;
 		}
 		mutex_unlock(&ctx->lock);
@@ -141,13 +128,11 @@ EXPORT_SYMBOL_GPL(p2plab_svm_pt_reserve);
 
 static struct p2plab_svm_pt *svm_pt_take(struct p2plab_svm_ctx *ctx)
 {
-	struct svm_pool *pool = svm_ctx_pool(ctx);
-
 	lockdep_assert_held(&ctx->lock);
-	if (!pool->n)
+	if (!ctx->npool)
 		return NULL;
 	ctx->ntables++;
-	return pool->pt[--pool->n];
+	return ctx->pool[--ctx->npool];
 }
 
 static inline unsigned int svm_idx(u64 va, int level)
@@ -586,10 +571,9 @@ static struct p2plab_svm_ctx *svm_ctx_of_file(struct p2plab_svm *svm, struct fil
 static void svm_ctx_free(struct p2plab_svm_ctx *ctx)
 {
 	struct p2plab_dev *pd = ctx->pd;
-	struct svm_pool *pool = svm_ctx_pool(ctx);
 
-	while (pool->n)
-		svm_pt_free(pd, pool->pt[--pool->n], 1);
+	while (ctx->npool)
+		svm_pt_free(pd, ctx->pool[--ctx->npool], 1);
 	svm_pt_free(pd, ctx->root, 4);
 	if (ctx->args)
 		dma_free_coherent(&pd->pdev->dev, PAGE_SIZE, ctx->args, ctx->args_dma);
@@ -618,7 +602,7 @@ static int svm_bind(struct p2plab_svm *svm, struct file *f, struct p2plab_svm_bi
 	if (id == P2PLAB_MMU_CONTEXTS)
 		return -ENOSPC;
 
-	ctx = kzalloc(sizeof(*ctx) + sizeof(struct svm_pool), GFP_KERNEL);
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
 	if (!ctx)
 		return -ENOMEM;
 	ctx->pd = pd;

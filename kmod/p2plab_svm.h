@@ -61,6 +61,8 @@ struct p2plab_svm_ctx {
 	struct mutex lock;		/* page tables + backend mirror, see header */
 	struct p2plab_svm_pt *root;
 	unsigned long ntables;
+	struct p2plab_svm_pt *pool[8];	/* spare tables for PTE writes under ctx->lock */
+	unsigned int npool;
 
 	struct mutex submit_lock;	/* one submission at a time per context */
 	atomic_t users;			/* ioctls using the context (svm_ctx_get) */
