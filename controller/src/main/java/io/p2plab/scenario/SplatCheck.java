@@ -40,6 +40,18 @@ final class SplatCheck {
      * @param note why the kernel log is missing (or another remark), or null
      * @param console the serial console's lines
      */
+    /**
+     * RCU stalls that the kernel itself attributes to a starved vCPU (the stalled CPU was idle:
+     * "(false positive?)", or the grace-period kthread's timer never fired): under TCG on a loaded
+     * 2-core host an idle vCPU's timer wakeup is sometimes lost for tens of seconds. They are
+     * listed in kernel-splats.txt as expected (with the kernel's hint) instead of failing the case;
+     * any other RCU stall still fails it. Seen in about 1 of 40 boots on a loaded host.
+     */
+    static final ExpectedSplat HOST_STARVATION = new ExpectedSplat(
+            java.util.regex.Pattern.compile("timer wakeup didn't happen|\\(false positive\\?\\)"),
+            "host starvation under TCG: the kernel suspects a lost vCPU timer wakeup, not a stall of the code",
+            false, "built-in");
+
     static Result check(String kernelLog, Long taint, String note, List<String> console, List<ExpectedSplat> expected) {
         List<Report> reports = new ArrayList<>();
         Set<String> keys = new HashSet<>();
@@ -104,6 +116,12 @@ final class SplatCheck {
     }
 
     private static ExpectedSplat expectedBy(KernelLog.Splat s, List<ExpectedSplat> expected) {
+        ExpectedSplat e = expectedByScenario(s, expected);
+        if (e == null && hint(s) != null) e = HOST_STARVATION;
+        return e;
+    }
+
+    private static ExpectedSplat expectedByScenario(KernelLog.Splat s, List<ExpectedSplat> expected) {
         for (ExpectedSplat e : expected) if (e.match().matcher(s.text()).find()) return e;
         return null;
     }

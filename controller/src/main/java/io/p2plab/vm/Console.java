@@ -81,7 +81,10 @@ public final class Console implements AutoCloseable {
                             complete.add(line);
                             KernelLog.Kind k = watchdog ? KernelLog.headline(line) : null;
                             if (k != null) {
-                                if (problemLine < 0) problemLine = lines.size() - 1;
+                                // an RCU stall report may be a starved vCPU that resumes: not a
+                                // reason to stop waiting (the end-of-case kernel check decides)
+                                if (problemLine < 0 && k != KernelLog.Kind.RCU_STALL)
+                                    problemLine = lines.size() - 1;
                                 headlines.add(new int[]{lines.size() - 1, k.ordinal()});
                             }
                         } else {
