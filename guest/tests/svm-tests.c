@@ -243,6 +243,7 @@ TEST_F(svm, first_touch_anon)
 {
 	size_t len = 256 * 1024;
 	uint8_t *a = map_anon(len), *b = map_anon(len), *pat = malloc(len);
+	struct p2plab_svm_stats st;
 
 	ASSERT_NE(NULL, a);
 	ASSERT_NE(NULL, b);
@@ -259,14 +260,9 @@ TEST_F(svm, first_touch_anon)
 	ASSERT_EQ(-1, check(a, len, 3));
 	ASSERT_EQ(0, svm_copy(self->fd, 0, (uintptr_t)b, len, DEV2VA, NULL));
 	ASSERT_EQ(-1, check(b, len, 3));
-	{
-		struct p2plab_svm_stats s;
-
-		ASSERT_EQ(0, svm_stats(self->fd, &s));
-		printf("# faults %llu replays %llu replay_retries %u\n",
-		       (unsigned long long)s.faults, (unsigned long long)s.replays,
-		       s.replay_retries);
-	}
+	ASSERT_EQ(0, svm_stats(self->fd, &st));
+	printf("# faults %llu replays %llu replay_retries %u\n", (unsigned long long)st.faults,
+	       (unsigned long long)st.replays, st.replay_retries);
 	munmap(a, len);
 	munmap(b, len);
 	free(pat);
@@ -501,6 +497,84 @@ TEST_F(svm, p2p_by_va)
 		SKIP(return, "no peer with p2pmem");
 	free(pat);
 	free(back);
+}
+
+/* the dmirror uAPI (lib/test_hmm_uapi.h of Linux 7.3), /dev/hmm_dmirrorN of p2plab.dmirror=1:
+ * 0/1 = device-private memory of p2plab0/1, 2/3 = device-coherent memory of p2plab0/1 */
+struct svm_dmirror_cmd {
+	__u64 addr, ptr, npages, cpages, faults;
+};
+#define SVM_DMIRROR_MIGRATE_TO_DEV	_IOWR('H', 0x02, struct svm_dmirror_cmd)
+
+/* move [buf, buf + len) into memory of another p2plab through its dmirror node; 0 or -errno */
+static int migrate_to_other(int node, void *buf, size_t len)
+{
+	void *back = malloc(len);	/* the ioctl copies the migrated data back here */
+	struct svm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)buf, .ptr = (uintptr_t)back, .npages = len / 4096,
+	};
+	char path[64];
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", node);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		free(back);
+		return -errno;
+	}
+	ret = ioctl(fd, SVM_DMIRROR_MIGRATE_TO_DEV, &cmd) ? -errno : 0;
+	if (!ret && cmd.cpages != cmd.npages)
+		ret = -EAGAIN;
+	close(fd);	/* the pages stay in device memory */
+	free(back);
+	return ret;
+}
+
+/*
+ * Device memory of another p2plab in the process (HMM, p2plab_dmirror): the device reads it by VA.
+ * Device-private pages of another owner: hmm_range_fault() (dev_private_owner = this device)
+ * migrates them back to RAM through their owner, then the read is an ordinary one. Device-coherent
+ * pages: CPU-addressable, returned as they are; odp maps them with hmm_dma_map_pfn() (the device
+ * reads the other device's BAR). gpusvm with coherent pages: see svm-gpusvm-coherent.yaml (kernel
+ * finding; only with SVM_GPUSVM_COHERENT=1).
+ */
+TEST_F_TIMEOUT(svm, foreign_device_pages, 120)
+{
+	size_t len = 256 * 1024;
+	int other = self->info.id == 0 ? 1 : 0, kind, ret;
+
+	if (self->info.id > 1)
+		SKIP(return, "dmirror nodes exist for p2plab0/1 only");
+	for (kind = 0; kind < 2; kind++) {
+		int node = kind ? 2 + other : other;
+		uint8_t *a = map_anon(len), *b = malloc(len);
+		struct p2plab_svm_copy c;
+
+		ASSERT_NE(NULL, a);
+		ASSERT_NE(NULL, b);
+		if (kind && variant->backend == P2PLAB_SVM_BACKEND_GPUSVM &&
+		    !getenv("SVM_GPUSVM_COHERENT")) {
+			printf("# coherent pages with gpusvm: not run (svm-gpusvm-coherent.yaml)\n");
+			continue;
+		}
+		fill(a, len, 80 + kind);
+		ret = migrate_to_other(node, a, len);
+		if (ret == -ENOENT || ret == -ENODEV) {
+			printf("# /dev/hmm_dmirror%d: %s, not tested\n", node, strerror(-ret));
+			continue;
+		}
+		ASSERT_EQ(0, ret) TH_LOG("migrate to hmm_dmirror%d: %s", node, strerror(-ret));
+		memset(b, 0, len);
+		ret = svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, &c);
+		printf("# %s pages of p2plab%d read by p2plab%u by VA: %s\n",
+		       kind ? "device-coherent" : "device-private", other, self->info.id,
+		       ret ? strerror(-ret) : "ok");
+		ASSERT_EQ(0, ret);
+		ASSERT_EQ(-1, check(b, len, 80 + kind));
+		ASSERT_EQ(-1, check(a, len, 80 + kind));	/* the CPU's view */
+		munmap(a, len);
+		free(b);
+	}
 }
 
 /* a VA with no VMA: the descriptor is cancelled, EFAULT with the address */
