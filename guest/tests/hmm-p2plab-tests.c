@@ -133,6 +133,21 @@ static long snap_exact(int fd, void *addr, unsigned long npages, unsigned char v
 	return n;
 }
 
+/* write p2plab.ko's writable module parameter @name (/sys/module/p2plab/parameters); 0 or -1 */
+static int module_param_set(const char *name, const char *v)
+{
+	char path[128];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "/sys/module/p2plab/parameters/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, v, strlen(v)) == (ssize_t)strlen(v);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* harness tests                                                                               */
 
@@ -684,14 +699,7 @@ FIXTURE_VARIANT_ADD(coherent_thp, pmd) { .unused = 0 };
 
 static int coherent_thp_param(const char *v)
 {
-	int fd = open("/sys/module/p2plab/parameters/hmm_coherent_thp", O_WRONLY);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, v, 1) == 1;
-	close(fd);
-	return ok ? 0 : -1;
+	return module_param_set("hmm_coherent_thp", v);
 }
 
 FIXTURE_SETUP(coherent_thp)
@@ -870,14 +878,7 @@ XFAIL_ADD(finding, linux73, thp_snapshot_foreign_not_error);
  */
 static int fault_align_param(const char *v)
 {
-	int fd = open("/sys/module/p2plab/parameters/dmirror_fault_align", O_WRONLY);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, v, 1) == 1;
-	close(fd);
-	return ok ? 0 : -1;
+	return module_param_set("dmirror_fault_align", v);
 }
 
 
