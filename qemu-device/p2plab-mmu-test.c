@@ -1117,7 +1117,6 @@ static void test_mmu_migration(void)
     g_autofree uint8_t *data = NULL;
     const uint32_t F = P2PLAB_DESC_F_SRC_VA | P2PLAB_DESC_F_DST_LOCAL;
     uint32_t i0, i1, i2, i3;
-    gint64 end;
 
     fill_random(a, BUF_A, 64 * KiB, 31, &data);
     pt_map(m->pt, m->root[0], VA0, BUF_A, 32 * KiB, 4096, P2PLAB_PTE_R);
@@ -1141,29 +1140,11 @@ static void test_mmu_migration(void)
     g_assert_cmphex(desc_status(a, 0, i3), ==, P2PLAB_DESC_STALLED);   /* running, throttled */
     g_assert_cmpuint(qom_get_int(a, "p0", "stat-mmu-replays"), ==, 1);
 
-    qobject_unref(qtest_qmp(a->qts, "{'execute':'migrate','arguments':{'uri':%s}}", uri));
-    end = g_get_monotonic_time() + POLL_US;
-    for (;;) {
-        g_autofree char *st = qmp_status_of(a->qts, "query-migrate");
-        if (!strcmp(st, "completed")) {
-            break;
-        }
-        g_assert(strcmp(st, "failed"));
-        g_assert_cmpint(g_get_monotonic_time(), <, end);
-        g_usleep(1000);
-    }
+    lab_migrate_wait(a, uri);
     lab_stop(a);
     m->l = b = lab_start_full("", "", 16 * MiB, 512, inc, false);
     m->pt->l = b;
-    end = g_get_monotonic_time() + POLL_US;
-    for (;;) {
-        g_autofree char *st = qmp_status_of(b->qts, "query-status");
-        if (!strcmp(st, "running")) {
-            break;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, end);
-        g_usleep(1000);
-    }
+    lab_wait_running(b);
     unlink(file);
     b->ring_size[0] = 64;
     b->tail[0] = i2 + 1;

@@ -391,6 +391,38 @@ char *qmp_status_of(QTestState *qts, const char *cmd)
     return st;
 }
 
+void lab_migrate_wait(Lab *l, const char *uri)
+{
+    gint64 end = g_get_monotonic_time() + POLL_US;
+
+    qobject_unref(qtest_qmp(l->qts, "{'execute':'migrate','arguments':{'uri':%s}}", uri));
+    for (;;) {
+        g_autofree char *st = qmp_status_of(l->qts, "query-migrate");
+
+        if (!strcmp(st, "completed")) {
+            return;
+        }
+        g_assert(strcmp(st, "failed"));
+        g_assert_cmpint(g_get_monotonic_time(), <, end);
+        g_usleep(1000);
+    }
+}
+
+void lab_wait_running(Lab *l)
+{
+    gint64 end = g_get_monotonic_time() + POLL_US;
+
+    for (;;) {
+        g_autofree char *st = qmp_status_of(l->qts, "query-status");
+
+        if (!strcmp(st, "running")) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, end);
+        g_usleep(1000);
+    }
+}
+
 /*
  * Turn on the q35 intel-iommu (-device intel-iommu,intremap=off) for bus 3 (p0): identity 2 MiB
  * mappings of the first 512 MiB except BUF_B .. BUF_B + 4 MiB (unmapped IOVAs).

@@ -79,6 +79,10 @@ void assert_mem_eq(Lab *l, uint64_t addr, const uint8_t *expect, size_t len);
 bool peripheral_has(QTestState *qts, const char *id);
 void hot_unplug(Lab *l, const char *id, int port_bus, int port_dev);
 char *qmp_status_of(QTestState *qts, const char *cmd);
+/* migrate @l's VM to @uri and wait (POLL_US) until it completed; fails the test otherwise */
+void lab_migrate_wait(Lab *l, const char *uri);
+/* wait (POLL_US) until @l's VM runs (the destination of an incoming migration) */
+void lab_wait_running(Lab *l);
 void vtd_enable(Lab *l);
 
 /* p2plab-mmu-test.c */

@@ -1056,8 +1056,8 @@ static void test_migration(void)
     Lab *a = lab_default(), *b;
     g_autofree char *file = g_strdup_printf("%s/p2plab-mig-%d", g_get_tmp_dir(), getpid());
     g_autofree char *inc = g_strdup_printf("-incoming file:%s", file);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
     g_autofree uint8_t *data = NULL;
-    gint64 end;
     uint32_t idx, head;
     uint64_t bytes;
 
@@ -1077,30 +1077,11 @@ static void test_migration(void)
     g_assert_cmpuint(bytes, >, MiB);
     g_assert_cmpuint(bytes, <, 5 * MiB);
 
-    qobject_unref(qtest_qmp(a->qts, "{'execute':'migrate','arguments':{'uri':%s}}",
-                            g_strdup_printf("file:%s", file)));
-    end = g_get_monotonic_time() + POLL_US;
-    for (;;) {
-        g_autofree char *st = qmp_status_of(a->qts, "query-migrate");
-        if (!strcmp(st, "completed")) {
-            break;
-        }
-        g_assert(strcmp(st, "failed"));
-        g_assert_cmpint(g_get_monotonic_time(), <, end);
-        g_usleep(1000);
-    }
+    lab_migrate_wait(a, uri);
     lab_stop(a);
 
     b = lab_start_full("", "", 16 * MiB, 512, inc, false);
-    end = g_get_monotonic_time() + POLL_US;
-    for (;;) {
-        g_autofree char *st = qmp_status_of(b->qts, "query-status");
-        if (!strcmp(st, "running")) {
-            break;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, end);
-        g_usleep(1000);
-    }
+    lab_wait_running(b);
     unlink(file);
     b->ring_size[0] = 16;
     b->tail[0] = idx + 1;
