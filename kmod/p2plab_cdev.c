@@ -535,6 +535,9 @@ static long p2plab_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 	case P2PLAB_IOC_SVM_COPY:
 	case P2PLAB_IOC_SVM_ATOMIC:
 	case P2PLAB_IOC_SVM_STATS:
+	case P2PLAB_IOC_SVM_SUBMIT:
+	case P2PLAB_IOC_SVM_WAIT:
+	case P2PLAB_IOC_SVM_PLACE:
 		ret = p2plab_svm_ioctl(pd, f, cmd, up);	/* p2plab_svm.c */
 		break;
 	case P2PLAB_IOC_RESET:

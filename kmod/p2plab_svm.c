@@ -557,6 +557,11 @@ static void p2plab_svm_fault_work(struct work_struct *w)
 
 /* ---- contexts ---------------------------------------------------------------------------------- */
 
+/* asynchronous submissions (below) */
+static void svm_sub_work(struct work_struct *w);
+static void svm_jobs_close(struct p2plab_svm_ctx *ctx);
+static void svm_jobs_free(struct p2plab_svm_ctx *ctx);
+
 static struct p2plab_svm_ctx *svm_ctx_of_file(struct p2plab_svm *svm, struct file *f)
 {
 	int i;
@@ -613,6 +618,10 @@ static int svm_bind(struct p2plab_svm *svm, struct file *f, struct p2plab_svm_bi
 	mutex_init(&ctx->lock);
 	mutex_init(&ctx->submit_lock);
 	spin_lock_init(&ctx->lat_lock);
+	spin_lock_init(&ctx->job_lock);
+	INIT_LIST_HEAD(&ctx->jobs);
+	init_waitqueue_head(&ctx->job_wq);
+	INIT_WORK(&ctx->sub_work, svm_sub_work);
 	ctx->root = svm_pt_new(pd);
 	if (!ctx->root) {
 		ret = -ENOMEM;
@@ -650,9 +659,12 @@ err_free_ctx:
 static void svm_unbind(struct p2plab_svm *svm, struct p2plab_svm_ctx *ctx)
 {
 	spin_lock(&svm->lock);
-	svm->ctx[ctx->id] = NULL;	/* no new lookups */
+	svm->ctx[ctx->id] = NULL;	/* no new lookups; its faults are cancelled from now on */
 	spin_unlock(&svm->lock);
+	svm_jobs_close(ctx);		/* queued submissions cancelled, waiters woken */
 	wait_event(svm->users_wq, !atomic_read(&ctx->users));
+	flush_work(&ctx->sub_work);	/* the running submission completes (bounded) */
+	svm_jobs_free(ctx);
 	flush_work(&svm->fault_work);	/* it may have looked the context up */
 	if (!READ_ONCE(svm->dead) && !READ_ONCE(svm->pd->dead))
 		svm_ctx_hw_root(svm, ctx, false);	/* the device forgets it, TLB included */
@@ -689,13 +701,12 @@ static int svm_run(struct p2plab_svm_ctx *ctx, struct p2plab_xfer *x, u32 timeou
 	return ret;
 }
 
-static int svm_copy(struct p2plab_svm_ctx *ctx, struct p2plab_svm_copy *c)
+/* check a copy request and build its descriptor; out-fields cleared. 0, -EINVAL, -ERANGE */
+static int svm_copy_prep(struct p2plab_svm_ctx *ctx, struct p2plab_svm_copy *c,
+			 struct p2plab_xfer *x)
 {
 	struct p2plab_dev *pd = ctx->pd;
 	u32 fl = c->flags, df = P2PLAB_DESC_F_CTX(ctx->id) | P2PLAB_DESC_F_OP(P2PLAB_OP_COPY);
-	struct p2plab_xfer x;
-	u64 faults0 = atomic64_read(&ctx->faults);
-	int ret;
 
 	c->fault_va = 0;
 	c->fault_access = 0;
@@ -709,7 +720,7 @@ static int svm_copy(struct p2plab_svm_ctx *ctx, struct p2plab_svm_copy *c)
 	    !!(fl & P2PLAB_SVM_DST_VA) == !!(fl & P2PLAB_SVM_DST_LOCAL) ||
 	    !(fl & (P2PLAB_SVM_SRC_VA | P2PLAB_SVM_DST_VA)))
 		return -EINVAL;
-	if (!c->len || c->len > P2PLAB_DMA_MAX_LEN)
+	if (!c->len || c->len > P2PLAB_DMA_MAX_LEN || c->timeout_ms > P2PLAB_TIMEOUT_MAX_MS)
 		return -EINVAL;
 	if (fl & P2PLAB_SVM_SRC_VA) {
 		if (c->src + c->len < c->src || c->src + c->len > (1ull << P2PLAB_MMU_VA_BITS))
@@ -729,14 +740,207 @@ static int svm_copy(struct p2plab_svm_ctx *ctx, struct p2plab_svm_copy *c)
 			return -ERANGE;
 		df |= P2PLAB_DESC_F_DST_LOCAL;
 	}
-	x.src = c->src;
-	x.dst = c->dst;
-	x.len = c->len;
-	x.flags = df;
+	x->src = c->src;
+	x->dst = c->dst;
+	x->len = c->len;
+	x->flags = df;
+	return 0;
+}
+
+/* submit_lock held */
+static int svm_copy(struct p2plab_svm_ctx *ctx, struct p2plab_svm_copy *c)
+{
+	u64 faults0 = atomic64_read(&ctx->faults);
+	struct p2plab_xfer x;
+	int ret;
+
+	ret = svm_copy_prep(ctx, c, &x);
+	if (ret)
+		return ret;
 	ret = svm_run(ctx, &x, c->timeout_ms, &c->err_code, &c->fault_va, &c->fault_access,
 		      &c->ns);
 	c->faults = atomic64_read(&ctx->faults) - faults0;
 	return ret;
+}
+
+/* ---- asynchronous submissions ------------------------------------------------------------------ */
+
+/* the next queued job, marked running; NULL if none or closing */
+static struct p2plab_svm_job *svm_job_next(struct p2plab_svm_ctx *ctx)
+{
+	struct p2plab_svm_job *job, *found = NULL;
+
+	spin_lock(&ctx->job_lock);
+	if (!ctx->closing) {
+		list_for_each_entry(job, &ctx->jobs, node) {
+			if (!job->done && !job->running) {
+				job->running = true;
+				found = job;
+				break;
+			}
+		}
+	}
+	spin_unlock(&ctx->job_lock);
+	return found;
+}
+
+/* runs a context's submissions in order; one work item per context */
+static void svm_sub_work(struct work_struct *w)
+{
+	struct p2plab_svm_ctx *ctx = container_of(w, struct p2plab_svm_ctx, sub_work);
+	struct p2plab_svm_job *job;
+	int ret;
+
+	while ((job = svm_job_next(ctx))) {
+		mutex_lock(&ctx->submit_lock);
+		ret = svm_copy(ctx, &job->c);
+		mutex_unlock(&ctx->submit_lock);
+		spin_lock(&ctx->job_lock);
+		job->status = ret;
+		job->running = false;
+		job->done = true;
+		spin_unlock(&ctx->job_lock);
+		wake_up_all(&ctx->job_wq);
+		cond_resched();
+	}
+}
+
+static int svm_submit(struct p2plab_svm_ctx *ctx, struct p2plab_svm_submit *sb)
+{
+	struct p2plab_svm_job *job;
+	struct p2plab_xfer x;
+	int ret;
+
+	sb->seq = 0;
+	if (sb->flags || sb->reserved)
+		return -EINVAL;
+	ret = svm_copy_prep(ctx, &sb->copy, &x);
+	if (ret)
+		return ret;
+	job = kzalloc(sizeof(*job), GFP_KERNEL);
+	if (!job)
+		return -ENOMEM;
+	job->c = sb->copy;
+	spin_lock(&ctx->job_lock);
+	if (ctx->closing) {
+		spin_unlock(&ctx->job_lock);
+		kfree(job);
+		return -ENOENT;
+	}
+	if (ctx->njobs >= P2PLAB_SVM_MAX_INFLIGHT) {
+		spin_unlock(&ctx->job_lock);
+		kfree(job);
+		return -EAGAIN;
+	}
+	job->seq = ++ctx->next_seq;
+	list_add_tail(&job->node, &ctx->jobs);
+	ctx->njobs++;
+	spin_unlock(&ctx->job_lock);
+	sb->seq = job->seq;
+	queue_work(ctx->svm->sub_wq, &ctx->sub_work);
+	return 0;
+}
+
+static struct p2plab_svm_job *svm_job_find(struct p2plab_svm_ctx *ctx, u64 seq)
+{
+	struct p2plab_svm_job *job;
+
+	lockdep_assert_held(&ctx->job_lock);
+	list_for_each_entry(job, &ctx->jobs, node)
+		if (job->seq == seq)
+			return job;
+	return NULL;
+}
+
+/* done, reaped by another waiter meanwhile, or the context is closing */
+static bool svm_job_settled(struct p2plab_svm_ctx *ctx, u64 seq)
+{
+	struct p2plab_svm_job *job;
+	bool settled;
+
+	spin_lock(&ctx->job_lock);
+	job = svm_job_find(ctx, seq);
+	settled = !job || job->done || ctx->closing;
+	spin_unlock(&ctx->job_lock);
+	return settled;
+}
+
+/*
+ * Wait for a submission and reap it. The job stays on the list while we sleep (we hold a users
+ * reference: unbind frees jobs only after users is 0); two waiters for one seq: the first to
+ * reap it gets the result, the other ENOENT.
+ */
+static int svm_wait(struct p2plab_svm_ctx *ctx, struct p2plab_svm_wait *wt)
+{
+	struct p2plab_svm_job *job;
+	long left;
+	int ret;
+
+	wt->status = 0;
+	wt->inflight = 0;
+	memset(&wt->copy, 0, sizeof(wt->copy));
+	if (wt->flags || wt->timeout_ms > P2PLAB_TIMEOUT_MAX_MS)
+		return -EINVAL;
+	spin_lock(&ctx->job_lock);
+	job = svm_job_find(ctx, wt->seq);
+	spin_unlock(&ctx->job_lock);
+	if (!job)
+		ret = -ENOENT;
+	else if (!wt->timeout_ms)
+		ret = svm_job_settled(ctx, wt->seq) ? 0 : -ETIME;
+	else {
+		left = wait_event_interruptible_timeout(ctx->job_wq, svm_job_settled(ctx, wt->seq),
+							msecs_to_jiffies(wt->timeout_ms));
+		ret = left < 0 ? -EINTR : left == 0 ? -ETIME : 0;
+	}
+	spin_lock(&ctx->job_lock);
+	if (!ret) {
+		/* settled: done (reap it), or the context is closing */
+		job = svm_job_find(ctx, wt->seq);
+		if (!job) {
+			ret = -ENOENT;	/* another waiter reaped it */
+		} else if (job->done) {
+			list_del(&job->node);
+			ctx->njobs--;
+		} else {
+			job = NULL;
+			ret = -ECANCELED;
+		}
+	} else {
+		job = NULL;
+	}
+	wt->inflight = ctx->njobs;
+	spin_unlock(&ctx->job_lock);
+	if (job) {
+		wt->copy = job->c;
+		wt->status = job->status;
+		ret = job->status;
+		kfree(job);
+	} else if (ret == -ECANCELED) {
+		wt->status = ret;
+	}
+	return ret;
+}
+
+/* unbind: no new submissions, wake the waiters (queued jobs are cancelled) */
+static void svm_jobs_close(struct p2plab_svm_ctx *ctx)
+{
+	spin_lock(&ctx->job_lock);
+	ctx->closing = true;
+	spin_unlock(&ctx->job_lock);
+	wake_up_all(&ctx->job_wq);
+}
+
+/* unbind, after users is 0: the running job has left (sub_work flushed) */
+static void svm_jobs_free(struct p2plab_svm_ctx *ctx)
+{
+	struct p2plab_svm_job *job, *tmp;
+
+	list_for_each_entry_safe(job, tmp, &ctx->jobs, node) {
+		list_del(&job->node);
+		kfree(job);
+	}
+	ctx->njobs = 0;
 }
 
 static int svm_atomic(struct p2plab_svm_ctx *ctx, struct p2plab_svm_atomic *a)
@@ -831,12 +1035,18 @@ long p2plab_svm_ioctl(struct p2plab_dev *pd, struct file *f, unsigned int cmd, v
 		struct p2plab_svm_bind b;
 		struct p2plab_svm_copy c;
 		struct p2plab_svm_atomic a;
+		struct p2plab_svm_submit sb;
+		struct p2plab_svm_wait wt;
+		struct p2plab_svm_place pl;
 	} u;
+	bool in = cmd == P2PLAB_IOC_SVM_COPY || cmd == P2PLAB_IOC_SVM_ATOMIC ||
+		  cmd == P2PLAB_IOC_SVM_SUBMIT || cmd == P2PLAB_IOC_SVM_WAIT ||
+		  cmd == P2PLAB_IOC_SVM_PLACE;
 	long ret;
 
 	if (!svm)
 		return -EOPNOTSUPP;
-	if (cmd == P2PLAB_IOC_SVM_COPY || cmd == P2PLAB_IOC_SVM_ATOMIC || cmd == P2PLAB_IOC_SVM_BIND)
+	if (in || cmd == P2PLAB_IOC_SVM_BIND)
 		if (copy_from_user(&u, up, _IOC_SIZE(cmd)))
 			return -EFAULT;
 
@@ -871,9 +1081,8 @@ long p2plab_svm_ioctl(struct p2plab_dev *pd, struct file *f, unsigned int cmd, v
 	ret = svm_ctx_get(svm, f, &ctx);
 	mutex_unlock(&svm->bind_lock);
 	if (ret) {
-		if (cmd == P2PLAB_IOC_SVM_COPY || cmd == P2PLAB_IOC_SVM_ATOMIC)
-			if (copy_to_user(up, &u, _IOC_SIZE(cmd)))
-				ret = -EFAULT;
+		if (in && copy_to_user(up, &u, _IOC_SIZE(cmd)))
+			ret = -EFAULT;
 		return ret;
 	}
 	switch (cmd) {
@@ -889,6 +1098,16 @@ long p2plab_svm_ioctl(struct p2plab_dev *pd, struct file *f, unsigned int cmd, v
 		ret = svm_atomic(ctx, &u.a);
 		mutex_unlock(&ctx->submit_lock);
 		if (copy_to_user(up, &u.a, sizeof(u.a)) && !ret)
+			ret = -EFAULT;
+		break;
+	case P2PLAB_IOC_SVM_SUBMIT:
+		ret = svm_submit(ctx, &u.sb);
+		if (copy_to_user(up, &u.sb, sizeof(u.sb)) && !ret)
+			ret = -EFAULT;	/* queued: WAIT on the next seq still reaps it */
+		break;
+	case P2PLAB_IOC_SVM_WAIT:
+		ret = svm_wait(ctx, &u.wt);
+		if (copy_to_user(up, &u.wt, sizeof(u.wt)) && !ret)
 			ret = -EFAULT;
 		break;
 	case P2PLAB_IOC_SVM_STATS: {
@@ -959,9 +1178,16 @@ int p2plab_svm_probe(struct p2plab_dev *pd)
 		ret = -ENOMEM;
 		goto err_free_ring;
 	}
+	/* submissions park on faults the ordered fault wq resolves: not on that wq */
+	svm->sub_wq = alloc_workqueue("%s-svm-sub", WQ_UNBOUND, 0, pd->name[0] ? pd->name :
+				      pci_name(pd->pdev));
+	if (!svm->sub_wq) {
+		ret = -ENOMEM;
+		goto err_destroy_wq;
+	}
 	ret = svm_hw_program(svm);
 	if (ret)
-		goto err_destroy_wq;
+		goto err_destroy_sub_wq;
 	if (svm->be && svm->be->dev_init) {
 		ret = svm->be->dev_init(svm);
 		if (ret) {
@@ -976,6 +1202,8 @@ int p2plab_svm_probe(struct p2plab_dev *pd)
 		 svm->ring_size);
 	return 0;
 
+err_destroy_sub_wq:
+	destroy_workqueue(svm->sub_wq);
 err_destroy_wq:
 	destroy_workqueue(svm->wq);
 err_free_ring:
@@ -1010,6 +1238,8 @@ void p2plab_svm_remove(struct p2plab_dev *pd)
 	cancel_delayed_work_sync(&svm->replay_dwork);
 	destroy_workqueue(svm->wq);
 	svm->wq = NULL;
+	destroy_workqueue(svm->sub_wq);	/* every context's sub_work was flushed at unbind */
+	svm->sub_wq = NULL;
 	dma_free_coherent(&pd->pdev->dev, svm->ring_size * sizeof(*svm->ring), svm->ring,
 			  svm->ring_dma);
 	svm->ring = NULL;

@@ -49,6 +49,15 @@ struct p2plab_svm_backend {
 	int (*fault)(struct p2plab_svm_ctx *ctx, u64 va, u32 access);
 };
 
+/* one asynchronous submission (P2PLAB_IOC_SVM_SUBMIT), on ctx->jobs until reaped */
+struct p2plab_svm_job {
+	struct list_head node;
+	u64 seq;
+	struct p2plab_svm_copy c;	/* in + out fields */
+	int status;			/* valid once done */
+	bool running, done;
+};
+
 struct p2plab_svm_ctx {
 	struct p2plab_dev *pd;
 	struct p2plab_svm *svm;
@@ -68,6 +77,15 @@ struct p2plab_svm_ctx {
 	atomic_t users;			/* ioctls using the context (svm_ctx_get) */
 	void *args;			/* atomic argument block (coherent, 32 bytes used) */
 	dma_addr_t args_dma;
+
+	/* asynchronous submissions: ctx->jobs in seq order, run by sub_work one at a time */
+	spinlock_t job_lock;		/* jobs, njobs, next_seq, closing */
+	struct list_head jobs;
+	unsigned int njobs;		/* submitted and not yet reaped */
+	u64 next_seq;
+	bool closing;			/* unbind started: no new submissions, queued ones cancelled */
+	wait_queue_head_t job_wq;	/* SVM_WAIT sleepers */
+	struct work_struct sub_work;
 
 	/* last cancelled fault (valid for the submitter whose descriptor was cancelled) */
 	u64 cancel_va;
@@ -101,6 +119,7 @@ struct p2plab_svm {
 	spinlock_t inv_lock;
 	u64 irq_ns;			/* ktime of the last fault interrupt */
 	struct workqueue_struct *wq;
+	struct workqueue_struct *sub_wq;	/* asynchronous submissions (ctx->sub_work) */
 	struct work_struct fault_work;
 	struct delayed_work replay_dwork;	/* lost-replay watchdog */
 	atomic_t replay_retries;

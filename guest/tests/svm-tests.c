@@ -997,6 +997,330 @@ TEST_F(svm, bad_requests)
 	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)buf, 0, sizeof(buf), VA2DEV, NULL));
 }
 
+/* ---- asynchronous submit + wait (P2PLAB_IOC_SVM_SUBMIT / _WAIT) ---- */
+
+/* seq (> 0) or -errno */
+static int64_t svm_submit(int fd, uint64_t src, uint64_t dst, uint64_t len, uint32_t flags)
+{
+	struct p2plab_svm_submit sb = {
+		.copy = { .src = src, .dst = dst, .len = len, .flags = flags,
+			  .timeout_ms = TIMEOUT_MS },
+	};
+
+	if (ioctl(fd, P2PLAB_IOC_SVM_SUBMIT, &sb))
+		return -errno;
+	return sb.seq;
+}
+
+/* 0 or -errno; w filled */
+static int svm_wait(int fd, uint64_t seq, uint32_t timeout_ms, struct p2plab_svm_wait *w)
+{
+	struct p2plab_svm_wait l;
+
+	if (!w)
+		w = &l;
+	memset(w, 0, sizeof(*w));
+	w->seq = seq;
+	w->timeout_ms = timeout_ms;
+	return ioctl(fd, P2PLAB_IOC_SVM_WAIT, w) ? -errno : 0;
+}
+
+#define NASYNC 8
+
+/* several copies in flight on one context, first touch each; fences in order; reaped once */
+TEST_F_TIMEOUT(svm, async_submit_wait, 300)
+{
+	size_t len = 2 * MB + 4096 * 3;
+	uint8_t *src[NASYNC], *dst[NASYNC];
+	int64_t seq[NASYNC];
+	struct p2plab_svm_wait w;
+	double t0, t_sub, t_all;
+	int i;
+
+	for (i = 0; i < NASYNC; i++) {
+		src[i] = malloc(len);
+		dst[i] = malloc(len);
+		ASSERT_NE(NULL, src[i]);
+		ASSERT_NE(NULL, dst[i]);
+		fill(src[i], len, 100 + i);
+	}
+	t0 = pl_now();
+	for (i = 0; i < NASYNC; i++) {
+		seq[i] = svm_submit(self->fd, (uintptr_t)src[i], (uintptr_t)dst[i], len, VA2VA);
+		ASSERT_GT(seq[i], 0) TH_LOG("submit %d: %s", i, strerror((int)-seq[i]));
+		if (i)
+			ASSERT_EQ(seq[i - 1] + 1, seq[i]);
+	}
+	t_sub = pl_now() - t0;
+	/* the last one first: the context runs them in order, so the others are done too */
+	ASSERT_EQ(0, svm_wait(self->fd, seq[NASYNC - 1], TIMEOUT_MS, &w));
+	t_all = pl_now() - t0;
+	ASSERT_EQ(0, w.status);
+	ASSERT_GT(w.copy.ns, 0);
+	ASSERT_EQ(len, w.copy.len);
+	ASSERT_EQ((uintptr_t)src[NASYNC - 1], w.copy.src);
+	ASSERT_EQ(NASYNC - 1, w.inflight);
+	for (i = 0; i < NASYNC - 1; i++) {
+		ASSERT_EQ(0, svm_wait(self->fd, seq[i], 0, &w)) TH_LOG("seq %lld", (long long)seq[i]);
+		ASSERT_GT(w.copy.faults, 0);
+	}
+	ASSERT_EQ(0, w.inflight);
+	for (i = 0; i < NASYNC; i++)
+		ASSERT_EQ(-1, check(dst[i], len, 100 + i)) TH_LOG("buffer %d", i);
+	TH_LOG("%d copies of %zu KiB: %d submits in %.3f ms, all done after %.1f ms",
+	       NASYNC, len >> 10, NASYNC, t_sub * 1e3, t_all * 1e3);
+	/* reaped: gone; never submitted: unknown */
+	ASSERT_EQ(-ENOENT, svm_wait(self->fd, seq[0], 0, NULL));
+	ASSERT_EQ(-ENOENT, svm_wait(self->fd, seq[NASYNC - 1] + 100, 10, NULL));
+	ASSERT_EQ(-ENOENT, svm_wait(self->fd, 0, 0, NULL));
+	/* synchronous copies still work next to it */
+	memset(dst[0], 0, len);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)src[0], (uintptr_t)dst[0], len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(dst[0], len, 100));
+	for (i = 0; i < NASYNC; i++) {
+		free(src[i]);
+		free(dst[i]);
+	}
+}
+
+/* a wait shorter than the work: ETIME, the submission stays; a longer wait reaps it */
+TEST_F_TIMEOUT(svm, async_wait_timeout, 300)
+{
+	size_t len = 16 * MB;
+	uint8_t *a = map_anon(len), *b = map_anon(len);
+	int64_t s1, s2;
+	struct p2plab_svm_wait w;
+	int r;
+
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	fill(a, len, 120);
+	s1 = svm_submit(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA);
+	ASSERT_GT(s1, 0);
+	s2 = svm_submit(self->fd, (uintptr_t)b, (uintptr_t)a + 4096, len - 4096, VA2VA);
+	ASSERT_GT(s2, 0);
+	/* 2 x 16 MiB with 4 KiB first-touch faults: far more than 1 ms on any machine */
+	r = svm_wait(self->fd, s2, 1, &w);
+	ASSERT_EQ(-ETIME, r);
+	ASSERT_EQ(2, w.inflight);
+	ASSERT_EQ(-ETIME, svm_wait(self->fd, s2, 0, NULL));
+	ASSERT_EQ(0, svm_wait(self->fd, s1, TIMEOUT_MS, &w));
+	ASSERT_EQ(0, svm_wait(self->fd, s2, TIMEOUT_MS, &w));
+	ASSERT_EQ(0, w.inflight);
+	ASSERT_EQ(-1, check(b, len, 120));
+	/* a + 4096 now holds b[0 .. len - 4096) = the pattern from word 0 */
+	ASSERT_EQ(-1, check(a + 4096, len - 4096, 120));
+	munmap(a, len);
+	munmap(b, len);
+}
+
+/* the op's own error comes back from WAIT, with the address; the next submission is fine */
+TEST_F(svm, async_efault)
+{
+	size_t len = 64 * 1024;
+	uint8_t *a = map_anon(len), *good = malloc(len), *back = malloc(len);
+	int64_t s_bad, s_good, s_ro;
+	struct p2plab_svm_wait w;
+
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, good);
+	ASSERT_EQ(0, munmap(a + len / 2, len / 2));	/* the second half has no VMA */
+	memset(a, 0x11, len / 2);
+	fill(good, len, 121);
+	s_bad = svm_submit(self->fd, (uintptr_t)a, 0, len, VA2DEV);
+	ASSERT_GT(s_bad, 0);
+	s_good = svm_submit(self->fd, (uintptr_t)good, (uintptr_t)back, len, VA2VA);
+	ASSERT_GT(s_good, 0);
+	ASSERT_EQ(0, mprotect(a, len / 2, PROT_READ));
+	s_ro = svm_submit(self->fd, (uintptr_t)good, (uintptr_t)a, len / 2, VA2VA);
+	ASSERT_GT(s_ro, 0);
+
+	ASSERT_EQ(-EFAULT, svm_wait(self->fd, s_bad, TIMEOUT_MS, &w));
+	ASSERT_EQ(-EFAULT, w.status);
+	ASSERT_EQ((uintptr_t)a + len / 2, w.copy.fault_va);
+	ASSERT_EQ(P2PLAB_FAULT_ACC_READ, w.copy.fault_access);
+	ASSERT_EQ(P2PLAB_ERR_MMU_FAULT, w.copy.err_code);
+	ASSERT_EQ(0, svm_wait(self->fd, s_good, TIMEOUT_MS, &w));
+	ASSERT_EQ(-1, check(back, len, 121));
+	ASSERT_EQ(-EFAULT, svm_wait(self->fd, s_ro, TIMEOUT_MS, &w));
+	ASSERT_EQ((uintptr_t)a, w.copy.fault_va);
+	ASSERT_EQ(P2PLAB_FAULT_ACC_WRITE, w.copy.fault_access);
+	munmap(a, len / 2);
+	free(good);
+	free(back);
+}
+
+/* at most P2PLAB_SVM_MAX_INFLIGHT not reaped; bad arguments rejected at submit */
+TEST_F_TIMEOUT(svm, async_limits, 300)
+{
+	uint8_t *buf = malloc(4096);
+	int64_t seq[P2PLAB_SVM_MAX_INFLIGHT], s;
+	struct p2plab_svm_submit sb;
+	struct p2plab_svm_wait w;
+	int i;
+
+	ASSERT_NE(NULL, buf);
+	memset(buf, 7, 4096);
+	for (i = 0; i < P2PLAB_SVM_MAX_INFLIGHT; i++) {
+		seq[i] = svm_submit(self->fd, (uintptr_t)buf, 4096 * (i % 8), 4096, VA2DEV);
+		ASSERT_GT(seq[i], 0) TH_LOG("submit %d: %s", i, strerror((int)-seq[i]));
+	}
+	ASSERT_EQ(-EAGAIN, svm_submit(self->fd, (uintptr_t)buf, 0, 4096, VA2DEV));
+	ASSERT_EQ(0, svm_wait(self->fd, seq[0], TIMEOUT_MS, NULL));
+	s = svm_submit(self->fd, (uintptr_t)buf, 0, 4096, VA2DEV);	/* room again */
+	ASSERT_EQ(seq[P2PLAB_SVM_MAX_INFLIGHT - 1] + 1, s);
+	for (i = 1; i < P2PLAB_SVM_MAX_INFLIGHT; i++)
+		ASSERT_EQ(0, svm_wait(self->fd, seq[i], TIMEOUT_MS, NULL));
+	ASSERT_EQ(0, svm_wait(self->fd, s, TIMEOUT_MS, &w));
+	ASSERT_EQ(0, w.inflight);
+
+	/* bad input: clear errors at submit, nothing queued */
+	ASSERT_EQ(-EINVAL, svm_submit(self->fd, 0, 0, 64, P2PLAB_SVM_SRC_LOCAL | P2PLAB_SVM_DST_LOCAL));
+	ASSERT_EQ(-EINVAL, svm_submit(self->fd, (uintptr_t)buf, 0, 0, VA2DEV));
+	ASSERT_EQ(-ERANGE, svm_submit(self->fd, (uintptr_t)buf, self->info.mem_size, 64, VA2DEV));
+	memset(&sb, 0, sizeof(sb));
+	sb.copy.src = (uintptr_t)buf;
+	sb.copy.len = 64;
+	sb.copy.flags = VA2DEV;
+	sb.flags = 1;
+	ASSERT_EQ(-1, ioctl(self->fd, P2PLAB_IOC_SVM_SUBMIT, &sb));
+	ASSERT_EQ(EINVAL, errno);
+	sb.flags = 0;
+	sb.copy.timeout_ms = P2PLAB_TIMEOUT_MAX_MS + 1;
+	ASSERT_EQ(-1, ioctl(self->fd, P2PLAB_IOC_SVM_SUBMIT, &sb));
+	ASSERT_EQ(EINVAL, errno);
+	memset(&w, 0, sizeof(w));
+	w.seq = 1;
+	w.flags = 1;
+	ASSERT_EQ(-1, ioctl(self->fd, P2PLAB_IOC_SVM_WAIT, &w));
+	ASSERT_EQ(EINVAL, errno);
+	w.flags = 0;
+	w.timeout_ms = P2PLAB_TIMEOUT_MAX_MS + 1;
+	ASSERT_EQ(-1, ioctl(self->fd, P2PLAB_IOC_SVM_WAIT, &w));
+	ASSERT_EQ(EINVAL, errno);
+	free(buf);
+}
+
+struct async_waiter {
+	int fd;
+	int64_t seq;
+	int ret;
+};
+
+static void *async_wait_thread(void *p)
+{
+	struct async_waiter *aw = p;
+
+	aw->ret = svm_wait(aw->fd, aw->seq, TIMEOUT_MS, NULL);
+	return NULL;
+}
+
+/*
+ * Unbind and close with submissions in flight: unbind does not wait for the queue (the running
+ * copy completes, its faults cancelled), a sleeping waiter gets the result or ECANCELED, the
+ * buffers can be unmapped at once, the fd binds again, no splat.
+ */
+TEST_F_TIMEOUT(svm, async_unbind_inflight, 300)
+{
+	size_t len = 8 * MB;
+	uint8_t *a = map_anon(len), *b = map_anon(len);
+	struct async_waiter aw;
+	struct p2plab_svm_bind bb = {};
+	pthread_t th;
+	int64_t last = 0;
+	double t0, t_unbind;
+	int i, fd2;
+
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	fill(a, len, 122);
+	for (i = 0; i < 16; i++) {
+		last = svm_submit(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA);
+		ASSERT_GT(last, 0);
+	}
+	aw.fd = self->fd;
+	aw.seq = last;
+	aw.ret = 1;
+	ASSERT_EQ(0, pthread_create(&th, NULL, async_wait_thread, &aw));
+	usleep(20000);
+	t0 = pl_now();
+	ASSERT_EQ(0, ioctl(self->fd, P2PLAB_IOC_SVM_UNBIND));
+	t_unbind = pl_now() - t0;
+	pthread_join(th, NULL);
+	TH_LOG("unbind with 16 x 8 MiB in flight: %.1f ms, waiter: %s", t_unbind * 1e3,
+	       aw.ret ? strerror(-aw.ret) : "completed");
+	ASSERT_TRUE(aw.ret == -ECANCELED || aw.ret == 0 || aw.ret == -ENOENT);
+	ASSERT_EQ(-ENOENT, svm_wait(self->fd, last, 0, NULL));
+	ASSERT_LT(t_unbind, 10.0);
+	munmap(b, len);
+	/* bind again: works */
+	ASSERT_EQ(0, ioctl(self->fd, P2PLAB_IOC_SVM_BIND, &bb));
+	b = map_anon(len);
+	ASSERT_NE(NULL, b);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, (uintptr_t)b, len, VA2VA, NULL));
+	ASSERT_EQ(-1, check(b, len, 122));
+
+	/* close with submissions in flight, then unmap the buffers */
+	fd2 = svm_open_bind(&bb);
+	ASSERT_GE(fd2, 0);
+	for (i = 0; i < 8; i++)
+		ASSERT_GT(svm_submit(fd2, (uintptr_t)a, (uintptr_t)b, len, VA2VA), 0);
+	t0 = pl_now();
+	close(fd2);
+	TH_LOG("close with 8 x 8 MiB in flight: %.1f ms", (pl_now() - t0) * 1e3);
+	munmap(a, len);
+	munmap(b, len);
+}
+
+/* threads submit and wait on one context at once */
+static void *async_thr(void *p)
+{
+	struct async_waiter *aw = p;
+	size_t len = 256 * 1024;
+	uint8_t *s = malloc(len), *d = malloc(len);
+	int i, r = 0;
+
+	if (!s || !d) {
+		aw->ret = -ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < 20 && !r; i++) {
+		int64_t q;
+
+		fill(s, len, (uint32_t)aw->seq * 1000 + i);
+		memset(d, 0, len);
+		q = svm_submit(aw->fd, (uintptr_t)s, (uintptr_t)d, len, VA2VA);
+		if (q < 0)
+			r = (int)q;
+		else
+			r = svm_wait(aw->fd, q, TIMEOUT_MS, NULL);
+		if (!r && check(d, len, (uint32_t)aw->seq * 1000 + i) != -1)
+			r = -EILSEQ;
+	}
+	free(s);
+	free(d);
+	aw->ret = r;
+	return NULL;
+}
+
+TEST_F_TIMEOUT(svm, async_multi_thread, 300)
+{
+	struct async_waiter aw[4];
+	pthread_t th[4];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		aw[i].fd = self->fd;
+		aw[i].seq = i + 1;	/* thread number: seeds its patterns */
+		aw[i].ret = 1;
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, async_thr, &aw[i]));
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_EQ(0, aw[i].ret) TH_LOG("thread %d: %s", i, strerror(-aw[i].ret));
+	}
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

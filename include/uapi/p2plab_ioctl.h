@@ -332,10 +332,74 @@ struct p2plab_svm_stats {
 	struct p2plab_svm_fault_sample lat[P2PLAB_SVM_LAT_SAMPLES];	/* oldest first */
 };
 
+/*
+ * Asynchronous submission (docs/svm.md "Submit and wait"):
+ * P2PLAB_IOC_SVM_SUBMIT: queue one copy (the in-fields of copy: src, dst, len, flags, timeout_ms =
+ *   the bound of its run on the device, as SVM_COPY) and return at once with seq, the submission's
+ *   fence: 1, 2, 3 ... per context. The submissions of a context run in order, one at a time; at
+ *   most P2PLAB_SVM_MAX_INFLIGHT of them are submitted and not yet reaped by SVM_WAIT.
+ *   Errors: EINVAL / ERANGE (the copy's arguments, checked here), EAGAIN (too many not reaped),
+ *   ENOENT, EPERM, ENODEV as COPY.
+ * P2PLAB_IOC_SVM_WAIT: wait at most timeout_ms (0: only look) for submission seq and reap it.
+ *   The call returns the copy's own result: 0, or its errno (EFAULT with copy.fault_va /
+ *   fault_access, ETIMEDOUT, EIO + err_code, ENODEV ...), status = the same as -errno, copy = the
+ *   submission with its out-fields. ETIME: not complete in time (still in flight: wait again);
+ *   ENOENT: no such submission (not submitted, or already reaped); ECANCELED: the context was
+ *   unbound while it was queued (unbind / close do not wait for queued submissions; the one
+ *   running completes, its faults cancelled); EINTR on a signal (nothing reaped).
+ *   The struct is copied back on every error but EFAULT of copy_from_user.
+ */
+#define P2PLAB_SVM_MAX_INFLIGHT		64
+struct p2plab_svm_submit {
+	struct p2plab_svm_copy copy;	/* in: src, dst, len, flags, timeout_ms; out-fields 0 */
+	__u64 seq;		/* out: the submission's fence */
+	__u32 flags;		/* in: 0 */
+	__u32 reserved;
+};
+
+struct p2plab_svm_wait {
+	__u64 seq;		/* in */
+	__u32 timeout_ms;	/* in: 0 = do not sleep; at most P2PLAB_TIMEOUT_MAX_MS */
+	__u32 flags;		/* in: 0 */
+	__s32 status;		/* out: 0 or -errno of the copy (when it completed) */
+	__u32 inflight;		/* out: the context's submissions not yet reaped, after this call */
+	struct p2plab_svm_copy copy;	/* out: the submitted copy with its results */
+};
+
+/*
+ * Placement (docs/svm.md "Placement"): P2PLAB_IOC_SVM_PLACE sets the policy of [start, start + len)
+ * (page aligned) for this context: SYSTEM (default: pages stay where they are, device-private pages
+ * come back to RAM before the device maps them) or PREFER_DEVICE (a device fault migrates the
+ * fault's range into this device's private memory, the device maps it as LOCAL leaves; a CPU touch
+ * migrates it back; a range does not migrate again to the device within min_residency_ms of its
+ * last migration to the device: ping-pong guard). At most P2PLAB_SVM_MAX_POLICIES ranges per
+ * context; a new range replaces the overlapped parts of older ones.
+ * Errors: EINVAL (alignment, len 0, policy, flags/reserved), ENOSPC (too many ranges),
+ * EOPNOTSUPP (no device-private memory: p2plab HMM off), ENOENT / EPERM as COPY.
+ */
+#define P2PLAB_SVM_PLACE_SYSTEM		0
+#define P2PLAB_SVM_PLACE_PREFER_DEVICE	1
+#define P2PLAB_SVM_MAX_POLICIES		16
+struct p2plab_svm_place {
+	__u64 start, len;	/* in: page aligned */
+	__u32 policy;		/* in: P2PLAB_SVM_PLACE_* */
+	__u32 min_residency_ms;	/* in: ping-pong guard, 0 = module default (svm_min_residency_ms) */
+	__u32 flags;		/* in: 0 */
+	__u32 reserved;
+	/* out, this context's placement counters so far */
+	__u64 to_dev_pages;	/* pages migrated into device memory by device faults */
+	__u64 to_dev_migrations;	/* migrations to the device (ranges) */
+	__u64 guarded;		/* device faults that did not migrate: within the residency */
+	__u64 local_leaves;	/* device PTEs written as LOCAL (device-private pages) */
+};
+
 #define P2PLAB_IOC_SVM_BIND	_IOWR(P2PLAB_IOC_MAGIC, 0x20, struct p2plab_svm_bind)
 #define P2PLAB_IOC_SVM_UNBIND	_IO(P2PLAB_IOC_MAGIC, 0x21)
 #define P2PLAB_IOC_SVM_COPY	_IOWR(P2PLAB_IOC_MAGIC, 0x22, struct p2plab_svm_copy)
 #define P2PLAB_IOC_SVM_ATOMIC	_IOWR(P2PLAB_IOC_MAGIC, 0x23, struct p2plab_svm_atomic)
 #define P2PLAB_IOC_SVM_STATS	_IOR(P2PLAB_IOC_MAGIC, 0x24, struct p2plab_svm_stats)
+#define P2PLAB_IOC_SVM_SUBMIT	_IOWR(P2PLAB_IOC_MAGIC, 0x25, struct p2plab_svm_submit)
+#define P2PLAB_IOC_SVM_WAIT	_IOWR(P2PLAB_IOC_MAGIC, 0x26, struct p2plab_svm_wait)
+#define P2PLAB_IOC_SVM_PLACE	_IOWR(P2PLAB_IOC_MAGIC, 0x27, struct p2plab_svm_place)
 
 #endif /* P2PLAB_IOCTL_H */
