@@ -1190,7 +1190,50 @@ static void test_stress(void)
     lab_stop(l);
 }
 
-/* P2PLAB_BENCH=1: 256 MiB RAM -> device memory and device memory -> peer BAR2 */
+/* P2PLAB_BENCH=1: one 256 MiB copy, polled to completion; returns MB/s */
+static double bench_dma(Lab *l, uint64_t s, uint64_t d, uint64_t len, uint32_t f)
+{
+    gint64 t0 = g_get_monotonic_time(), us;
+    uint32_t idx = post(l, 0, s, d, len, f);
+
+    doorbell(l, 0);
+    while (!(desc_status(l, 0, idx) & P2PLAB_DESC_DONE)) {
+        g_usleep(50);
+    }
+    us = g_get_monotonic_time() - t0;
+    g_assert_cmphex(desc_status(l, 0, idx), ==, P2PLAB_DESC_DONE);
+    return len / (double)MAX(us, 1);
+}
+
+static double bench_memcpy(uint8_t *a, uint8_t *b, uint64_t len)
+{
+    gint64 t0 = g_get_monotonic_time();
+
+    memcpy(b, a, len);
+    return len / (double)MAX(g_get_monotonic_time() - t0, 1);
+}
+
+static int cmp_double(gconstpointer a, gconstpointer b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, n, sizeof(*v), (int (*)(const void *, const void *))cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * P2PLAB_BENCH=1: 256 MiB RAM -> device memory, device memory -> peer BAR2 (switch) and device
+ * memory -> RAM, each next to a host memcpy of 256 MiB (warm buffers, this process). After one
+ * first-touch pass, P2PLAB_BENCH_ROUNDS (default 7) interleaved rounds: in every round each
+ * direction runs next to a memcpy (the order alternates between rounds); the ratio is taken per
+ * round, and the medians are reported (the host is shared and noisy: a ratio of neighbours is
+ * what holds).
+ */
 static void test_bench(void)
 {
     const uint64_t len = 256 * MiB;
@@ -1201,26 +1244,55 @@ static void test_bench(void)
         { "device->peer", 0, BAR2_P1, P2PLAB_DESC_F_SRC_LOCAL },
         { "device->ram", 0, src, P2PLAB_DESC_F_SRC_LOCAL },
     };
+    enum { NRUNS = G_N_ELEMENTS(runs), MAX_ROUNDS = 101 };
+    const char *env = getenv("P2PLAB_BENCH_ROUNDS");
+    int rounds = CLAMP(env ? atoi(env) : 7, 1, MAX_ROUNDS);
+    g_autofree uint8_t *a = g_malloc(len), *b = g_malloc(len);
+    double dev[NRUNS][MAX_ROUNDS], host[NRUNS][MAX_ROUNDS], ratio[NRUNS][MAX_ROUNDS];
 
+    memset(a, 0xa5, len);
+    memset(b, 0, len);
     qtest_memset(l->qts, src, 0xa5, len);
     ring_setup(l, 0, 16);
-    /* each copy twice: the first one also pays the host page faults of untouched memory */
-    for (size_t k = 0; k < 2 * G_N_ELEMENTS(runs); k++) {
-        size_t i = k / 2;
-        gint64 t0 = g_get_monotonic_time(), us;
-        uint32_t idx = post(l, 0, runs[i].s, runs[i].d, len, runs[i].f);
+    /* first touch: also pays the host page faults of untouched memory */
+    for (size_t i = 0; i < NRUNS; i++) {
+        double mbs = bench_dma(l, runs[i].s, runs[i].d, len, runs[i].f);
 
-        doorbell(l, 0);
-        while (!(desc_status(l, 0, idx) & P2PLAB_DESC_DONE)) {
-            g_usleep(200);
+        printf("# bench %-13s %" PRIu64 " MiB at %.0f MB/s (first touch)\n", runs[i].name,
+               len / MiB, mbs);
+    }
+    for (int r = 0; r < rounds; r++) {
+        for (size_t i = 0; i < NRUNS; i++) {
+            if (r % 2) {
+                dev[i][r] = bench_dma(l, runs[i].s, runs[i].d, len, runs[i].f);
+                host[i][r] = bench_memcpy(a, b, len);
+            } else {
+                host[i][r] = bench_memcpy(a, b, len);
+                dev[i][r] = bench_dma(l, runs[i].s, runs[i].d, len, runs[i].f);
+            }
+            ratio[i][r] = dev[i][r] / host[i][r];
         }
-        us = g_get_monotonic_time() - t0;
-        g_assert_cmphex(desc_status(l, 0, idx), ==, P2PLAB_DESC_DONE);
-        printf("# bench %-13s %" PRIu64 " MiB in %.3f s = %.0f MB/s (%s)\n", runs[i].name,
-               len / MiB, us / 1e6, len / (double)us, k % 2 ? "warm" : "first touch");
+        printf("# round %2d:", r + 1);
+        for (size_t i = 0; i < NRUNS; i++) {
+            printf(" %s %.0f/%.0f = %.2fx%s", runs[i].name, dev[i][r], host[i][r], ratio[i][r],
+                   i + 1 < NRUNS ? "," : "\n");
+        }
+    }
+    for (size_t i = 0; i < NRUNS; i++) {
+        double lo = ratio[i][0], hi = ratio[i][0];
+
+        for (int r = 1; r < rounds; r++) {
+            lo = MIN(lo, ratio[i][r]);
+            hi = MAX(hi, ratio[i][r]);
+        }
+        printf("# bench %-13s %" PRIu64 " MiB: %.0f MB/s vs host memcpy %.0f MB/s = %.2fx "
+               "(median of %d rounds, range %.2f-%.2f)\n", runs[i].name, len / MiB,
+               median(dev[i], rounds), median(host[i], rounds), median(ratio[i], rounds),
+               rounds, lo, hi);
     }
     g_assert_cmphex(qtest_readl(l->qts, BAR2_P1 + len - 4), ==, 0xa5a5a5a5);
-    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, 2 * len);
+    g_assert_cmphex(qtest_readl(l->qts, src + len - 4), ==, 0xa5a5a5a5);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, (rounds + 1) * len);
     lab_stop(l);
 }
 

@@ -62,6 +62,11 @@
 #include "trace.h"
 #include "p2plab_hw.h"
 #include "p2plab-internal.h"
+#if defined(__x86_64__) && defined(CONFIG_CPUID_H)
+#include <immintrin.h>
+#include "host/cpuinfo.h"
+#define P2PLAB_STREAM_X86 1
+#endif
 
 /* QEMU 10.1 made class_init's data pointer const */
 #if QEMU_VERSION_MAJOR > 10 || (QEMU_VERSION_MAJOR == 10 && QEMU_VERSION_MINOR >= 1)
@@ -321,6 +326,123 @@ void p2plab_count_bus(P2plabState *s, bool sw, bool dev, uint64_t n)
     }
 }
 
+/* ---- bulk copies ------------------------------------------------------------------------------- */
+
+/*
+ * Why not plain memmove (issue 16): glibc switches a copy to non-temporal (streaming) stores only
+ * for a single call above its x86_non_temporal_threshold (3/4 of the LLC: 181 MiB on the lab
+ * host). The engine copies in steps of at most 1 MiB, which glibc does with cached stores
+ * (rep movsb): each destination line is read for ownership, then written back later, a third more
+ * memory traffic than the streaming copy that one host memcpy of the whole 256 MiB buffer gets
+ * (profile: 84% of the engine's time in rep movsb, memcpy-bench in the vmovntdq loop). A
+ * descriptor of P2PLAB_STREAM_MIN bytes or more, which would not stay cached anyway, is copied
+ * with streaming stores (AVX-512, AVX2 or SSE2, whatever the host has); shorter ones, pieces
+ * below P2PLAB_STREAM_PIECE and overlapping ranges keep memmove (destination left in cache).
+ */
+#define P2PLAB_STREAM_MIN       (4 * MiB)       /* descriptor length */
+#define P2PLAB_STREAM_PIECE     (4 * KiB)       /* smallest piece streamed */
+
+#ifdef P2PLAB_STREAM_X86
+/*
+ * Streaming copy of @n bytes, @d 64-byte aligned, @n a multiple of 128. Like glibc's large copy,
+ * 4 pages side by side (16 KiB blocks, 128-byte columns, source prefetched 2 columns ahead): the
+ * interleave keeps more DRAM pages open at once; measured 15-20% faster than a linear loop.
+ */
+#define P2PLAB_STREAM_FN(name, attr, copy128)                                                  \
+static void attr name(uint8_t *d, const uint8_t *s, size_t n)                                   \
+{                                                                                               \
+    for (; n >= 4 * 4096; n -= 4 * 4096, d += 4 * 4096, s += 4 * 4096) {                        \
+        for (size_t i = 0; i < 4096; i += 128) {                                                \
+            for (size_t pg = 0; pg < 4 * 4096; pg += 4096) {                                    \
+                _mm_prefetch((const char *)s + pg + i + 256, _MM_HINT_T0);                      \
+                copy128(d + pg + i, s + pg + i);                                                \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    for (; n; n -= 128, d += 128, s += 128) {                                                   \
+        copy128(d, s);                                                                          \
+    }                                                                                           \
+}
+
+static inline __attribute__((always_inline, target("avx512f")))
+void p2plab_copy128_avx512(uint8_t *d, const uint8_t *s)
+{
+    __m512i a = _mm512_loadu_si512((const void *)s);
+    __m512i b = _mm512_loadu_si512((const void *)(s + 64));
+
+    _mm512_stream_si512((void *)d, a);
+    _mm512_stream_si512((void *)(d + 64), b);
+}
+
+static inline __attribute__((always_inline, target("avx2")))
+void p2plab_copy128_avx2(uint8_t *d, const uint8_t *s)
+{
+    for (int k = 0; k < 128; k += 64) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(s + k));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(s + k + 32));
+
+        _mm256_stream_si256((__m256i *)(d + k), a);
+        _mm256_stream_si256((__m256i *)(d + k + 32), b);
+    }
+}
+
+static inline __attribute__((always_inline))
+void p2plab_copy128_sse2(uint8_t *d, const uint8_t *s)
+{
+    for (int k = 0; k < 128; k += 32) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(s + k));
+        __m128i b = _mm_loadu_si128((const __m128i *)(s + k + 16));
+
+        _mm_stream_si128((__m128i *)(d + k), a);
+        _mm_stream_si128((__m128i *)(d + k + 16), b);
+    }
+}
+
+P2PLAB_STREAM_FN(p2plab_stream_avx512, __attribute__((target("avx512f"))), p2plab_copy128_avx512)
+P2PLAB_STREAM_FN(p2plab_stream_avx2, __attribute__((target("avx2"))), p2plab_copy128_avx2)
+P2PLAB_STREAM_FN(p2plab_stream_sse2, , p2plab_copy128_sse2)
+#endif
+
+/*
+ * Copy @n bytes @src -> @dst (memmove semantics). @stream: the caller's descriptor is a bulk one,
+ * use non-temporal stores where they help. The stores are fenced before returning: whatever the
+ * engine does next (status write-back, MSI-X) is ordered after the data.
+ */
+static void p2plab_copy(void *dst, const void *src, size_t n, bool stream)
+{
+#ifdef P2PLAB_STREAM_X86
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    size_t head, body;
+
+    if (!stream || n < P2PLAB_STREAM_PIECE || (d < s + n && s < d + n)) {
+        memmove(dst, src, n);
+        return;
+    }
+    head = -(uintptr_t)d & 63;      /* align the destination for the streaming stores */
+    memcpy(d, s, head);
+    d += head; s += head; n -= head;
+    body = n & ~(size_t)127;
+    if (cpuinfo & CPUINFO_AVX512F) {
+        p2plab_stream_avx512(d, s, body);
+    } else if (cpuinfo & CPUINFO_AVX2) {
+        p2plab_stream_avx2(d, s, body);
+    } else {
+        p2plab_stream_sse2(d, s, body);
+    }
+    memcpy(d + body, s + body, n - body);
+    _mm_sfence();
+#else
+    memmove(dst, src, n);
+#endif
+}
+
+/* Is the in-flight descriptor a bulk copy (see p2plab_copy)? */
+static bool p2plab_stream(P2plabState *s)
+{
+    return s->in_flight && s->cur_len >= P2PLAB_STREAM_MIN;
+}
+
 /*
  * Copy between host buffer @buf and bus range [addr, addr+len) through @as.
  * RAM targets are mapped and memmove'd in large pieces; anything else (MMIO such as an NVMe CMB,
@@ -351,10 +473,13 @@ static MemTxResult p2plab_bus_rw(P2plabState *s, AddressSpace *as, bool sw, uint
             void *p = address_space_map(as, addr, &ml, is_write, attrs);
 
             if (p && ml) {
+                /* the bus -> bus staging buffer is read back at once: keep it cached */
+                bool stream = p2plab_stream(s) && (is_write || buf != s->bounce);
+
                 if (is_write) {
-                    memmove(p, buf, ml);
+                    p2plab_copy(p, buf, ml, stream);
                 } else {
-                    memmove(buf, p, ml);
+                    p2plab_copy(buf, p, ml, stream);
                 }
                 address_space_unmap(as, p, ml, is_write, ml);
                 p2plab_count_bus(s, sw, dev, ml);
@@ -518,7 +643,8 @@ static uint32_t p2plab_copy_step(P2plabState *s, uint64_t max, uint64_t *copied)
         if (s->cur_dst > s->cur_src && s->cur_dst < s->cur_src + s->cur_len) {
             off = s->cur_len - s->cur_done - n;
         }
-        memmove(s->mem_ptr + s->cur_dst + off, s->mem_ptr + s->cur_src + off, n);
+        p2plab_copy(s->mem_ptr + s->cur_dst + off, s->mem_ptr + s->cur_src + off, n,
+                    p2plab_stream(s));
         memory_region_set_dirty(s->mem_mr, s->cur_dst + off, n);
         s->stat_bytes_local += n;
     } else if (dl) {
