@@ -39,6 +39,7 @@ public final class Engine {
     });
 
     private boolean teeConsole;
+    private final int stallReruns = StallRerun.reruns();
 
     public Engine(Path outDir, PrintStream progress) {
         this.outDir = outDir;
@@ -58,6 +59,19 @@ public final class Engine {
             i++;
             progress.printf("[%d/%d] %s%n", i, cases.size(), c.name());
             CaseResult r = runCase(c);
+            for (int n = 1; r.status() == CaseResult.Status.FAILED && r.stallOnly() && n <= stallReruns; n++) {
+                progress.printf("[%d/%d] %s: failed with stall reports only (%s): rerun %d of %d in a fresh VM%n", i,
+                        cases.size(), c.name(), firstLine(r.message()), n, stallReruns);
+                CaseResult first;
+                try {
+                    first = StallRerun.keepAttempt(r, n);
+                } catch (IOException e) {
+                    progress.printf("[%d/%d] %s: cannot keep the first attempt's artefacts (%s): no rerun%n", i,
+                            cases.size(), c.name(), e.getMessage());
+                    break;
+                }
+                r = StallRerun.combine(first, runCase(c));
+            }
             progress.printf("[%d/%d] %s: %s (%.1f s)%s%n", i, cases.size(), c.name(), r.status(),
                     r.time().toMillis() / 1000.0, r.message() == null ? "" : " - " + firstLine(r.message()));
             out.add(r);
@@ -149,7 +163,7 @@ public final class Engine {
             return new CaseResult(c, st, msg, excerpt, time, dir);
         }
         return new CaseResult(c, failure == null ? CaseResult.Status.PASSED : CaseResult.Status.FAILED, failure,
-                excerpt, time, dir);
+                excerpt, time, dir, failure != null && StallRerun.stallOnly(kernel, ctx.timedOut.get()), null);
     }
 
     /** The guest's whole kernel log on stdout, its taint flags on stderr. */

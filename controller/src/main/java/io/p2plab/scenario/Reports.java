@@ -20,7 +20,7 @@ public final class Reports {
         for (CaseResult r : results) {
             String msg = r.message() == null ? "" : Engine.firstLine(r.message());
             if (msg.length() > 160) msg = msg.substring(0, 157) + "...";
-            out.printf(Locale.ROOT, "%-" + w + "s  %-7s  %7.1fs  %s%n", r.scenarioCase().name(), r.status(),
+            out.printf(Locale.ROOT, "%-" + w + "s  %-7s  %7.1fs  %s%n", r.scenarioCase().name(), r.flaky() ? "FLAKY" : r.status(),
                     r.time().toMillis() / 1000.0, msg);
         }
         out.println(tally(results));
@@ -30,7 +30,9 @@ public final class Reports {
         long passed = results.stream().filter(r -> r.status() == CaseResult.Status.PASSED || r.status() == CaseResult.Status.XFAIL).count();
         long failed = results.stream().filter(r -> r.status().failed()).count();
         long skipped = results.stream().filter(r -> r.status() == CaseResult.Status.SKIPPED).count();
-        return passed + " passed, " + failed + " failed, " + skipped + " skipped";
+        long flaky = results.stream().filter(CaseResult::flaky).count();
+        return passed + " passed, " + failed + " failed, " + skipped + " skipped"
+                + (flaky == 0 ? "" : " (" + flaky + " flaky: passed on a rerun after a stall-only failure)");
     }
 
     public static void junit(List<CaseResult> results, Path file) throws IOException {
@@ -55,6 +57,14 @@ public final class Reports {
                     b.append("      <system-out>").append(xml("artifacts: " + r.dir())).append("</system-out>\n    </testcase>\n");
                 } else if (r.status() == CaseResult.Status.SKIPPED) {
                     b.append(">\n      <skipped message=\"").append(xml(r.message())).append("\"/>\n    </testcase>\n");
+                } else if (r.flaky()) {
+                    // surefire's rerun format (Jenkins, GitLab and GitHub reporters show it as flaky)
+                    CaseResult f = r.firstAttempt();
+                    b.append(">\n      <flakyFailure message=\"").append(xml(f.message())).append("\" type=\"stall\">\n")
+                            .append("        <stackTrace>").append(xml(f.message() + (f.excerpt() == null ? "" : "\n\n" + f.excerpt())))
+                            .append("</stackTrace>\n        <system-out>").append(xml("artifacts: " + f.dir()))
+                            .append("</system-out>\n      </flakyFailure>\n");
+                    b.append("      <system-out>").append(xml(r.message() + "\nartifacts: " + r.dir())).append("</system-out>\n    </testcase>\n");
                 } else {
                     b.append("/>\n");
                 }

@@ -1,0 +1,74 @@
+package io.p2plab.scenario;
+
+import io.p2plab.vm.KernelLog;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.EnumSet;
+import java.util.Set;
+
+/**
+ * One rerun for a case that failed only with stall reports.
+ *
+ * <p>Under TCG on a shared 2-core host a vCPU is sometimes not run or not woken for 20-100 s (an idle
+ * vCPU whose timer never fires; the other vCPU then spins in an IPI wait for it): the guest reports an
+ * RCU stall and a soft lockup although no guest code was stuck. The kernel marks some of them itself
+ * ("(false positive?)", "timer wakeup didn't happen": {@link SplatCheck#HOST_STARVATION}); a
+ * self-detected stall of the waiting vCPU carries no such marker. A case whose only problems are such
+ * reports ({@link CaseResult#stallOnly()}) is run once more in a fresh VM: a real lockup fails again
+ * (and fails the case, with both attempts' reports); one that does not recur passes as <em>flaky</em>:
+ * JUnit {@code <flakyFailure>} with the first attempt's report, "FLAKY" in the summary, and the first
+ * attempt's artefacts kept in {@code <case dir>.attempt1}. Any other splat (BUG, Oops, WARNING, KASAN,
+ * lockdep, hung task ...) or a timeout is never rerun. P2PLAB_STALL_RERUNS=0 turns reruns off.
+ */
+final class StallRerun {
+    private StallRerun() {}
+
+    /** Splat kinds an emulator that does not run a vCPU produces on its own. */
+    static final Set<KernelLog.Kind> STALL_KINDS = EnumSet.of(KernelLog.Kind.RCU_STALL, KernelLog.Kind.SOFT_LOCKUP);
+
+    static int reruns() {
+        String v = System.getenv("P2PLAB_STALL_RERUNS");
+        if (v == null || v.isBlank()) return 1;
+        try {
+            return Math.max(0, Integer.parseInt(v.trim()));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("P2PLAB_STALL_RERUNS must be a number of reruns, not '" + v + "'");
+        }
+    }
+
+    /** True when the kernel check failed only with stall reports (and nothing else went wrong but steps). */
+    static boolean stallOnly(SplatCheck.Result kernel, boolean timedOut) {
+        if (timedOut || kernel == null || kernel.failure() == null || !kernel.missing().isEmpty()) return false;
+        var bad = kernel.unexpected();
+        // a stall report's NMI backtraces may be cut out as bare stack dumps (CALL_TRACE): allowed beside one
+        return bad.stream().anyMatch(r -> STALL_KINDS.contains(r.splat().kind()))
+                && bad.stream().allMatch(r -> STALL_KINDS.contains(r.splat().kind()) || r.splat().kind() == KernelLog.Kind.CALL_TRACE);
+    }
+
+    /** Moves a failed attempt's artefacts aside (dir.attemptN) and returns the result pointing there. */
+    static CaseResult keepAttempt(CaseResult r, int n) throws IOException {
+        Path moved = r.dir().resolveSibling(r.dir().getFileName() + ".attempt" + n);
+        if (Files.exists(moved)) deleteTree(moved);
+        if (Files.exists(r.dir())) Files.move(r.dir(), moved);
+        return new CaseResult(r.scenarioCase(), r.status(), r.message(), r.excerpt(), r.time(), moved, r.stallOnly(),
+                r.firstAttempt());
+    }
+
+    /** The rerun's result, carrying the first attempt; a rerun that failed again names both failures. */
+    static CaseResult combine(CaseResult first, CaseResult rerun) {
+        String msg = rerun.status().failed()
+                ? rerun.message() + " (failed again on a rerun; first attempt: " + Engine.firstLine(first.message()) + ")"
+                : (rerun.message() == null ? "" : rerun.message() + "; ") + "flaky: passed on a rerun after a stall-only failure: "
+                        + Engine.firstLine(first.message()) + " (artefacts: " + first.dir().getFileName() + ")";
+        return new CaseResult(rerun.scenarioCase(), rerun.status(), msg, rerun.excerpt(),
+                first.time().plus(rerun.time()), rerun.dir(), rerun.stallOnly(), first);
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        try (var s = Files.walk(p)) {
+            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(q);
+        }
+    }
+}

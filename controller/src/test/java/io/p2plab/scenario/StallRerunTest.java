@@ -1,0 +1,97 @@
+package io.p2plab.scenario;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** Which failures get one rerun (stall reports only), and how a rerun is reported (flaky / failed twice). */
+class StallRerunTest {
+    static final long OE = SplatCheckTest.OE;
+
+    @TempDir
+    Path tmp;
+
+    static SplatCheck.Result check(String... logs) throws IOException {
+        return SplatCheck.check(SplatCheckTest.log(logs), OE, null, List.of(), List.of());
+    }
+
+    @Test
+    void selfDetectedStallAndSoftLockupAreStallOnly() throws IOException {
+        assertThat(StallRerun.stallOnly(check("real-rcu-self-stall.log"), false)).isTrue();
+        assertThat(StallRerun.stallOnly(check("soft-lockup.log"), false)).isTrue();
+        assertThat(StallRerun.stallOnly(check("real-rcu-self-stall.log", "soft-lockup.log"), false)).isTrue();
+    }
+
+    @Test
+    void anyOtherSplatATimeoutOrACleanLogIsNot() throws IOException {
+        assertThat(StallRerun.stallOnly(check("real-rcu-self-stall.log", "real-warning.log"), false)).isFalse();
+        assertThat(StallRerun.stallOnly(check("soft-lockup.log", "oops-null.log"), false)).isFalse();
+        assertThat(StallRerun.stallOnly(check("hung-task.log"), false)).isFalse();
+        assertThat(StallRerun.stallOnly(check("kasan.log"), false)).isFalse();
+        assertThat(StallRerun.stallOnly(check("real-rcu-self-stall.log"), true)).as("timed out").isFalse();
+        assertThat(StallRerun.stallOnly(check("benign-default-boot.log"), false)).isFalse();
+        assertThat(StallRerun.stallOnly(null, false)).isFalse();
+    }
+
+    @Test
+    void aMissingExpectedSplatIsNotStallOnly() throws IOException {
+        var e = new ExpectedSplat(java.util.regex.Pattern.compile("never"), "on purpose", true, "t.yaml:1:1");
+        var r = SplatCheck.check(SplatCheckTest.log("real-rcu-self-stall.log"), OE, null, List.of(), List.of(e));
+        assertThat(StallRerun.stallOnly(r, false)).isFalse();
+    }
+
+    static Scenario.Case kase() {
+        return new Scenario.Case(Path.of("s.yaml"), "s", "s[x=1]", Map.of("x", "1"), null, List.of(),
+                Duration.ofMinutes(1), null, null, List.of());
+    }
+
+    @Test
+    void firstAttemptIsKeptAsideAndAPassingRerunIsFlaky() throws IOException {
+        Path dir = tmp.resolve("s_x=1_");
+        Files.createDirectories(dir);
+        Files.writeString(dir.resolve("kernel.log"), "first");
+        CaseResult failed = new CaseResult(kase(), CaseResult.Status.FAILED, "kernel splat (RCU_STALL, kernel.log): x",
+                "report", Duration.ofSeconds(40), dir, true, null);
+        CaseResult first = StallRerun.keepAttempt(failed, 1);
+        assertThat(first.dir()).isEqualTo(tmp.resolve("s_x=1_.attempt1"));
+        assertThat(Files.readString(first.dir().resolve("kernel.log"))).isEqualTo("first");
+        assertThat(dir).doesNotExist();
+
+        CaseResult passed = new CaseResult(kase(), CaseResult.Status.PASSED, null, null, Duration.ofSeconds(30), dir);
+        CaseResult r = StallRerun.combine(first, passed);
+        assertThat(r.flaky()).isTrue();
+        assertThat(r.status()).isEqualTo(CaseResult.Status.PASSED);
+        assertThat(r.time()).isEqualTo(Duration.ofSeconds(70));
+        assertThat(r.message()).contains("flaky").contains("RCU_STALL").contains("s_x=1_.attempt1");
+        assertThat(Reports.tally(List.of(r))).isEqualTo("1 passed, 0 failed, 0 skipped (1 flaky: passed on a rerun after a stall-only failure)");
+
+        Path xml = tmp.resolve("junit.xml");
+        Reports.junit(List.of(r), xml);
+        String x = Files.readString(xml);
+        assertThat(x).contains("<flakyFailure message=\"kernel splat (RCU_STALL, kernel.log): x\"").doesNotContain("<failure");
+    }
+
+    @Test
+    void aRerunThatFailsAgainFailsWithBothMessages() throws IOException {
+        Path dir = tmp.resolve("c");
+        Files.createDirectories(dir);
+        CaseResult first = StallRerun.keepAttempt(new CaseResult(kase(), CaseResult.Status.FAILED, "stall one", null,
+                Duration.ofSeconds(1), dir, true, null), 1);
+        CaseResult again = new CaseResult(kase(), CaseResult.Status.FAILED, "stall two", null, Duration.ofSeconds(1), dir, true, null);
+        CaseResult r = StallRerun.combine(first, again);
+        assertThat(r.flaky()).isFalse();
+        assertThat(r.status().failed()).isTrue();
+        assertThat(r.message()).startsWith("stall two").contains("failed again on a rerun").contains("stall one");
+        Path xml = tmp.resolve("j.xml");
+        Reports.junit(List.of(r), xml);
+        assertThat(Files.readString(xml)).contains("<failure").doesNotContain("flakyFailure");
+    }
+}
