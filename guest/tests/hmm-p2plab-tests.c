@@ -1050,6 +1050,73 @@ TEST(coherent_khugepaged_roundtrips)
 	close(fd);
 }
 
+/*
+ * KERNEL FINDING (Linux 7.3; a crash, so it runs only under
+ * scenarios/hmm/hmm-thp-split-shared.yaml, which expects the Oops): a PMD-mapped THP shared with a
+ * fork child, migrated to the device as 4 KiB pages. migrate_vma_collect_huge_pmd() collects it as
+ * one compound entry and migrate_device_unmap() turns every mapping into a PMD migration entry,
+ * the child's too. When the device gives 4 KiB pages, migrate_vma_pages() splits the source
+ * (migrate_vma_split_unmapped_folio(): split_huge_pmd_address(migrate->vma, addr, true) splits the
+ * migration PMD of the migrating VMA only, then folio_split_unmapped()). The child's PMD migration
+ * entry still names the old head page; __migrate_device_finalize() -> remove_migration_ptes() ->
+ * remove_migration_pmd() maps that now 4 KiB folio with a PMD and folio_add_anon_rmap_pmd() does
+ * atomic_inc(&folio->_entire_mapcount) on a folio that is no longer large: _entire_mapcount is
+ * page[1]'s ->mapping (struct folio overlays page[1]; offset 24 in both), so the next small folio's
+ * mapping becomes anon_vma|FOLIO_MAPPING_ANON + 1, loses its ANON bit and its rmap walk takes the
+ * file path on an anon_vma: general protection fault in __rmap_walk_file(). docs/hmm.md "Findings".
+ * Where the kernel is fixed the test passes: both processes see their data.
+ */
+TEST(thp_split_shared_pmd)
+{
+	unsigned long size = TWOMEG, npages = size / PAGE;
+	int fd = dm_open(2), pfd[2], st, ret;
+	char *buf, *mirror, *ref, go = 1;
+	struct hmm_dmirror_cmd c;
+	pid_t pid;
+
+	if (!getenv("P2PLAB_THP_SPLIT_SHARED"))
+		SKIP(return, "crashes Linux 7.3: only with P2PLAB_THP_SPLIT_SHARED=1 (scenarios/hmm/hmm-thp-split-shared.yaml)");
+	if (fd < 0)
+		SKIP(return, "no device-coherent memory (/dev/hmm_dmirror2)");
+	/* coherent memory takes THPs as 4 KiB pages (hmm_coherent_thp=0): the source is split */
+	ASSERT_EQ(module_param_set("hmm_thp_split_fallback", "1"), 0);
+	buf = buf_alloc(size, 1);
+	mirror = malloc(size);
+	ref = malloc(size);
+	ASSERT_NE(buf, NULL);
+	ASSERT_NE(mirror, NULL);
+	ASSERT_NE(ref, NULL);
+	fill(buf, size, 71);
+	memcpy(ref, buf, size);
+	ASSERT_EQ(dm_cmd(fd, HMM_DMIRROR_SNAPSHOT, buf, (unsigned char *)mirror, npages, NULL), 0);
+	TH_LOG("before fork: page 0 snapshot 0x%x (0x%x = PMD-mapped)", (unsigned char)mirror[0],
+	       HMM_DMIRROR_PROT_PMD);
+	ASSERT_EQ(pipe(pfd), 0);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		/* shares the THP's PMD until the parent's migration is over, then checks its copy */
+		close(pfd[1]);
+		if (read(pfd[0], &go, 1) != 1)
+			_exit(3);
+		_exit(memcmp(buf, ref, size) ? 1 : 0);
+	}
+	close(pfd[0]);
+	ret = dm_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror, npages, &c);
+	TH_LOG("migrate to device-coherent memory while pid %d shares the THP: %d, %llu pages", pid, ret,
+	       (unsigned long long)c.cpages);
+	EXPECT_EQ(ret, 0);
+	EXPECT_EQ(memcmp(buf, ref, size), 0);
+	ASSERT_EQ(write(pfd[1], &go, 1), 1);
+	close(pfd[1]);
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	munmap(buf, size);
+	free(mirror);
+	free(ref);
+	close(fd);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /*
  * HMM over P2P memory: device 0's mirror reads and writes a VMA that maps a peer's p2pmem
