@@ -13,7 +13,8 @@
  * guest RAM so that their delivery can be checked.
  *
  * Environment: P2PLAB_QEMU_ARGS (default "-L /usr/share/qemu -L /usr/share/seabios") is added
- * to every QEMU command line; P2PLAB_BENCH=1 adds /p2plab/bench (256 MiB copies, MB/s).
+ * to every QEMU command line; P2PLAB_BENCH=1 adds /p2plab/bench (256 MiB copies next to a host
+ * memcpy, P2PLAB_BENCH_ROUNDS interleaved rounds, median MB/s and ratios).
  */
 
 #include "qemu/osdep.h"
