@@ -1,7 +1,7 @@
 # p2plab — top-level build.  `make help` lists the targets.
 # Every target installs what it needs (apt packages, Maven deps, sources) and caches big artefacts under
 # ~/.cache/p2plab (safe to delete). Knobs: QEMU_SRC=/path/to/qemu, KERNEL_SRC=/path/to/linux,
-# PROFILE=debug (debug guest kernel, slow), SHARD=K/N, SUITE=dir, P2PLAB_OUT=dir.
+# PROFILE=debug (debug guest kernel, slow), SHARD=K/N, SUITE=dir, OUT=dir, APPEND="kernel args" (make boot).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export QEMU_SRC KERNEL_SRC PROFILE
@@ -12,7 +12,7 @@ SHARD      ?=
 shard_arg   = $(if $(SHARD),--shard $(SHARD))
 
 .PHONY: guest-smoke lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test stress-test svm-test \
-        scenario-test run test boot console bench soak clean distclean
+        run test boot console bench soak clean distclean
 
 help: ## this list
 	@printf 'p2plab — HMM and PCI P2PDMA lab\n\n  make run     boot the lab and run the default scenario suite\n  make test    the whole test suite (what CI runs)\n\n'
@@ -33,8 +33,8 @@ kmod: deps ## build p2plab.ko against the guest kernel (cached)
 guest: deps ## guest kernel + initramfs with p2plab.ko, qemu-ga and test programs (cached)
 	@scripts/build-guest.sh >/dev/null
 
-controller: deps ## build the Java controller (p2plab launcher)
-	@scripts/build-controller.sh
+controller: deps ## build the Java controller (the ./p2plab launcher builds its jar when the sources changed)
+	@./p2plab --version >/dev/null
 
 controller-test: deps qemu ## controller unit + integration tests (real QEMU)
 	@scripts/controller-test.sh
@@ -57,11 +57,11 @@ run: qemu guest controller ## THE main job: boot the lab, run the default suite,
 test: deps ## everything CI runs: controller, qtests, guest, HMM, scenarios
 	@scripts/test-all.sh
 
-guest-smoke: qemu guest ## shell-only P2P smoke across CPU/IOMMU/ACS setups (no controller needed)
-	@scripts/guest-smoke.sh
+guest-smoke: qemu guest controller ## quick check of a build: boot, device/DMA tests, bandwidth, driver reload (INTx, MSI-X)
+	@scripts/lab-env.sh ./p2plab run scenarios/guest/smoke.yaml --out $(OUT)/smoke --junit $(OUT)/smoke/junit.xml
 
-boot: qemu guest ## boot one VM with the default topology on the serial console
-	@scripts/boot.sh
+boot: qemu guest controller ## boot one VM with the default topology, serial console here (Ctrl-a x quits)
+	@scripts/lab-env.sh ./p2plab boot --machine scenarios/machines/default.yaml $(if $(APPEND),--append "$(APPEND)")
 
 console: qemu guest controller ## interactive QMP console on a freshly booted default VM
 	@scripts/lab-env.sh ./p2plab console --spec scenarios/machines/default.yaml
@@ -84,5 +84,5 @@ distclean: clean ## also drop every cached artefact (~/.cache/p2plab)
 	 grep -o " $$c/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l; \
 	 rm -rf "$$c"
 
-lint: deps controller ## static checks: compose.yaml, docs vs header, scenario files
+lint: deps controller ## static checks: compose.yaml, docs vs header, named scripts exist, scenario files
 	@scripts/lint.sh

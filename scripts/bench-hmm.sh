@@ -5,55 +5,53 @@
 # (hmm_device_private fixture, /dev/hmm_dmirror0).  Reports the 256 MiB case (THP and 4 KiB pages,
 # system->device and device->system) and prints the p2plab/test_hmm throughput ratios.
 #   scripts/bench-hmm.sh [OUTDIR]       (default build/bench/hmm-<date>)
-# Output: OUTDIR/console.log, OUTDIR/hmm-bench.txt (the table); the table also goes to stdout.
+# The guest is booted by the controller (./p2plab run OUTDIR/hmm-bench.yaml, a scenario written here
+# from scenarios/machines/default.yaml). Output: OUTDIR/run/hmm-bench/ (console.log,
+# guest-hmm-bench.stdout, ...), OUTDIR/hmm-bench.txt (the table); the table also goes to stdout.
 # The two drivers create the same /dev/hmm_dmirrorN nodes: test_hmm runs first and is unloaded
 # before p2plab.ko is loaded with dmirror=1.
 source "$(dirname "$0")/lib.sh"
 
 OUT=${1:-$P2PLAB_ROOT/build/bench/hmm-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
-QEMU=$("$P2PLAB_ROOT/scripts/build-qemu.sh" | tail -1) || die "build-qemu.sh failed"
-GUEST=$("$P2PLAB_ROOT/scripts/build-guest.sh" | tail -1) || die "build-guest.sh failed"
-[ -f "$GUEST/initramfs.cpio.gz" ] || die "no initramfs in $GUEST"
-host_deps cpio gzip
-
-# An extra initramfs segment (the kernel unpacks concatenated archives) with our own rdinit.
-ov=$OUT/overlay; rm -rf "$ov"; mkdir -p "$ov"
-cat >"$ov/hmm-bench-init" <<'EOF'
-#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /tmp /sys/kernel/debug
-/bin/busybox mount -t proc proc /proc
-/bin/busybox --install -s /bin
-export PATH=/opt/p2plab/bin:/bin:/sbin:/usr/bin:/usr/sbin
-mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev; mount -t tmpfs tmpfs /tmp
-mount -t debugfs debugfs /sys/kernel/debug
-# the modules p2plab.ko depends on (drm helpers for the SVM backend, ...), as guest/init loads them
-while read -r m; do [ -n "$m" ] && insmod "/lib/modules/$m" 2>/dev/null; done </lib/modules/load-order
-T=hmm.hmm_device_private.benchmark_thp_migration
-# alternate the drivers twice: the host is shared, averaging ABAB evens out load drift
-for round in 1 2; do
-    echo "BENCH-BEGIN test_hmm"
-    if insmod /lib/modules/extra/test_hmm.ko; then hmm-tests -r $T; rmmod test_hmm; else echo "BENCH-ERROR test_hmm.ko"; fi
-    echo "BENCH-END test_hmm"
-    echo "BENCH-BEGIN p2plab"
-    if insmod /lib/modules/p2plab.ko dmirror=1 p2p_size=64M; then hmm-tests -r $T; cat /sys/kernel/debug/p2plab-hmm/p2plab0; rmmod p2plab; else echo "BENCH-ERROR p2plab.ko"; fi
-    echo "BENCH-END p2plab"
-done
-poweroff -f
+# The default machine cut down to one p2plab with a 1 GiB BAR on a root port, 4 GiB RAM, one vCPU,
+# and the guest's init not loading p2plab.ko (p2plab.noload=1): the bench loads one driver at a time.
+cat >"$OUT/hmm-bench.yaml" <<EOF
+name: hmm-bench
+timeout: 30m
+machine:
+  ref: $P2PLAB_ROOT/scenarios/machines/default.yaml
+  overrides:
+    memory: 4G
+    smp: 1
+    append: console=ttyS0 panic=-1 no_timer_check loglevel=4 p2plab.noload=1
+    root-ports: [{id: rp1}]
+    switches: []
+    devices: [{driver: p2plab, id: p2p0, bus: rp1, props: {mem-size: 1G}}]
+steps:
+  - boot: {}
+  - guest:
+      timeout: 1500
+      save: hmm-bench
+      shell: |
+        T=hmm.hmm_device_private.benchmark_thp_migration
+        # alternate the drivers twice: the host is shared, averaging ABAB evens out load drift
+        for round in 1 2; do
+            echo "BENCH-BEGIN test_hmm"
+            if insmod /lib/modules/extra/test_hmm.ko; then /opt/p2plab/bin/hmm-tests -r \$T; rmmod test_hmm; else echo "BENCH-ERROR test_hmm.ko"; fi
+            echo "BENCH-END test_hmm"
+            echo "BENCH-BEGIN p2plab"
+            if insmod /lib/modules/p2plab.ko dmirror=1 p2p_size=64M; then /opt/p2plab/bin/hmm-tests -r \$T; cat /sys/kernel/debug/p2plab-hmm/p2plab0; rmmod p2plab; else echo "BENCH-ERROR p2plab.ko"; fi
+            echo "BENCH-END p2plab"
+        done
 EOF
-chmod +x "$ov/hmm-bench-init"
-(cd "$ov" && echo hmm-bench-init | cpio -o -H newc 2>/dev/null | gzip -1) >"$OUT/overlay.cpio.gz"
-cat "$GUEST/initramfs.cpio.gz" "$OUT/overlay.cpio.gz" >"$OUT/initrd.gz"
+log "running the benchmark guest through the controller (TCG, ~2-5 min)"
+"$P2PLAB_ROOT/scripts/lab-env.sh" "$P2PLAB_ROOT/p2plab" run "$OUT/hmm-bench.yaml" --out "$OUT/run" >&2 ||
+    log "the benchmark case failed (see $OUT/run/hmm-bench/); parsing what it printed"
+res=$OUT/run/hmm-bench/guest-hmm-bench.stdout
+[ -f "$res" ] || die "no benchmark output ($res)"
 
-log "booting the benchmark guest (TCG, ~2-5 min)"
-fw=(-bios /usr/share/qemu/qboot.rom -L /usr/share/qemu -L /usr/share/seabios)
-timeout 1800 "$QEMU" -M q35 -m 4G -smp 1 -nographic -nic none "${fw[@]}" -no-reboot \
-    -kernel "$GUEST/vmlinuz" -initrd "$OUT/initrd.gz" \
-    -append "console=ttyS0 quiet panic=-1 rdinit=/hmm-bench-init" \
-    -device pcie-root-port,id=rp0,chassis=1,slot=1 -device p2plab,id=p0,mem-size=1G,bus=rp0 \
-    </dev/null >"$OUT/console.log" 2>&1 || log "QEMU exited with $? (see $OUT/console.log)"
-
-python3 - "$OUT/console.log" >"$OUT/hmm-bench.txt" <<'PY' || { cat "$OUT/hmm-bench.txt"; die "benchmark output incomplete (see $OUT/console.log)"; }
+python3 - "$res" >"$OUT/hmm-bench.txt" <<'PY' || { cat "$OUT/hmm-bench.txt"; die "benchmark output incomplete (see $res)"; }
 import re, sys
 log = open(sys.argv[1], errors="replace").read()
 res = {}

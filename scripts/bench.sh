@@ -10,7 +10,8 @@ cd "$P2PLAB_ROOT"
 out=${BENCH_OUT:-$P2PLAB_ROOT/build/bench/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 report=$out/report.md
-export P2PLAB_QEMU=${P2PLAB_QEMU:-$(scripts/build-qemu.sh | tail -1)}
+P2PLAB_QEMU=$(lab_qemu)
+export P2PLAB_QEMU
 rc=0
 section() {  # section TITLE LOG CMD...
     local title=$1 logf=$2; shift 2

@@ -3,16 +3,18 @@
 # + what the lab needs + heavy debugging (KASAN, lockdep, DEBUG_VM, DMA_API_DEBUG, kmemleak,
 # TEST_HMM=m). ~20+ min on 2 cores, once; cached by (source version, this script).
 # Prints the built tree (usable as KERNEL_SRC: arch/x86/boot/bzImage, Module.symvers, *.ko).
+# Built in place in its cache entry (a 20-minute build resumes: .copied, then make), so it is marked
+# .complete at the end rather than published by a rename.
 # Used by `PROFILE=debug scripts/build-guest.sh` / `make guest PROFILE=debug`. Not run in CI.
 source "$(dirname "$0")/lib.sh"
 
-SRC=$("$P2PLAB_ROOT/scripts/build-hmm-tests.sh" --src | tail -1) || die "kernel source unavailable"
+SRC=$("$P2PLAB_ROOT/scripts/fetch-kernel-src.sh" | tail -1) || die "kernel source unavailable"
 key=$(printf '%s\n' "$SRC" "$(hash_inputs "$0" "$SRC/Makefile")" | sha256sum | cut -c1-16)
 T=$P2PLAB_CACHE/kernel-debug-$key
-if [ -e "$T/.complete" ]; then echo "$T"; exit 0; fi
+cache_ready "$T" && { echo "$T"; exit 0; }
 host_deps gcc make bc flex bison libelf-dev libssl-dev cpio xz-utils dwarves
-exec 9>"$P2PLAB_CACHE/.kernel-debug.lock"; flock 9
-if [ -e "$T/.complete" ]; then echo "$T"; exit 0; fi
+cache_lock kernel-debug
+cache_ready "$T" && { echo "$T"; exit 0; }
 if [ ! -e "$T/.copied" ]; then
     rm -rf "$T"; mkdir -p "$T"
     log "copying $SRC to $T"

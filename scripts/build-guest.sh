@@ -40,25 +40,16 @@ KO=$("$P2PLAB_ROOT/scripts/build-kmod.sh" | tail -1) || die "build-kmod.sh faile
 ROOT=$("$P2PLAB_ROOT/scripts/buildroot.sh" | tail -1) || die "buildroot.sh failed"
 
 # ---- userspace packages in the trixie build root (busybox-static, qemu-ga) ----------------------
-need=()
-for p in busybox-static qemu-guest-agent file; do
-    chroot "$ROOT" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    log "installing ${need[*]} in the build root"
-    chroot "$ROOT" apt-get update -qq >&2 || true
-    chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${need[@]}" >&2 || die "apt-get install ${need[*]} in the build root failed"
-fi
+buildroot_deps "$ROOT" busybox-static qemu-guest-agent file
 
 # ---- test programs (static, built in the build root) --------------------------------------------
-LSRC=$("$P2PLAB_ROOT/scripts/build-hmm-tests.sh" --src | tail -1) || die "kernel source unavailable"
+LSRC=$("$P2PLAB_ROOT/scripts/fetch-kernel-src.sh" | tail -1) || die "kernel source unavailable"
 KSFT=$LSRC/tools/testing/selftests
 [ -f "$KSFT/kselftest_harness.h" ] || die "no kselftest_harness.h in $LSRC"
 tkey=$(hash_inputs "$G/tests" "$P2PLAB_ROOT/include" \
        "$KSFT/kselftest_harness.h" "$KSFT/kselftest.h")
 TBIN=$P2PLAB_CACHE/guest-tests-$tkey
-if [ ! -e "$TBIN/.complete" ]; then
+if ! cache_ready "$TBIN"; then
     W=/build/guest-tests-$tkey
     rm -rf "$ROOT$W"; mkdir -p "$ROOT$W/ksft"
     cp -r "$G/tests" "$ROOT$W/"
@@ -67,19 +58,20 @@ if [ ! -e "$TBIN/.complete" ]; then
     log "building guest test programs (static)"
     chroot "$ROOT" make -C "$W/tests" CC=gcc-14 KSFT="$W/ksft" OUT="$W/out" -j2 >&2 \
         || die "guest/tests build failed"
-    rm -rf "$TBIN.tmp"; mkdir -p "$TBIN.tmp"
+    cache_begin "$TBIN"
     cp "$ROOT$W"/out/* "$TBIN.tmp/"
-    rm -rf "$TBIN" "$ROOT$W"; mv "$TBIN.tmp" "$TBIN"; touch "$TBIN/.complete"
+    rm -rf "$ROOT$W"; cache_publish "$TBIN"
 fi
-# the HMM engineer's binaries (upstream hmm-tests, hmm-p2plab-tests) and test_hmm.ko: best effort
+# the HMM test programs (upstream hmm-tests, hmm-p2plab-tests, hmm-stress) and test_hmm.ko: best
+# effort (P2PLAB_NO_HMM=1 leaves them out)
 HMMBIN="" TESTHMM=""
-if [ -x "$P2PLAB_ROOT/scripts/build-hmm-tests.sh" ] && [ "${P2PLAB_NO_HMM:-0}" != 1 ]; then
-    HMMBIN=$(dirname "$("$P2PLAB_ROOT/scripts/build-hmm-tests.sh" | tail -1)") || { log "WARNING: HMM tests not built"; HMMBIN=""; }
+if [ "${P2PLAB_NO_HMM:-0}" != 1 ]; then
+    HMMBIN=$(dirname "$("$P2PLAB_ROOT/scripts/build-hmm-test-programs.sh" | tail -1)") || { log "WARNING: HMM tests not built"; HMMBIN=""; }
 fi
 if [ -n "${KERNEL_SRC:-}" ] && [ -f "$KSRC/lib/test_hmm.ko" ]; then
     TESTHMM=$KSRC/lib/test_hmm.ko      # TEST_HMM=m in the user's / debug kernel
-elif [ -z "${KERNEL_SRC:-}" ] && [ -x "$P2PLAB_ROOT/scripts/build-test-hmm.sh" ] && [ "${P2PLAB_NO_HMM:-0}" != 1 ]; then
-    TESTHMM=$("$P2PLAB_ROOT/scripts/build-test-hmm.sh" | tail -1) || { log "WARNING: test_hmm.ko not built"; TESTHMM=""; }
+elif [ -z "${KERNEL_SRC:-}" ] && [ "${P2PLAB_NO_HMM:-0}" != 1 ]; then
+    TESTHMM=$("$P2PLAB_ROOT/scripts/build-test-hmm-module.sh" | tail -1) || { log "WARNING: test_hmm.ko not built"; TESTHMM=""; }
 fi
 
 # ---- kernel modules: wanted list + their dependencies, in load order ----------------------------
@@ -108,13 +100,14 @@ qga_libs=$(chroot "$ROOT" ldd /usr/sbin/qemu-ga | awk '/=>/ {print $3} /^\t\/lib
 key=$(printf '%s\n' "$kid" "$(hash_inputs "$KIMG" "$KO" "$G/init" "$TBIN" "$0" ${HMMBIN:+"$HMMBIN"} ${TESTHMM:+"$TESTHMM"} \
       "$ROOT/bin/busybox" "$ROOT/usr/sbin/qemu-ga" "${order[@]}")" | sha256sum | cut -c1-16)
 OUT=$P2PLAB_CACHE/guest-$key
-if [ -e "$OUT/.complete" ]; then
+if cache_ready "$OUT"; then
     log "guest up to date: $OUT"
     echo "$OUT"; exit 0
 fi
 t0=$(date +%s)
 S=$OUT.stage
-rm -rf "$S" "$OUT.tmp"; mkdir -p "$S"/{bin,sbin,etc,proc,sys,dev,tmp,run,root,lib/modules,opt/p2plab/bin,usr/bin,var/lib}
+cache_begin "$OUT"
+rm -rf "$S"; mkdir -p "$S"/{bin,sbin,etc,proc,sys,dev,tmp,run,root,lib/modules,opt/p2plab/bin,usr/bin,var/lib}
 cp "$ROOT/bin/busybox" "$S/bin/busybox"
 cp "$G/init" "$S/init"; chmod 755 "$S/init"
 : >"$S/lib/modules/load-order"
@@ -134,7 +127,6 @@ done
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$S/etc/passwd"
 printf 'root:x:0:\n' >"$S/etc/group"
 printf 'export PATH=/opt/p2plab/bin:/bin:/sbin:/usr/bin:/usr/sbin\nPS1="p2plab# "\n[ -r /etc/p2plab.env ] && export $(cat /etc/p2plab.env)\n' >"$S/etc/profile"
-mkdir -p "$OUT.tmp"
 (cd "$S" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --reproducible --quiet) |
     gzip -6 >"$OUT.tmp/initramfs.cpio.gz"
 cp "$KIMG" "$OUT.tmp/vmlinuz"
@@ -147,6 +139,6 @@ echo "console=ttyS0 panic=-1 quiet loglevel=4" >"$OUT.tmp/cmdline"
     echo "initramfs: $(du -k "$OUT.tmp/initramfs.cpio.gz" | cut -f1) KiB"
     echo "built: $(date -u +%FT%TZ) in $(( $(date +%s) - t0 )) s"
 } >"$OUT.tmp/BUILD-INFO"
-rm -rf "$S" "$OUT"; mv "$OUT.tmp" "$OUT"; touch "$OUT/.complete"
+rm -rf "$S"; cache_publish "$OUT"
 log "guest: $OUT ($(sed -n 's/^initramfs: //p' "$OUT/BUILD-INFO"))"
 echo "$OUT"

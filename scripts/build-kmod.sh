@@ -7,7 +7,7 @@
 # Output cached under $P2PLAB_CACHE/kmod-<key>/p2plab.ko, key = hash(kmod/, include/, this script,
 # kernel identity, the kernel's lib/test_hmm_uapi.h). The sources are copied (never built in place)
 # so the tree stays clean. The dmirror uAPI is the kernel's own lib/test_hmm_uapi.h: from
-# KERNEL_SRC, or from Debian's linux-source of the same version (scripts/build-hmm-tests.sh --src).
+# KERNEL_SRC, or from Debian's linux-source of the same version (scripts/fetch-kernel-src.sh).
 source "$(dirname "$0")/lib.sh"
 
 KVER=${KVER:-7.3.4+deb13-amd64}
@@ -23,13 +23,13 @@ if [ -n "${KERNEL_SRC:-}" ]; then
     UAPI_HMM=$KSRC/lib/test_hmm_uapi.h
 else
     kid="debian:$KVER"
-    LSRC=$("$P2PLAB_ROOT/scripts/build-hmm-tests.sh" --src | tail -1) || die "kernel source unavailable"
+    LSRC=$("$P2PLAB_ROOT/scripts/fetch-kernel-src.sh" | tail -1) || die "kernel source unavailable"
     UAPI_HMM=$LSRC/lib/test_hmm_uapi.h
 fi
 [ -f "$UAPI_HMM" ] || die "no lib/test_hmm_uapi.h at $UAPI_HMM (the dmirror uAPI)"
 key=$(printf '%s\n' "$kid" "$(hash_inputs "$P2PLAB_ROOT/kmod" "$P2PLAB_ROOT/include" "$SELF" "$UAPI_HMM")" | sha256sum | cut -c1-16)
 OUT=$P2PLAB_CACHE/kmod-$key
-if [ -e "$OUT/.complete" ]; then
+if cache_ready "$OUT"; then
     log "p2plab.ko up to date: $OUT"
     echo "$OUT/p2plab.ko"; exit 0
 fi
@@ -61,10 +61,10 @@ else
     ko=$ROOT$W/kmod/p2plab.ko
 fi
 [ -f "$ko" ] || die "no p2plab.ko produced"
-rm -rf "$OUT.tmp"; mkdir -p "$OUT.tmp"
+cache_begin "$OUT"
 cp "$ko" "$OUT.tmp/p2plab.ko"
 printf 'kernel: %s\nbuilt: %s in %.1f s\n' "$kid" "$(date -u +%FT%TZ)" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" >"$OUT.tmp/BUILD-INFO"
-rm -rf "$OUT"; mv "$OUT.tmp" "$OUT"; touch "$OUT/.complete"
+cache_publish "$OUT"
 rm -rf "${ROOT:-}$W"
 log "built p2plab.ko in $(sed -n 's/.* in //p' "$OUT/BUILD-INFO"): $OUT/p2plab.ko"
 echo "$OUT/p2plab.ko"

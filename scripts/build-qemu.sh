@@ -60,13 +60,7 @@ fi
 [ -d "$MESON_PY/mesonbuild" ] || "$P2PLAB_ROOT/scripts/fetch-qemu-src.sh" >/dev/null || die "meson fetch failed"
 # QEMU's configure also wants pycotap (the Debian source has no python/wheels): trixie's package.
 PYCOTAP_DIR=$P2PLAB_CACHE/tools/pycotap-1.3.1
-if [ ! -e "$PYCOTAP_DIR/.complete" ]; then
-    apt_private_init
-    rm -rf "$PYCOTAP_DIR"; mkdir -p "$PYCOTAP_DIR/deb"
-    (cd "$PYCOTAP_DIR/deb" && apt_private download -qq python3-pycotap >&2) || die "python3-pycotap download failed"
-    dpkg-deb -x "$PYCOTAP_DIR"/deb/python3-pycotap_*.deb "$PYCOTAP_DIR/root"
-    touch "$PYCOTAP_DIR/.complete"
-fi
+deb_extract "$PYCOTAP_DIR" python3-pycotap
 
 # The build tree only depends on the source, the patches and the configuration, so that changing the
 # device (or unrelated parts of this script) rebuilds incrementally in the same tree.
@@ -76,19 +70,15 @@ key=$(printf '%s\n' "$src_id" "$tree_key" "$(hash_inputs "$SELF" "$DEV" "$HDR")"
 OUT=$P2PLAB_CACHE/qemu-$key
 TREE=$P2PLAB_CACHE/qemu-build-$tree_key
 
-if [ -e "$OUT/.complete" ] && [ -x "$OUT/bin/qemu-system-x86_64" ]; then
+if cache_ready "$OUT" && [ -x "$OUT/bin/qemu-system-x86_64" ]; then
     log "qemu up to date: $OUT"
     echo "$OUT/bin/qemu-system-x86_64"
     exit 0
 fi
 
 # One build at a time on this machine (2 cores, shared).
-exec 9>"$P2PLAB_CACHE/.qemu-build.lock"
-if ! flock -n 9; then
-    log "another build-qemu.sh is running; waiting for it"
-    flock 9
-fi
-if [ -e "$OUT/.complete" ]; then echo "$OUT/bin/qemu-system-x86_64"; exit 0; fi
+cache_lock qemu-build
+cache_ready "$OUT" && { echo "$OUT/bin/qemu-system-x86_64"; exit 0; }
 
 # ---- host dependencies (build + runtime firmware) ----------------------------------------------
 host_deps gcc make pkg-config ninja-build python3-venv flex bison libglib2.0-dev libpixman-1-dev \
@@ -176,15 +166,15 @@ log "building qemu-system-x86_64 + tests/qtest/p2plab-test (-j$JOBS, nice $NICE)
     || { grep -A8 -m5 -E 'FAILED|error:' "$B/ninja.log" >&2 || tail -40 "$B/ninja.log" >&2; die "build failed (log: $B/ninja.log)"; }
 
 # ---- install into the keyed cache dir -----------------------------------------------------------
-rm -rf "$OUT.tmp"; mkdir -p "$OUT.tmp/bin"
+cache_begin "$OUT"; mkdir -p "$OUT.tmp/bin"
 cp "$B/qemu-system-x86_64" "$B/tests/qtest/p2plab-test" "$OUT.tmp/bin/"
 cat >"$OUT.tmp/BUILD-INFO" <<EOF
 source: $src_id
 tree: $TREE
 built: $(date -u +%FT%TZ) in $(( $(date +%s) - t0 )) s
-firmware: -L /usr/share/qemu -L /usr/share/seabios (q35: -bios /usr/share/qemu/qboot.rom)
+firmware: $(qemu_firmware_args) (q35: -bios qboot.rom)
 EOF
-rm -rf "$OUT"; mv "$OUT.tmp" "$OUT"; touch "$OUT/.complete"
+cache_publish "$OUT"
 # keep the 8 most recent installs (each is small) and trees of the last 3 source/config keys
 ls -1dt "$P2PLAB_CACHE"/qemu-[0-9a-f]*[0-9a-f] 2>/dev/null | grep -E '/qemu-[0-9a-f]{16}$' | tail -n +9 |
     while read -r d; do rm -rf "$d"; done

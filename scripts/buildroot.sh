@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # A trixie build root (debootstrap, cached) with gcc-14 and the Debian 7.3 kernel headers, used to
 # build p2plab.ko against the Debian guest kernel: its kbuild tools need glibc >= 2.38.
-# Prints the root's path on stdout.  Usage: buildroot.sh [run CMD...]
+# Prints the root's path on stdout.
 source "$(dirname "$0")/lib.sh"
 
 KVER=${KVER:-7.3.4+deb13-amd64}
 key=$(printf 'trixie %s v1' "$KVER" | sha256sum | cut -c1-12)
 root=$P2PLAB_CACHE/buildroot-$key
-if [ ! -e "$root/.complete" ]; then
+if ! cache_ready "$root"; then
     host_deps debootstrap
-    rm -rf "$root" "$root.tmp"
+    cache_begin "$root"
     log "debootstrap trixie build root ($root, ~2 min)"
     debootstrap --variant=minbase --include=gcc-14,make,libc6-dev,xz-utils,ca-certificates \
         trixie "$root.tmp" http://deb.debian.org/debian >"$P2PLAB_CACHE/debootstrap.log" 2>&1 \
@@ -18,17 +18,11 @@ if [ ! -e "$root/.complete" ]; then
 deb http://deb.debian.org/debian trixie main
 deb http://deb.debian.org/debian trixie-backports main
 SRC
-    chroot "$root.tmp" apt-get update -qq >&2
-    chroot "$root.tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "linux-headers-$KVER" pahole >&2 || die "installing linux-headers-$KVER in the build root failed"
+    buildroot_deps "$root.tmp" "linux-headers-$KVER" pahole
     chroot "$root.tmp" apt-get clean
-    mv "$root.tmp" "$root"; touch "$root/.complete"
+    cache_publish "$root"
 fi
 # objtool (module builds) reads /proc: keep it mounted in the root (idempotent; `make distclean`
 # unmounts it before deleting the cache)
 mountpoint -q "$root/proc" || mount -t proc proc "$root/proc" || die "cannot mount /proc in $root"
-if [ "${1:-}" = run ]; then
-    shift
-    exec chroot "$root" "$@"
-fi
 echo "$root"

@@ -8,13 +8,9 @@
 #   scripts/lab-env.sh ./p2plab run scenarios/guest/p2p-matrix.yaml
 source "$(dirname "$0")/lib.sh"
 cd "$P2PLAB_ROOT"
-P2PLAB_QEMU=${P2PLAB_QEMU:-$(scripts/build-qemu.sh | tail -1)} || die "QEMU build failed"
-[ -x "$P2PLAB_QEMU" ] || die "no QEMU binary at '$P2PLAB_QEMU'"
-P2PLAB_GUEST=${P2PLAB_GUEST:-$(scripts/build-guest.sh | tail -1)} || die "guest build failed"
-[ -f "$P2PLAB_GUEST/vmlinuz" ] && [ -f "$P2PLAB_GUEST/initramfs.cpio.gz" ] ||
-    die "guest folder '$P2PLAB_GUEST' lacks vmlinuz/initramfs.cpio.gz"
-export P2PLAB_QEMU P2PLAB_GUEST
-export P2PLAB_QEMU_DATADIRS=${P2PLAB_QEMU_DATADIRS:-/usr/share/qemu:/usr/share/seabios}
+P2PLAB_QEMU=$(lab_qemu)
+P2PLAB_GUEST=$(lab_guest)
+export P2PLAB_QEMU P2PLAB_GUEST P2PLAB_QEMU_DATADIRS
 export P2PLAB_ACCEL=${P2PLAB_ACCEL:-tcg}
 mkdir -p build
 ln -sfn "$P2PLAB_QEMU" build/qemu-system-x86_64

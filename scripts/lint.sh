@@ -2,20 +2,13 @@
 # Static checks that keep the project's contracts in step. Writes TAP to $P2PLAB_RESULTS/lint/lint.tap.
 #  - compose.yaml parses and validates (docker-compose config)
 #  - every register, flag and error code in include/p2plab_hw.h is documented in docs/device.md
+#  - every scripts/... file named in the tree exists (nothing points at a removed or renamed script)
 #  - every scenario file validates (./p2plab validate)
 source "$(dirname "$0")/lib.sh"
 cd "$P2PLAB_ROOT"
-out=${P2PLAB_RESULTS:-build/test-results}/lint; mkdir -p "$out"
-tap=$out/lint.tap; : >"$tap"
-n=0; fails=0
-check() {  # check NAME CMD...
-    local name=$1; shift
-    n=$((n + 1))
-    if "$@" >"$out/$n.log" 2>&1; then echo "ok $n - $name" | tee -a "$tap"
-    else echo "not ok $n - $name" | tee -a "$tap"; sed 's/^/#   /' "$out/$n.log" | tail -20 | tee -a "$tap"; fails=$((fails + 1)); fi
-}
+tap_open "${P2PLAB_RESULTS:-build/test-results}/lint/lint.tap"
 
-check "compose.yaml validates" docker-compose -f compose.yaml config -q
+tap_check "compose.yaml validates" docker-compose -f compose.yaml config -q
 
 doc_covers_header() {
     local missing=0 sym
@@ -27,10 +20,18 @@ doc_covers_header() {
     done
     return $missing
 }
-check "docs/device.md documents every symbol of include/p2plab_hw.h" doc_covers_header
+tap_check "docs/device.md documents every symbol of include/p2plab_hw.h" doc_covers_header
+
+named_files_exist() {
+    local bad=0 f
+    for f in $(git grep -h -o -P '(?<![A-Za-z0-9_./-])scripts/[A-Za-z0-9_.-]+\.(sh|py)' -- . ':!*.patch' | sort -u); do
+        [ -e "$f" ] || { echo "missing: $f, named in: $(git grep -l -F "$f" | tr '\n' ' ')"; bad=1; }
+    done
+    return $bad
+}
+git rev-parse --git-dir >/dev/null 2>&1 && tap_check "scripts named in the tree exist" named_files_exist
 
 if [ -x ./p2plab ] && [ -d scenarios ]; then
-    check "scenario files validate" ./p2plab validate scenarios
+    tap_check "scenario files validate" ./p2plab validate scenarios
 fi
-echo "1..$n" >>"$tap"
-[ "$fails" -eq 0 ]
+tap_close

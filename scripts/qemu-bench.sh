@@ -5,11 +5,11 @@
 #   scripts/qemu-bench.sh
 source "$(dirname "$0")/lib.sh"
 
-qemu=$("$P2PLAB_ROOT/scripts/build-qemu.sh" | tail -1)
+qemu=$(lab_qemu)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 gcc -O2 -o "$tmp/memcpy-bench" "$P2PLAB_ROOT/qemu-device/bench/memcpy-bench.c" || die "cc failed"
 "$tmp/memcpy-bench" 256 5
 P2PLAB_BENCH=1 QTEST_QEMU_BINARY=$qemu \
-    P2PLAB_QEMU_ARGS=${P2PLAB_QEMU_ARGS:--L /usr/share/qemu -L /usr/share/seabios} \
+    P2PLAB_QEMU_ARGS=${P2PLAB_QEMU_ARGS:-$(qemu_firmware_args)} \
     "$(dirname "$qemu")/p2plab-test" -p /x86_64/p2plab/bench 2>&1 | grep -E "^# bench|^not ok|ERROR" || die "benchmark failed"
 "$tmp/memcpy-bench" 256 5

@@ -9,13 +9,13 @@
 # $P2PLAB_RESULTS/qemu/qtest.tap (default build/test-results/qemu/); exits non-zero on failure.
 source "$(dirname "$0")/lib.sh"
 
-qemu=$("$P2PLAB_ROOT/scripts/build-qemu.sh" | tail -1)
-[ -x "$qemu" ] || die "build-qemu.sh did not produce a QEMU binary"
+qemu=$(lab_qemu)
 test_bin=$(dirname "$qemu")/p2plab-test
 [ -x "$test_bin" ] || die "missing $test_bin"
 
 export QTEST_QEMU_BINARY=$qemu
-export P2PLAB_QEMU_ARGS=${P2PLAB_QEMU_ARGS:--L /usr/share/qemu -L /usr/share/seabios}
+P2PLAB_QEMU_ARGS=${P2PLAB_QEMU_ARGS:-$(qemu_firmware_args)}
+export P2PLAB_QEMU_ARGS
 export G_TEST_DBUS_DAEMON=/bin/true
 # for P2PLAB_QEMU_SANITIZE=1 builds: QEMU's exit-time leaks are not the device's
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
@@ -28,9 +28,7 @@ set +e
 timeout "${P2PLAB_QTEST_TIMEOUT:-600}" "$test_bin" --tap -k "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
-skip=$(grep -cE '^ok .*# SKIP' "$out" || true)
-pass=$(( $(grep -c '^ok ' "$out" || true) - skip ))
-fail=$(grep -c '^not ok ' "$out" || true)
+read -r pass fail skip < <(tap_totals "$out")
 [ "$rc" -eq 0 ] || [ "$fail" -gt 0 ] || fail=$((fail + 1))   # crash/timeout without a TAP line
 # the TAP for `make test`'s tally (scripts/test-all.sh): build/test-results/qemu/qtest.tap
 res=${P2PLAB_RESULTS:-$P2PLAB_ROOT/build/test-results}/qemu

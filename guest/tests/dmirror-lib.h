@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <sys/ioctl.h>
 
-#include "test_hmm_uapi.h"	/* the kernel's lib/test_hmm_uapi.h (scripts/build-hmm-tests.sh) */
+#include "test_hmm_uapi.h"	/* the kernel's lib/test_hmm_uapi.h (scripts/fetch-kernel-src.sh) */
 
 static inline int dm_open(int unit)
 {

@@ -1,47 +1,16 @@
 #!/usr/bin/env bash
-# Build the UNMODIFIED upstream HMM selftest (tools/testing/selftests/mm/hmm-tests.c) of the
-# Linux 7.3 source (Debian linux-source-7.3, trixie-backports) and p2plab's own HMM tests
-# (guest/tests/hmm-p2plab-tests.c, kselftest_harness.h of the same tree) as static binaries, inside
-# the trixie build root.  Cached by inputs.  Prints the path of the hmm-tests binary; the directory
-# also holds hmm-p2plab-tests and hmm-stress (guest/tests/hmm-stress.c).
-#   scripts/build-hmm-tests.sh            build (or reuse) and print the path
-#   scripts/build-hmm-tests.sh --src      only fetch/extract the kernel source, print its dir
-# The kernel source is shared with scripts/build-test-hmm.sh (~/.cache/p2plab/src/linux-source-*).
+# Build the HMM test programs the guest runs, as static binaries inside the trixie build root:
+#   hmm-tests          the UNMODIFIED upstream selftest tools/testing/selftests/mm/hmm-tests.c of the
+#                      Linux 7.3 source (scripts/fetch-kernel-src.sh)
+#   hmm-p2plab-tests   p2plab's own HMM tests (guest/tests/hmm-p2plab-tests.c, the kselftest harness
+#                      of the same tree)
+#   hmm-stress         the seeded HMM race stress (guest/tests/hmm-stress.c)
+# Cached by inputs. Prints the path of hmm-tests; the other two are in the same directory.
+# (test_hmm.ko, the upstream kernel module these programs can also drive: scripts/build-test-hmm-module.sh)
 source "$(dirname "$0")/lib.sh"
 
-KSRC_PKG=${KSRC_PKG:-linux-source-7.3}
-
-# fetch_linux_src -> prints the extracted source tree (cached; keyed by the package version)
-fetch_linux_src() {
-    local d deb ver top
-    host_deps xz-utils dpkg-dev
-    apt_private_init
-    d=$P2PLAB_CACHE/src/deb-$KSRC_PKG
-    mkdir -p "$d"; chmod 755 "$d"
-    deb=$(ls "$d"/"$KSRC_PKG"_*.deb 2>/dev/null | head -1 || true)
-    if [ -z "$deb" ]; then
-        log "downloading $KSRC_PKG (~170 MB)"
-        (cd "$d" && apt_private download -qq "$KSRC_PKG" >&2) || die "apt download $KSRC_PKG failed"
-        deb=$(ls "$d"/"$KSRC_PKG"_*.deb | head -1)
-    fi
-    ver=$(dpkg-deb -f "$deb" Version)
-    top=$P2PLAB_CACHE/src/$KSRC_PKG-$ver
-    if [ ! -e "$top/.complete" ]; then
-        rm -rf "$top" "$top.tmp"; mkdir -p "$top.tmp"
-        log "extracting $KSRC_PKG $ver"
-        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$top.tmp" --wildcards '*.tar.xz' \
-            || die "cannot unpack $deb"
-        tar -xf "$(find "$top.tmp" -name "$KSRC_PKG.tar.xz" | head -1)" -C "$top.tmp" \
-            || die "cannot extract the kernel tarball"
-        rm -rf "$top.tmp/usr"
-        mv "$top.tmp" "$top"; touch "$top/.complete"
-    fi
-    echo "$top/$KSRC_PKG"
-}
-
-src=$(fetch_linux_src)
+src=$("$P2PLAB_ROOT/scripts/fetch-kernel-src.sh")
 [ -f "$src/tools/testing/selftests/mm/hmm-tests.c" ] || die "no hmm-tests.c in $src"
-if [ "${1:-}" = --src ]; then echo "$src"; exit 0; fi
 cache_lock hmm-tests-build
 
 tests=$P2PLAB_ROOT/guest/tests
@@ -49,8 +18,8 @@ key=$(hash_inputs "$src/tools/testing/selftests/mm/hmm-tests.c" "$src/lib/test_h
       "$src/Makefile" "$0" "$tests/hmm-p2plab-tests.c" "$tests/hmm-stress.c" "$tests/dmirror-lib.h" \
       "$tests/p2plab-lib.h" "$P2PLAB_ROOT/include/uapi/p2plab_ioctl.h" "$P2PLAB_ROOT/include/p2plab_hw.h")
 out=$P2PLAB_CACHE/hmm-tests-$key
-if [ ! -x "$out/hmm-tests" ] || [ ! -x "$out/hmm-p2plab-tests" ] || [ ! -x "$out/hmm-stress" ]; then
-    root=$(scripts_dir=$(dirname "$0"); "$scripts_dir/buildroot.sh")
+if ! cache_ready "$out"; then
+    root=$("$P2PLAB_ROOT/scripts/buildroot.sh")
     # make headers needs rsync-free headers_install (7.x) and a host compiler: both in the root
     mnt=$root/build/linux-src
     mkdir -p "$mnt" "$root/build/hmm-tests-out"
@@ -75,9 +44,9 @@ if [ ! -x "$out/hmm-tests" ] || [ ! -x "$out/hmm-p2plab-tests" ] || [ ! -x "$out
     log "building hmm-stress (static)"
     chroot "$root" gcc-14 -O2 -Wall -static -o /build/hmm-tests-out/hmm-stress \
         /build/hmm-tests-out/hmm-stress.c -lpthread >&2 || die "building hmm-stress failed"
-    mkdir -p "$out.tmp"
+    cache_begin "$out"
     cp "$root/build/hmm-tests-out/hmm-tests" "$root/build/hmm-tests-out/hmm-p2plab-tests" \
         "$root/build/hmm-tests-out/hmm-stress" "$out.tmp/"
-    rm -rf "$out"; mv "$out.tmp" "$out"
+    cache_publish "$out"
 fi
 echo "$out/hmm-tests"
