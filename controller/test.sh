@@ -6,23 +6,13 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-need_pkgs=()
+# host packages the tests use, installed the lab's one way (scripts/lib.sh host_deps)
+source "$HERE/../scripts/lib.sh"
+need_pkgs=(tmux qemu-guest-agent maven openjdk-17-jdk-headless)
 if [ -z "${P2PLAB_QEMU:-}" ] && ! command -v qemu-system-x86_64 >/dev/null; then
     need_pkgs+=(qemu-system-x86 qemu-system-data)
 fi
-command -v tmux >/dev/null || need_pkgs+=(tmux)
-[ -x /usr/sbin/qemu-ga ] || [ -x /usr/bin/qemu-ga ] || need_pkgs+=(qemu-guest-agent)
-command -v mvn >/dev/null || need_pkgs+=(maven)
-command -v javac >/dev/null || need_pkgs+=(openjdk-17-jdk-headless)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-    echo "[controller-test] installing ${need_pkgs[*]}" >&2
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >&2
-    else
-        echo "[controller-test] missing ${need_pkgs[*]} and not root: install them" >&2
-        exit 2
-    fi
-fi
+host_deps "${need_pkgs[@]}"
 if [ -n "${P2PLAB_QEMU:-}" ] && [ ! -x "$P2PLAB_QEMU" ]; then
     echo "[controller-test] P2PLAB_QEMU=$P2PLAB_QEMU is not executable" >&2
     exit 2

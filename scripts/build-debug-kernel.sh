@@ -9,12 +9,12 @@
 source "$(dirname "$0")/lib.sh"
 
 SRC=$("$P2PLAB_ROOT/scripts/fetch-kernel-src.sh" | tail -1) || die "kernel source unavailable"
-key=$(printf '%s\n' "$SRC" "$(hash_inputs "$0" "$SRC/Makefile")" | sha256sum | cut -c1-16)
+key=$(hash_strings "$SRC" "$(hash_inputs "$0" "$SRC/Makefile")")
 T=$P2PLAB_CACHE/kernel-debug-$key
-cache_ready "$T" && { echo "$T"; exit 0; }
+exit_if_cached "$T" ""
 host_deps gcc make bc flex bison libelf-dev libssl-dev cpio xz-utils dwarves
 cache_lock kernel-debug
-cache_ready "$T" && { echo "$T"; exit 0; }
+exit_if_cached "$T" ""
 if [ ! -e "$T/.copied" ]; then
     rm -rf "$T"; mkdir -p "$T"
     log "copying $SRC to $T"

@@ -97,13 +97,10 @@ for m in "${WANT[@]}"; do add_mod "$m"; done
 
 # ---- assemble ------------------------------------------------------------------------------------
 qga_libs=$(chroot "$ROOT" ldd /usr/sbin/qemu-ga | awk '/=>/ {print $3} /^\t\/lib/ {print $1}' | sort -u)
-key=$(printf '%s\n' "$kid" "$(hash_inputs "$KIMG" "$KO" "$G/init" "$TBIN" "$0" ${HMMBIN:+"$HMMBIN"} ${TESTHMM:+"$TESTHMM"} \
-      "$ROOT/bin/busybox" "$ROOT/usr/sbin/qemu-ga" "${order[@]}")" | sha256sum | cut -c1-16)
+key=$(hash_strings "$kid" "$(hash_inputs "$KIMG" "$KO" "$G/init" "$TBIN" "$0" ${HMMBIN:+"$HMMBIN"} ${TESTHMM:+"$TESTHMM"} \
+      "$ROOT/bin/busybox" "$ROOT/usr/sbin/qemu-ga" "${order[@]}")")
 OUT=$P2PLAB_CACHE/guest-$key
-if cache_ready "$OUT"; then
-    log "guest up to date: $OUT"
-    echo "$OUT"; exit 0
-fi
+exit_if_cached "$OUT" guest
 t0=$(date +%s)
 S=$OUT.stage
 cache_begin "$OUT"

@@ -27,12 +27,9 @@ else
     UAPI_HMM=$LSRC/lib/test_hmm_uapi.h
 fi
 [ -f "$UAPI_HMM" ] || die "no lib/test_hmm_uapi.h at $UAPI_HMM (the dmirror uAPI)"
-key=$(printf '%s\n' "$kid" "$(hash_inputs "$P2PLAB_ROOT/kmod" "$P2PLAB_ROOT/include" "$SELF" "$UAPI_HMM")" | sha256sum | cut -c1-16)
+key=$(hash_strings "$kid" "$(hash_inputs "$P2PLAB_ROOT/kmod" "$P2PLAB_ROOT/include" "$SELF" "$UAPI_HMM")")
 OUT=$P2PLAB_CACHE/kmod-$key
-if cache_ready "$OUT"; then
-    log "p2plab.ko up to date: $OUT"
-    echo "$OUT/p2plab.ko"; exit 0
-fi
+exit_if_cached "$OUT" p2plab.ko p2plab.ko
 
 t0=$(date +%s.%N)
 stage() {   # stage DIR: kmod/ + include/ side by side (Kbuild uses $(src)/../include)

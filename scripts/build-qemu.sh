@@ -64,21 +64,16 @@ deb_extract "$PYCOTAP_DIR" python3-pycotap
 
 # The build tree only depends on the source, the patches and the configuration, so that changing the
 # device (or unrelated parts of this script) rebuilds incrementally in the same tree.
-tree_key=$(printf '%s\n' "$src_id" "$(hash_inputs "$DEV/patches")" "${CONFIGURE_ARGS[*]}" "$DEVICES_MAK" \
-    "$TREE_FORMAT" | sha256sum | cut -c1-16)
-key=$(printf '%s\n' "$src_id" "$tree_key" "$(hash_inputs "$SELF" "$DEV" "$HDR")" | sha256sum | cut -c1-16)
+tree_key=$(hash_strings "$src_id" "$(hash_inputs "$DEV/patches")" "${CONFIGURE_ARGS[*]}" "$DEVICES_MAK" "$TREE_FORMAT")
+key=$(hash_strings "$src_id" "$tree_key" "$(hash_inputs "$SELF" "$DEV" "$HDR")")
 OUT=$P2PLAB_CACHE/qemu-$key
 TREE=$P2PLAB_CACHE/qemu-build-$tree_key
 
-if cache_ready "$OUT" && [ -x "$OUT/bin/qemu-system-x86_64" ]; then
-    log "qemu up to date: $OUT"
-    echo "$OUT/bin/qemu-system-x86_64"
-    exit 0
-fi
+exit_if_cached "$OUT" qemu bin/qemu-system-x86_64
 
 # One build at a time on this machine (2 cores, shared).
 cache_lock qemu-build
-cache_ready "$OUT" && { echo "$OUT/bin/qemu-system-x86_64"; exit 0; }
+exit_if_cached "$OUT" "" bin/qemu-system-x86_64
 
 # ---- host dependencies (build + runtime firmware) ----------------------------------------------
 host_deps gcc make pkg-config ninja-build python3-venv flex bison libglib2.0-dev libpixman-1-dev \

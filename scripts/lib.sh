@@ -23,6 +23,8 @@ hash_inputs() {
         fi
     done | sha256sum | cut -c1-16
 }
+# hash_strings STR... -> short sha256 over the strings, one a line (a cache key made of several parts)
+hash_strings() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 
 # A project-private apt configuration that can see trixie and trixie-backports for
 # `apt-get source` / `apt-get download` only. The system's sources are never touched.
@@ -111,6 +113,13 @@ deb_extract() {
 cache_ready()   { [ -e "$1/.complete" ]; }
 cache_begin()   { rm -rf "$1.tmp"; mkdir -p "$1.tmp"; }
 cache_publish() { touch "$1.tmp/.complete"; rm -rf "$1"; mv "$1.tmp" "$1"; }
+# exit_if_cached DIR WHAT [FILE]: DIR complete -> log "WHAT up to date", print DIR[/FILE], exit 0
+exit_if_cached() {
+    cache_ready "$1" || return 0
+    [ -z "$2" ] || log "$2 up to date: $1"
+    echo "$1${3:+/$3}"
+    exit 0
+}
 
 # cache_lock NAME: hold an exclusive lock on $P2PLAB_CACHE/.NAME.lock for the rest of this process,
 # so two builds of the same cache entry (two shells, two engineers) never step on each other.
