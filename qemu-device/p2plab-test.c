@@ -1228,8 +1228,8 @@ static double median(double *v, int n)
 }
 
 /*
- * P2PLAB_BENCH=1: 256 MiB RAM -> device memory, device memory -> peer BAR2 (switch) and device
- * memory -> RAM, each next to a host memcpy of 256 MiB (warm buffers, this process). After one
+ * P2PLAB_BENCH=1: 256 MiB RAM -> device memory, device memory -> peer BAR2 (switch), device
+ * memory -> RAM and RAM -> RAM, each next to a host memcpy of 256 MiB (warm buffers, this process). After one
  * first-touch pass, P2PLAB_BENCH_ROUNDS (default 7) interleaved rounds: in every round each
  * direction runs next to a memcpy (the order alternates between rounds); the ratio is taken per
  * round, and the medians are reported (the host is shared and noisy: a ratio of neighbours is
@@ -1244,6 +1244,7 @@ static void test_bench(void)
         { "ram->device", src, 0, P2PLAB_DESC_F_DST_LOCAL },
         { "device->peer", 0, BAR2_P1, P2PLAB_DESC_F_SRC_LOCAL },
         { "device->ram", 0, src, P2PLAB_DESC_F_SRC_LOCAL },
+        { "ram->ram", src, src + len, 0 },
     };
     enum { NRUNS = G_N_ELEMENTS(runs), MAX_ROUNDS = 101 };
     const char *env = getenv("P2PLAB_BENCH_ROUNDS");
@@ -1293,6 +1294,7 @@ static void test_bench(void)
     }
     g_assert_cmphex(qtest_readl(l->qts, BAR2_P1 + len - 4), ==, 0xa5a5a5a5);
     g_assert_cmphex(qtest_readl(l->qts, src + len - 4), ==, 0xa5a5a5a5);
+    g_assert_cmphex(qtest_readl(l->qts, src + 2 * len - 4), ==, 0xa5a5a5a5);
     g_assert_cmpuint(qom_get_int(l, "p0", "stat-bytes-peer-switch"), ==, (rounds + 1) * len);
     lab_stop(l);
 }

@@ -444,6 +444,44 @@ static bool p2plab_stream(P2plabState *s)
 }
 
 /*
+ * Map bus range [addr, addr + *len) reached through @as for a direct copy if it is RAM (not a
+ * ram_device, not ROM for a write): returns the host pointer with *len shortened to what maps in
+ * one piece. NULL: not directly accessible (the caller takes address_space_rw, which reports
+ * errors), *len shortened to the region's extent, 0 if nothing decodes there. *dev as
+ * p2plab_mr_is_device.
+ */
+static void *p2plab_bus_map(AddressSpace *as, uint64_t addr, hwaddr *len, bool is_write,
+                            bool *dev)
+{
+    MemTxAttrs attrs = MEMTXATTRS_UNSPECIFIED;
+    hwaddr xlat, l = *len, ml;
+    MemoryRegion *mr;
+    bool direct;
+    void *p;
+
+    WITH_RCU_READ_LOCK_GUARD() {
+        mr = address_space_translate(as, addr, &xlat, &l, is_write, attrs);
+        direct = memory_region_is_ram(mr) && !memory_region_is_ram_device(mr) &&
+                 !(is_write && memory_region_is_rom(mr));
+        *dev = p2plab_mr_is_device(mr);
+    }
+    *len = l;
+    if (!direct || !l) {
+        return NULL;
+    }
+    ml = l;
+    p = address_space_map(as, addr, &ml, is_write, attrs);
+    if (p && ml) {
+        *len = ml;
+        return p;
+    }
+    if (p) {
+        address_space_unmap(as, p, ml, is_write, 0);
+    }
+    return NULL;
+}
+
+/*
  * Copy between host buffer @buf and bus range [addr, addr+len) through @as.
  * RAM targets are mapped and memmove'd in large pieces; anything else (MMIO such as an NVMe CMB,
  * unassigned space, IOMMU faults) goes through address_space_rw so that errors are seen.
@@ -454,41 +492,27 @@ static MemTxResult p2plab_bus_rw(P2plabState *s, AddressSpace *as, bool sw, uint
     MemTxAttrs attrs = MEMTXATTRS_UNSPECIFIED;
 
     while (len) {
-        hwaddr xlat, l = len;
-        MemoryRegion *mr;
-        bool direct, dev;
+        hwaddr l = len;
+        bool dev;
+        void *p = p2plab_bus_map(as, addr, &l, is_write, &dev);
         MemTxResult r;
 
-        WITH_RCU_READ_LOCK_GUARD() {
-            mr = address_space_translate(as, addr, &xlat, &l, is_write, attrs);
-            direct = memory_region_is_ram(mr) && !memory_region_is_ram_device(mr) &&
-                     !(is_write && memory_region_is_rom(mr));
-            dev = p2plab_mr_is_device(mr);
-        }
         if (l == 0) {
             return MEMTX_DECODE_ERROR;
         }
-        if (direct) {
-            hwaddr ml = l;
-            void *p = address_space_map(as, addr, &ml, is_write, attrs);
+        if (p) {
+            /* the bus -> bus staging buffer is read back at once: keep it cached */
+            bool stream = p2plab_stream(s) && (is_write || buf != s->bounce);
 
-            if (p && ml) {
-                /* the bus -> bus staging buffer is read back at once: keep it cached */
-                bool stream = p2plab_stream(s) && (is_write || buf != s->bounce);
-
-                if (is_write) {
-                    p2plab_copy(p, buf, ml, stream);
-                } else {
-                    p2plab_copy(buf, p, ml, stream);
-                }
-                address_space_unmap(as, p, ml, is_write, ml);
-                p2plab_count_bus(s, sw, dev, ml);
-                addr += ml; buf += ml; len -= ml;
-                continue;
+            if (is_write) {
+                p2plab_copy(p, buf, l, stream);
+            } else {
+                p2plab_copy(buf, p, l, stream);
             }
-            if (p) {
-                address_space_unmap(as, p, ml, is_write, 0);
-            }
+            address_space_unmap(as, p, l, is_write, l);
+            p2plab_count_bus(s, sw, dev, l);
+            addr += l; buf += l; len -= l;
+            continue;
         }
         l = MIN(l, (hwaddr)P2PLAB_BOUNCE);
         /* a failed read must not leave junk in the destination: stage it */
@@ -520,6 +544,46 @@ MemTxResult p2plab_bus_xfer(P2plabState *s, uint64_t addr, uint8_t *buf, uint64_
     as = p2plab_route(s, addr, len, &sw);
     trace_p2plab_route(addr, len, is_write, sw ? "switch" : "upstream");
     return p2plab_bus_rw(s, as, sw, addr, buf, len, is_write);
+}
+
+/*
+ * Bus -> bus piece [src, src + *n) -> [dst, dst + *n) when both sides are RAM: one copy between
+ * the two mappings instead of two through the staging buffer. Same routes, same counters as the
+ * staged path; *n shortened to what both sides map in one piece. Returns false (nothing done)
+ * when either side is not directly accessible: the caller stages, which reports the errors.
+ */
+static bool p2plab_bus_copy(P2plabState *s, uint64_t src, uint64_t dst, uint64_t *n)
+{
+    PCIDevice *pd = PCI_DEVICE(s);
+    AddressSpace *sas, *das;
+    bool ssw, dsw, sdev, ddev;
+    hwaddr sl = *n, dl = *n, l;
+    void *sp, *dp;
+
+    if (!(pci_get_word(pd->config + PCI_COMMAND) & PCI_COMMAND_MASTER)) {
+        return false;
+    }
+    sas = p2plab_route(s, src, *n, &ssw);
+    sp = p2plab_bus_map(sas, src, &sl, false, &sdev);
+    if (!sp) {
+        return false;
+    }
+    das = p2plab_route(s, dst, *n, &dsw);
+    dp = p2plab_bus_map(das, dst, &dl, true, &ddev);
+    if (!dp) {
+        address_space_unmap(sas, sp, sl, false, 0);
+        return false;
+    }
+    l = MIN(sl, dl);
+    trace_p2plab_route(src, *n, false, ssw ? "switch" : "upstream");
+    trace_p2plab_route(dst, *n, true, dsw ? "switch" : "upstream");
+    p2plab_copy(dp, sp, l, p2plab_stream(s));
+    address_space_unmap(das, dp, dl, true, l);
+    address_space_unmap(sas, sp, sl, false, l);
+    p2plab_count_bus(s, ssw, sdev, l);
+    p2plab_count_bus(s, dsw, ddev, l);
+    *n = l;
+    return true;
 }
 
 /* ---- DMA engine --------------------------------------------------------------------------------- */
@@ -662,12 +726,15 @@ static uint32_t p2plab_copy_step(P2plabState *s, uint64_t max, uint64_t *copied)
             return P2PLAB_ERR_DST_DMA;
         }
     } else {
+        /* pieces of the staging size either way: the same routing decisions */
         n = MIN(n, (uint64_t)P2PLAB_BOUNCE);
-        if (p2plab_bus_xfer(s, s->cur_src + off, s->bounce, n, false) != MEMTX_OK) {
-            return P2PLAB_ERR_SRC_DMA;
-        }
-        if (p2plab_bus_xfer(s, s->cur_dst + off, s->bounce, n, true) != MEMTX_OK) {
-            return P2PLAB_ERR_DST_DMA;
+        if (!p2plab_bus_copy(s, s->cur_src + off, s->cur_dst + off, &n)) {
+            if (p2plab_bus_xfer(s, s->cur_src + off, s->bounce, n, false) != MEMTX_OK) {
+                return P2PLAB_ERR_SRC_DMA;
+            }
+            if (p2plab_bus_xfer(s, s->cur_dst + off, s->bounce, n, true) != MEMTX_OK) {
+                return P2PLAB_ERR_DST_DMA;
+            }
         }
     }
     s->cur_done += n;
