@@ -123,7 +123,7 @@ for l in $qga_libs; do
 done
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$S/etc/passwd"
 printf 'root:x:0:\n' >"$S/etc/group"
-printf 'export PATH=/opt/p2plab/bin:/bin:/sbin:/usr/bin:/usr/sbin\nPS1="p2plab# "\n[ -r /etc/p2plab.env ] && export $(cat /etc/p2plab.env)\n' >"$S/etc/profile"
+printf 'export PATH=/opt/p2plab/bin:/bin:/sbin:/usr/bin:/usr/sbin\nPS1="p2plab# "\n' >"$S/etc/profile"
 (cd "$S" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --reproducible --quiet) |
     gzip -6 >"$OUT.tmp/initramfs.cpio.gz"
 cp "$KIMG" "$OUT.tmp/vmlinuz"
