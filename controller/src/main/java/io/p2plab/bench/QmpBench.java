@@ -1,9 +1,14 @@
 package io.p2plab.bench;
 
-import io.p2plab.qmp.ConnectionOptions;
 import io.p2plab.qmp.QmpClient;
-import io.p2plab.qmp.Transport;
+import io.p2plab.rpc.ConnectionOptions;
+import io.p2plab.rpc.Transport;
 
+import java.lang.management.CompilationMXBean;
+import java.lang.management.ManagementFactory;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
@@ -11,50 +16,102 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * QMP throughput: N query-status with a given number of commands in flight.
- * Usage: QmpBench SOCKET COUNT DEPTH... ; prints "p2plab-java DEPTH COUNT SECONDS RATE" per depth.
+ * QMP throughput: COUNT query-status with DEPTH commands in flight (each completion sends the next one).
+ * <pre>
+ * QmpBench [--warmup N] [--warmup-max-seconds S] [--timeout-ms MS] SOCKET COUNT DEPTH...
+ * </pre>
+ * Prints "p2plab-java DEPTH COUNT SECONDS RATE" per depth on stdout, and on stderr the warm-up and the
+ * most commands seen in flight (depth 8 must really keep 8 outstanding). Warm-up: at least N commands at
+ * each depth (default 5000), then more rounds of 2000 until the JIT has compiled nothing new for a whole
+ * round (at most S seconds, default 10): on 2 cores a C2 compile that overlaps the measurement steals the
+ * CPU QEMU needs, and the figure would measure the compiler, not the client.
  */
 public final class QmpBench {
-    public static void main(String[] args) throws Exception {
-        String sock = args[0];
-        int count = Integer.parseInt(args[1]);
-        try (QmpClient q = QmpClient.connect(Transport.parse(sock), ConnectionOptions.defaults().withMaxInFlight(64).withTimeout(java.time.Duration.ofMillis(Long.getLong("bench.timeoutMs", 60000))))) {
-            int warm = Integer.getInteger("bench.warmup", 5000);
-            run(q, warm, 8); // JIT warm-up (both paths), not reported
-            run(q, warm, 1);
-            for (int i = 2; i < args.length; i++) {
-                int depth = Integer.parseInt(args[i]);
-                double s = run(q, count, depth);
-                System.out.printf(Locale.ROOT, "p2plab-java %d %d %.3f %.0f%n", depth, count, s, count / s);
+    public static void main(String[] argv) throws Exception {
+        int warm = 5000;
+        double warmMax = 10;
+        long timeoutMs = 60_000;
+        List<String> pos = new ArrayList<>();
+        for (int i = 0; i < argv.length; i++) {
+            switch (argv[i]) {
+                case "--warmup" -> warm = Integer.parseInt(argv[++i]);
+                case "--warmup-max-seconds" -> warmMax = Double.parseDouble(argv[++i]);
+                case "--timeout-ms" -> timeoutMs = Long.parseLong(argv[++i]);
+                default -> pos.add(argv[i]);
+            }
+        }
+        if (pos.size() < 3) {
+            System.err.println("usage: QmpBench [--warmup N] [--warmup-max-seconds S] [--timeout-ms MS] SOCKET COUNT DEPTH...");
+            System.exit(2);
+        }
+        String sock = pos.get(0);
+        int count = Integer.parseInt(pos.get(1));
+        ConnectionOptions o = ConnectionOptions.defaults().withMaxInFlight(64).withTimeout(Duration.ofMillis(timeoutMs));
+        try (QmpClient q = QmpClient.connect(Transport.parse(sock), o)) {
+            warmUp(q, warm, warmMax, pos.subList(2, pos.size()));
+            for (int i = 2; i < pos.size(); i++) {
+                int depth = Integer.parseInt(pos.get(i));
+                Result r = run(q, count, depth);
+                System.out.printf(Locale.ROOT, "p2plab-java %d %d %.3f %.0f%n", depth, count, r.seconds, count / r.seconds);
+                System.err.printf(Locale.ROOT, "p2plab-java depth %d: at most %d in flight%n", depth, r.maxInFlight);
             }
         }
     }
 
+    private static void warmUp(QmpClient q, int warm, double maxSeconds, List<String> depths) throws Exception {
+        CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        boolean timed = jit != null && jit.isCompilationTimeMonitoringSupported();
+        long t0 = System.nanoTime();
+        int n = 0;
+        for (String d : depths) { run(q, warm, Integer.parseInt(d)); n += warm; }
+        if (!timed) return;
+        long before = jit.getTotalCompilationTime();
+        int rounds = 0;
+        while ((System.nanoTime() - t0) / 1e9 < maxSeconds) {
+            for (String d : depths) { run(q, 2000, Integer.parseInt(d)); n += 2000; }
+            rounds++;
+            long now = jit.getTotalCompilationTime();
+            if (now == before) break;
+            before = now;
+        }
+        System.err.printf(Locale.ROOT, "p2plab-java warm-up: %d commands, %.1f s, JIT %s%n", n,
+                (System.nanoTime() - t0) / 1e9, rounds == 0 ? "not checked" : "quiet after " + rounds + " extra round(s)");
+    }
+
+    private record Result(double seconds, int maxInFlight) {}
+
     /** Keeps {@code depth} commands outstanding until {@code count} have completed. */
-    static double run(QmpClient q, int count, int depth) throws Exception {
+    static Result run(QmpClient q, int count, int depth) throws Exception {
         AtomicInteger issued = new AtomicInteger();
+        AtomicInteger maxInFlight = new AtomicInteger();
         CountDownLatch done = new CountDownLatch(depth);
         AtomicReference<Throwable> err = new AtomicReference<>();
         long t0 = System.nanoTime();
-        for (int w = 0; w < depth; w++) chain(q, issued, count, done, err);
+        for (int w = 0; w < depth; w++) chain(q, issued, count, done, err, maxInFlight);
         done.await();
+        double s = (System.nanoTime() - t0) / 1e9;
         if (err.get() != null) throw new IllegalStateException(err.get());
-        return (System.nanoTime() - t0) / 1e9;
+        return new Result(s, maxInFlight.get());
     }
 
     private static void chain(QmpClient q, AtomicInteger issued, int count, CountDownLatch done,
-                              AtomicReference<Throwable> err) {
-        if (issued.getAndIncrement() >= count) {
+                              AtomicReference<Throwable> err, AtomicInteger maxInFlight) {
+        int i = issued.getAndIncrement();
+        if (i >= count) {
             done.countDown();
             return;
         }
         CompletableFuture<?> f = q.execute("query-status");
+        if ((i & 63) == 63) {
+            int now = q.inFlight();
+            if (now > maxInFlight.get()) maxInFlight.set(now);
+        }
         f.whenComplete((r, t) -> {
             if (t != null) {
                 err.compareAndSet(null, t);
                 done.countDown();
             } else {
-                chain(q, issued, count, done, err);
+                chain(q, issued, count, done, err, maxInFlight);
             }
         });
     }

@@ -2,9 +2,9 @@ package io.p2plab.console;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.p2plab.ga.GuestAgent;
-import io.p2plab.qmp.ConnectionOptions;
 import io.p2plab.qmp.QmpClient;
-import io.p2plab.qmp.Transport;
+import io.p2plab.rpc.ConnectionOptions;
+import io.p2plab.rpc.Transport;
 import io.p2plab.vm.MachineSpec;
 import io.p2plab.vm.Vm;
 import org.jline.terminal.Terminal;

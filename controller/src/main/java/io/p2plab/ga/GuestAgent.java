@@ -4,12 +4,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.netty.buffer.Unpooled;
-import io.p2plab.qmp.ConnectionOptions;
-import io.p2plab.qmp.JsonRpcConnection;
 import io.p2plab.qmp.QmpClient;
 import io.p2plab.qmp.QmpException;
+import io.p2plab.qmp.QmpProtocolException;
 import io.p2plab.qmp.QmpTimeoutException;
-import io.p2plab.qmp.Transport;
+import io.p2plab.rpc.ConnectionOptions;
+import io.p2plab.rpc.JsonRpcConnection;
+import io.p2plab.rpc.Transport;
 import io.p2plab.util.Json;
 
 import java.io.ByteArrayOutputStream;
@@ -48,7 +49,7 @@ public final class GuestAgent extends JsonRpcConnection {
 
     public static GuestAgent connect(SocketAddress addr, ConnectionOptions o) {
         GuestAgent g = new GuestAgent(addr, o);
-        QmpClient.join(g.open(addr));
+        JsonRpcConnection.join(g.open(addr));
         return g;
     }
 
@@ -82,14 +83,14 @@ public final class GuestAgent extends JsonRpcConnection {
                 return submit(command, req, nextId(), false, -1, timeout);
             });
         }).whenComplete((r, e) -> {
-            if (e != null && QmpClient.unwrap(e) instanceof QmpTimeoutException) synced = false;
+            if (e != null && JsonRpcConnection.unwrap(e) instanceof QmpTimeoutException) synced = false;
         });
         tail = result;
         return result;
     }
 
     public JsonNode call(String command, JsonNode args) {
-        return QmpClient.join(execute(command, args, null));
+        return JsonRpcConnection.join(execute(command, args, null));
     }
 
     /** guest-exec + guest-exec-status polling. */
@@ -163,23 +164,32 @@ public final class GuestAgent extends JsonRpcConnection {
     }
 
     @Override
-    protected void handleMessage(JsonNode msg, String raw) {
+    protected boolean handleUnsolicited(JsonNode msg) {
         synchronized (syncLock) {
             if (pendingSync != null && msg.has("return") && msg.get("return").isIntegralNumber()
                     && msg.get("return").asLong() == syncToken && !msg.has("id")) {
                 CompletableFuture<Void> f = pendingSync;
                 pendingSync = null;
                 f.complete(null);
-                return;
+                return true;
             }
         }
-        if (msg.has("id") && (msg.has("return") || msg.has("error"))) {
-            handleReply(msg);
-        } else if (msg.has("error")) {
-            handleIdlessError(msg);
-        } else {
-            note('!', "stale guest agent message discarded");
+        return false;
+    }
+
+    /** Before a sync's answer, junk is what the 0xFF is there to skip. */
+    @Override
+    protected boolean junkExpected() {
+        synchronized (syncLock) {
+            return pendingSync != null;
         }
+    }
+
+    /** The agent's output cannot be trusted: fail what is outstanding and resynchronise before the next command. */
+    @Override
+    protected void onProtocolError(QmpProtocolException e) {
+        synced = false;
+        super.onProtocolError(e);
     }
 
     @Override

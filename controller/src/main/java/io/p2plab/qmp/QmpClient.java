@@ -3,6 +3,9 @@ package io.p2plab.qmp;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.p2plab.rpc.ConnectionOptions;
+import io.p2plab.rpc.JsonRpcConnection;
+import io.p2plab.rpc.Transport;
 import io.p2plab.util.Json;
 
 import java.net.SocketAddress;
@@ -13,9 +16,7 @@ import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
@@ -59,7 +60,7 @@ public final class QmpClient extends JsonRpcConnection {
                     JsonNode offered = g.path("QMP").path("capabilities");
                     boolean oob = false;
                     for (JsonNode cap : offered) if ("oob".equals(cap.asText())) oob = true;
-                    if (!Boolean.parseBoolean(System.getProperty("p2plab.qmp.oob", "true"))) oob = false;
+                    if (!options.negotiateOob()) oob = false;
                     if (oob) args.putArray("enable").add("oob");
                     boolean finalOob = oob;
                     return c.execute("qmp_capabilities", args).thenApply(r -> {
@@ -198,37 +199,47 @@ public final class QmpClient extends JsonRpcConnection {
     }
 
     @Override
-    protected void handleMessage(JsonNode msg, String raw) {
+    protected boolean handleUnsolicited(JsonNode msg) {
         if (msg.has("QMP")) {
             greeting.complete(msg);
-        } else if (msg.has("event")) {
-            JsonNode ts = msg.path("timestamp");
-            QmpEvent e = new QmpEvent(eventSeq.incrementAndGet(), msg.get("event").asText(),
-                    msg.has("data") ? msg.get("data") : Json.object(),
-                    ts.path("seconds").asLong() * 1_000_000L + ts.path("microseconds").asLong(), msg);
-            List<CompletableFuture<QmpEvent>> fire = new ArrayList<>();
-            synchronized (history) {
-                history.addLast(e);
-                while (history.size() > options.eventHistory()) history.removeFirst();
-                for (Iterator<Waiter> it = waiters.iterator(); it.hasNext(); ) {
-                    Waiter w = it.next();
-                    if (e.seq() > w.afterSeq() && w.match().test(e)) {
-                        it.remove();
-                        fire.add(w.future());
-                    }
+            return true;
+        }
+        if (!msg.has("event")) return false;
+        JsonNode ts = msg.path("timestamp");
+        QmpEvent e = new QmpEvent(eventSeq.incrementAndGet(), msg.get("event").asText(),
+                msg.has("data") ? msg.get("data") : Json.object(),
+                ts.path("seconds").asLong() * 1_000_000L + ts.path("microseconds").asLong(), msg);
+        List<CompletableFuture<QmpEvent>> fire = new ArrayList<>();
+        synchronized (history) {
+            history.addLast(e);
+            while (history.size() > options.eventHistory()) history.removeFirst();
+            for (Iterator<Waiter> it = waiters.iterator(); it.hasNext(); ) {
+                Waiter w = it.next();
+                if (e.seq() > w.afterSeq() && w.match().test(e)) {
+                    it.remove();
+                    fire.add(w.future());
                 }
             }
-            for (Consumer<QmpEvent> l : listeners) {
-                try { l.accept(e); } catch (RuntimeException ignored) { }
-            }
-            fire.forEach(f -> f.complete(e));
-        } else if (msg.has("id") && (msg.has("return") || msg.has("error"))) {
-            handleReply(msg);
-        } else if (msg.has("error")) {
-            handleIdlessError(msg);
-        } else {
-            note('!', "unexpected message ignored");
         }
+        for (Consumer<QmpEvent> l : listeners) {
+            try { l.accept(e); } catch (RuntimeException ignored) { }
+        }
+        fire.forEach(f -> f.complete(e));
+        return true;
+    }
+
+    /** QEMU sends its greeting first: a peer that starts with anything else is not a QMP server. */
+    @Override
+    protected int strayBudget() {
+        return greeting.isDone() ? super.strayBudget() : 0;
+    }
+
+    /** Before the greeting, anything that is not QMP means this is not a QMP server: fail the connect now. */
+    @Override
+    protected void onProtocolError(QmpProtocolException e) {
+        if (!greeting.isDone()) greeting.completeExceptionally(new QmpProtocolException(
+                "no QMP greeting from " + peer + ": " + e.getMessage(), e));
+        else super.onProtocolError(e);
     }
 
     @Override
@@ -236,25 +247,14 @@ public final class QmpClient extends JsonRpcConnection {
         greeting.completeExceptionally(cause);
     }
 
-    /** Unwraps CompletionException/ExecutionException layers. */
+    /** Unwraps CompletionException/ExecutionException layers (see {@link JsonRpcConnection#unwrap}). */
     public static Throwable unwrap(Throwable t) {
-        while ((t instanceof CompletionException || t instanceof ExecutionException) && t.getCause() != null)
-            t = t.getCause();
-        return t;
+        return JsonRpcConnection.unwrap(t);
     }
 
-    /** Joins a future, rethrowing the unwrapped QmpException (or wrapping others). */
+    /** Joins a future, rethrowing the unwrapped QmpException (see {@link JsonRpcConnection#join}). */
     public static <T> T join(CompletableFuture<T> f) {
-        try {
-            return f.join();
-        } catch (CompletionException e) {
-            Throwable c = unwrap(e);
-            if (c instanceof RuntimeException r) {
-                r.addSuppressed(new Exception("joined here"));
-                throw r;
-            }
-            throw new QmpException(c.toString(), c);
-        }
+        return JsonRpcConnection.join(f);
     }
 
     /** Command names from query-commands. */

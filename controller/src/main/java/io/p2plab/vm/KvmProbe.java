@@ -1,8 +1,8 @@
 package io.p2plab.vm;
 
-import io.p2plab.qmp.ConnectionOptions;
 import io.p2plab.qmp.QmpClient;
-import io.p2plab.qmp.Transport;
+import io.p2plab.rpc.ConnectionOptions;
+import io.p2plab.rpc.Transport;
 
 import java.nio.file.Files;
 import java.nio.file.Path;

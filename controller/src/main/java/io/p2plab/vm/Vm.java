@@ -1,10 +1,10 @@
 package io.p2plab.vm;
 
 import io.p2plab.ga.GuestAgent;
-import io.p2plab.qmp.ConnectionOptions;
-import io.p2plab.qmp.JsonRpcConnection;
 import io.p2plab.qmp.QmpClient;
-import io.p2plab.qmp.Transport;
+import io.p2plab.rpc.ConnectionOptions;
+import io.p2plab.rpc.JsonRpcConnection;
+import io.p2plab.rpc.Transport;
 
 import java.io.BufferedWriter;
 import java.io.IOException;

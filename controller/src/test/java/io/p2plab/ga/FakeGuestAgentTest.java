@@ -1,10 +1,11 @@
 package io.p2plab.ga;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.p2plab.qmp.ConnectionOptions;
 import io.p2plab.qmp.FakeServerAccess;
 import io.p2plab.qmp.QmpClient;
+import io.p2plab.qmp.QmpProtocolException;
 import io.p2plab.qmp.QmpTimeoutException;
+import io.p2plab.rpc.ConnectionOptions;
 import io.p2plab.util.Json;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -116,6 +117,32 @@ class FakeGuestAgentTest {
                     .isInstanceOf(QmpTimeoutException.class)
                     .hasMessageContaining("guest-sync-delimited")
                     .hasMessageContaining("qemu-ga running");
+        }
+    }
+
+    @Test
+    void junkOutsideASyncFailsTheCommandFastAndTheNextOneResyncs() throws Exception {
+        AtomicInteger syncs = new AtomicInteger();
+        try (var s = FakeServerAccess.start(tmp.resolve("ga4.sock"), (c, req, raw) -> {
+            String cmd = req.path("execute").asText();
+            if (cmd.equals("guest-sync-delimited")) {
+                syncs.incrementAndGet();
+                c.sendBytes(new byte[]{(byte) 0xFF});
+                c.send("{\"return\": " + req.path("arguments").path("id").asLong() + "}\n");
+            } else if (cmd.equals("guest-broken")) {
+                c.send("Welcome to a serial console, not the agent. ".repeat(8) + "\n");
+            } else {
+                c.reply(req, "\"" + cmd + "\"");
+            }
+        });
+             GuestAgent ga = GuestAgent.connect(s.address(), ConnectionOptions.defaults())) {
+            assertThat(ga.call("guest-ping", null).asText()).isEqualTo("guest-ping");
+            long t0 = System.nanoTime();
+            assertThatThrownBy(() -> QmpClient.join(ga.execute("guest-broken", null, Duration.ofSeconds(15))))
+                    .isInstanceOf(QmpProtocolException.class).hasMessageContaining("not JSON");
+            assertThat((System.nanoTime() - t0) / 1_000_000).isLessThan(3000);
+            assertThat(ga.call("guest-info", null).asText()).isEqualTo("guest-info");
+            assertThat(syncs.get()).isEqualTo(2);
         }
     }
 }

@@ -1,9 +1,9 @@
 package io.p2plab.ga;
 
-import io.p2plab.qmp.ConnectionOptions;
 import io.p2plab.qmp.QmpClient;
 import io.p2plab.qmp.QmpErrorException;
-import io.p2plab.qmp.Transport;
+import io.p2plab.rpc.ConnectionOptions;
+import io.p2plab.rpc.Transport;
 import io.p2plab.util.Json;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;

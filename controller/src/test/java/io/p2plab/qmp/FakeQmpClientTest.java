@@ -1,6 +1,8 @@
 package io.p2plab.qmp;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.p2plab.rpc.ConnectionOptions;
+import io.p2plab.rpc.Transport;
 import io.p2plab.util.Json;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -14,6 +16,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -260,6 +264,100 @@ class FakeQmpClientTest {
             q.close();
             assertThatThrownBy(() -> QmpClient.join(f)).isInstanceOf(QmpClosedException.class)
                     .hasMessageContaining("closed by client");
+        }
+    }
+
+    @Test
+    void aStreamOfStrayBytesFailsFastNotAtTheTimeout() throws Exception {
+        AtomicBoolean stop = new AtomicBoolean();
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            Thread t = new Thread(() -> {
+                try {
+                    // a broken peer: text lines, never a reply
+                    for (int i = 0; !stop.get(); i++) {
+                        c.send("[    1.234567] not QMP at all, line " + i + "\r\n");
+                        Thread.sleep(2);
+                    }
+                } catch (Exception ignored) { }
+            });
+            t.setDaemon(true);
+            t.start();
+        });
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            long t0 = System.nanoTime();
+            assertThatThrownBy(() -> QmpClient.join(q.execute("query-status", null, Duration.ofSeconds(15))))
+                    .isInstanceOf(QmpProtocolException.class)
+                    .hasMessageContaining("not JSON");
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            assertThat(ms).as("failed after %d ms, command timeout 15 s", ms).isLessThan(3000);
+        } finally {
+            stop.set(true);
+        }
+    }
+
+    @Test
+    void aBrokenReplyFailsFastAndTheConnectionResynchronises() throws Exception {
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            if (req.path("execute").asText().equals("broken")) c.send("{\"return\": {\"status\": runn1ng!}}\r\n");
+            else c.reply(req, "\"ok\"");
+        });
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            long t0 = System.nanoTime();
+            assertThatThrownBy(() -> QmpClient.join(q.execute("broken", null, Duration.ofSeconds(15))))
+                    .isInstanceOf(QmpProtocolException.class)
+                    .hasMessageContaining("unexpected 'r' at byte 22");
+            assertThat((System.nanoTime() - t0) / 1_000_000).isLessThan(3000);
+            assertThat(q.isOpen()).isTrue();
+            assertThat(q.call("fine").asText()).isEqualTo("ok");
+        }
+    }
+
+    @Test
+    void aPeerThatDoesNotGreetWithQmpFailsTheConnectFast() throws Exception {
+        String hmp = "QEMU 10.0.13 monitor - type 'help' for more information\r\n(qemu) ";
+        try (FakeQmpServer s = new FakeQmpServer(tmp.resolve("hmp.sock"), hmp, (c, req, raw) -> { })) {
+            long t0 = System.nanoTime();
+            assertThatThrownBy(() -> QmpClient.connect(s.address, ConnectionOptions.defaults()
+                    .withConnectTimeout(Duration.ofSeconds(15))))
+                    .isInstanceOf(QmpProtocolException.class)
+                    .hasMessageContaining("no QMP greeting")
+                    .hasMessageContaining("not JSON");
+            assertThat((System.nanoTime() - t0) / 1_000_000).isLessThan(3000);
+        }
+    }
+
+    @Test
+    void commandsSentFromCompletionCallbacksKeepDepthInFlight() throws Exception {
+        // what the benchmark does: each completion (on the event loop) sends the next command. The server
+        // holds every reply until it has 8 unanswered requests, so this only finishes if 8 are really in
+        // flight and writes made during a read are flushed.
+        List<JsonNode> held = new ArrayList<>();
+        AtomicInteger maxHeld = new AtomicInteger();
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            synchronized (held) {
+                held.add(req);
+                maxHeld.accumulateAndGet(held.size(), Math::max);
+                if (held.size() < 8 && !req.path("execute").asText().equals("last")) return;
+                for (JsonNode r : held) c.reply(r, "1");
+                held.clear();
+            }
+        });
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            int total = 400;
+            AtomicInteger issued = new AtomicInteger(), ok = new AtomicInteger();
+            CountDownLatch done = new CountDownLatch(1);
+            Runnable[] next = new Runnable[1];
+            next[0] = () -> {
+                int i = issued.getAndIncrement();
+                if (i >= total) return;
+                q.execute(i >= total - 8 ? "last" : "query-status").whenComplete((r, t) -> {
+                    if (t == null && ok.incrementAndGet() == total) done.countDown();
+                    if (t == null) next[0].run();
+                });
+            };
+            for (int d = 0; d < 8; d++) next[0].run();
+            assertThat(done.await(15, TimeUnit.SECONDS)).as("%d of %d answered", ok.get(), total).isTrue();
+            assertThat(maxHeld.get()).isEqualTo(8);
         }
     }
 }

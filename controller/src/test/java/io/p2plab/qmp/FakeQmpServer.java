@@ -1,6 +1,7 @@
 package io.p2plab.qmp;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.p2plab.rpc.Transport;
 import io.p2plab.util.Json;
 
 import java.io.BufferedReader;

@@ -1,4 +1,4 @@
-package io.p2plab.qmp;
+package io.p2plab.rpc;
 
 import com.fasterxml.jackson.databind.JsonNode;
 
@@ -15,6 +15,8 @@ public final class Framing {
     /** A frame that looked like an object but did not parse as JSON. */
     public record BadJson(String text, String error) {}
 
-    /** A parsed JSON object with its raw text (for transcripts). */
-    public record Message(JsonNode json, String raw) {}
+    /** A parsed JSON message with its bytes; the raw text (for transcripts) is made only when asked for. */
+    public record Message(JsonNode json, byte[] bytes) {
+        public String raw() { return new String(bytes, java.nio.charset.StandardCharsets.UTF_8); }
+    }
 }

@@ -1,4 +1,4 @@
-package io.p2plab.qmp;
+package io.p2plab.rpc;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -7,28 +7,46 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.unix.UnixChannel;
+import io.netty.handler.flush.FlushConsolidationHandler;
 import io.netty.util.HashedWheelTimer;
 import io.netty.util.Timeout;
 import io.netty.util.concurrent.DefaultThreadFactory;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.GenericFutureListener;
+import io.p2plab.qmp.QmpClosedException;
+import io.p2plab.qmp.QmpErrorException;
+import io.p2plab.qmp.QmpException;
+import io.p2plab.qmp.QmpProtocolException;
+import io.p2plab.qmp.QmpTimeoutException;
 import io.p2plab.util.Json;
 
 import java.net.SocketAddress;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 
 /**
- * The request/response core shared by the QMP and qemu-ga clients: id correlation of replies to
- * CompletableFutures, per-command timeouts, at most N commands in flight (the rest queued), a reply
- * size cap, fd passing, transcripts, and failing every pending command when the peer goes away.
+ * The JSON-RPC core shared by the QMP and qemu-ga clients: id correlation of replies to
+ * CompletableFutures (reply dispatch happens here, once; subclasses only see what is not a reply),
+ * per-command timeouts, at most N commands in flight (the rest queued), a reply size cap, fd passing,
+ * transcripts, protocol errors, and failing every pending command when the peer goes away.
+ *
+ * <p>Latency: every connection lives on the one {@link Transport} event loop thread. Replies are decoded
+ * and their futures completed on it, so a callback that sends the next command writes from the event loop
+ * without a thread handoff; writes made while a read is being processed are flushed once at the end of
+ * that read (one syscall for a pipelined batch), and writes from other threads are flushed once per event
+ * loop turn. Failures caused by the peer's bytes (a non-JSON frame, a stream of stray bytes) fail the
+ * outstanding commands at once with {@link QmpProtocolException} instead of leaving them to their timeout.
  */
 public abstract class JsonRpcConnection implements AutoCloseable {
     /** One line of the wire transcript: direction '>' sent, '<' received, '!' note. */
@@ -44,18 +62,19 @@ public abstract class JsonRpcConnection implements AutoCloseable {
     private JsonFramer framer;
 
     private final Object lock = new Object();
-    private final Map<String, Pending> inFlight = new LinkedHashMap<>();
+    private final Map<JsonNode, Pending> inFlight = new HashMap<>();
     private final ArrayDeque<Pending> queue = new ArrayDeque<>();
     private int inFlightCount;  // non-oob commands counted against maxInFlight
     private volatile QmpException closedCause;
     private final AtomicLong ids = new AtomicLong(1);
     private final CopyOnWriteArrayList<Consumer<TranscriptEntry>> transcript = new CopyOnWriteArrayList<>();
     protected final CompletableFuture<Void> closeFuture = new CompletableFuture<>();
+    private int strayBytes;     // non-JSON bytes since the last message (event loop only)
 
-    protected final class Pending {
+    protected final class Pending implements GenericFutureListener<Future<? super Void>> {
         final String command;
         final ObjectNode request;
-        final String idKey;
+        final JsonNode id;
         final boolean oob;
         final int fd;
         final CompletableFuture<JsonNode> future = new CompletableFuture<>();
@@ -66,10 +85,17 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         Pending(String command, ObjectNode request, JsonNode id, boolean oob, int fd, long timeoutMs) {
             this.command = command;
             this.request = request;
-            this.idKey = Json.compact(id);
+            this.id = id;
             this.oob = oob;
             this.fd = fd;
             this.timeoutMs = timeoutMs;
+        }
+
+        /** Write completion: only a failure matters. */
+        @Override
+        public void operationComplete(Future<? super Void> f) {
+            if (!f.isSuccess()) complete(this, null, new QmpClosedException("write to " + peer + " failed: "
+                    + f.cause(), f.cause()));
         }
     }
 
@@ -84,19 +110,24 @@ public abstract class JsonRpcConnection implements AutoCloseable {
             @Override
             protected void initChannel(Channel ch) {
                 framer = new JsonFramer(options.maxReplyBytes());
-                ch.pipeline().addLast("framer", framer)
+                ch.pipeline().addLast("flush", new FlushConsolidationHandler(
+                                FlushConsolidationHandler.DEFAULT_EXPLICIT_FLUSH_AFTER_FLUSHES, true))
+                        .addLast("framer", framer)
                         .addLast("json", JsonCodec.DECODER)
                         .addLast("encoder", JsonCodec.ENCODER)
                         .addLast("handler", new Handler());
             }
         };
-        return Transport.connect(addr, init, (int) options.connectTimeout().toMillis()).thenAccept(ch -> {
-            this.channel = ch;
-            ch.closeFuture().addListener(f -> closeFuture.complete(null));
-        });
+        return Transport.connect(addr, init, (int) options.connectTimeout().toMillis(), options.nativeTransport())
+                .thenAccept(ch -> {
+                    this.channel = ch;
+                    ch.closeFuture().addListener(f -> closeFuture.complete(null));
+                });
     }
 
     public String peer() { return peer; }
+
+    public ConnectionOptions options() { return options; }
 
     public boolean isOpen() { return closedCause == null && channel != null && channel.isActive(); }
 
@@ -124,8 +155,8 @@ public abstract class JsonRpcConnection implements AutoCloseable {
     public int queued() { synchronized (lock) { return queue.size(); } }
 
     /**
-     * Sends a request object (without id; one is added under {@code idField}) and completes with the
-     * raw "return" value, or exceptionally with a typed {@link QmpException}.
+     * Sends a request object (the {@code id} is added to it) and completes with the raw "return" value, or
+     * exceptionally with a typed {@link QmpException}.
      */
     protected CompletableFuture<JsonNode> submit(String command, ObjectNode request, JsonNode id, boolean oob,
                                                  int fd, Duration timeout) {
@@ -138,8 +169,7 @@ public abstract class JsonRpcConnection implements AutoCloseable {
                 p.future.completeExceptionally(closedCause);
                 return p.future;
             }
-            if (inFlight.containsKey(p.idKey)) throw new IllegalArgumentException("duplicate id " + p.idKey);
-            inFlight.put(p.idKey, p);
+            if (inFlight.putIfAbsent(id, p) != null) throw new IllegalArgumentException("duplicate id " + Json.compact(id));
             sendNow = oob || inFlightCount < options.maxInFlight();
             if (sendNow) {
                 if (!oob) inFlightCount++;
@@ -159,18 +189,17 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         Channel ch = channel;
         if (p.fd >= 0) {
             ch.eventLoop().execute(() -> sendFdThenWrite(p, 0));
-        } else {
-            Object msg = p.request;
-            if (!transcript.isEmpty()) {
-                String text = Json.compact(p.request);
-                note('>', text);
-                msg = text;
-            }
-            ch.writeAndFlush(msg).addListener(f -> {
-                if (!f.isSuccess()) complete(p, null, new QmpClosedException("write to " + peer + " failed: "
-                        + f.cause(), f.cause()));
-            });
+            return;
         }
+        Object msg = p.request;
+        if (!transcript.isEmpty()) {
+            String text = Json.compact(p.request);
+            note('>', text);
+            msg = text;
+        }
+        // flushed by the FlushConsolidationHandler: at the end of the read being processed, or once per
+        // event loop turn for writes from other threads
+        ch.writeAndFlush(msg).addListener(p);
     }
 
     private void sendFdThenWrite(Pending p, int attempt) {
@@ -182,7 +211,9 @@ public abstract class JsonRpcConnection implements AutoCloseable {
             return;
         }
         // Only send the fd byte when nothing of an earlier message is still buffered, so the ' ' lands
-        // between two JSON messages.
+        // between two JSON messages. Flush past the consolidation handler first.
+        ChannelHandlerContext flush = ch.pipeline().context("flush");
+        if (flush != null) flush.flush();
         boolean idle = ch.unsafe().outboundBuffer() == null || ch.unsafe().outboundBuffer().isEmpty();
         boolean sent = false;
         if (idle) {
@@ -204,19 +235,20 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         note('!', "sent fd " + p.fd + " via SCM_RIGHTS");
         String text = Json.compact(p.request);
         note('>', text);
-        ch.writeAndFlush(text);
+        ch.writeAndFlush(text).addListener(p);
     }
 
     private void timeout(Pending p) {
-        complete(p, null, new QmpTimeoutException(p.command + " (id " + p.idKey + ") got no reply from " + peer
-                + " within " + p.timeoutMs + " ms"));
+        complete(p, null, new QmpTimeoutException(p.command + " (id " + Json.compact(p.id) + ") got no reply from "
+                + peer + " within " + p.timeoutMs + " ms"));
     }
 
     /** Completes a pending command, frees its slot and sends queued ones. */
     protected void complete(Pending p, JsonNode result, Throwable error) {
-        List<Pending> toSend = new ArrayList<>();
+        List<Pending> toSend = null;
         synchronized (lock) {
-            if (inFlight.remove(p.idKey) != p) return;
+            if (inFlight.get(p.id) != p) return;
+            inFlight.remove(p.id);
             if (p.sent) {
                 if (!p.oob) inFlightCount--;
             } else {
@@ -226,25 +258,39 @@ public abstract class JsonRpcConnection implements AutoCloseable {
                 Pending q = queue.poll();
                 q.sent = true;
                 inFlightCount++;
+                if (toSend == null) toSend = new ArrayList<>(2);
                 toSend.add(q);
             }
         }
         if (p.timer != null) p.timer.cancel();
         if (error != null) p.future.completeExceptionally(error);
         else p.future.complete(result);
-        for (Pending q : toSend) write(q);
+        if (toSend != null) for (Pending q : toSend) write(q);
     }
 
-    /** Handles {"return"|"error", "id"}; returns false if the id is unknown. */
-    protected boolean handleReply(JsonNode msg) {
-        String key = Json.compact(msg.get("id"));
+    /**
+     * Subclass hook, called first for every JSON object received: greeting, events, sync replies... Returns
+     * true if it consumed the message; anything else goes through reply dispatch.
+     */
+    protected abstract boolean handleUnsolicited(JsonNode msg);
+
+    /** Reply dispatch: {"return"|"error", "id"} to its command, an id-less error, else a note. */
+    private void dispatch(JsonNode msg) {
+        if (handleUnsolicited(msg)) return;
+        JsonNode id = msg.get("id");
+        if (id != null && (msg.has("return") || msg.has("error"))) handleReply(id, msg);
+        else if (msg.has("error")) handleIdlessError(msg);
+        else note('!', "unexpected message ignored");
+    }
+
+    private void handleReply(JsonNode id, JsonNode msg) {
         Pending p;
         synchronized (lock) {
-            p = inFlight.get(key);
+            p = inFlight.get(id);
         }
         if (p == null || !p.sent) {
-            note('!', "reply for unknown or timed-out id " + key + " ignored");
-            return false;
+            note('!', "reply for unknown or timed-out id " + Json.compact(id) + " ignored");
+            return;
         }
         JsonNode err = msg.get("error");
         if (err != null) {
@@ -253,11 +299,10 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         } else {
             complete(p, msg.get("return"), null);
         }
-        return true;
     }
 
     /** An error without id: attributable only if exactly one command is outstanding. */
-    protected void handleIdlessError(JsonNode msg) {
+    private void handleIdlessError(JsonNode msg) {
         JsonNode err = msg.get("error");
         String cls = err.path("class").asText("?");
         String desc = err.path("desc").asText("");
@@ -272,10 +317,30 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         } else {
             note('!', "id-less error not attributable to a command: " + cls + ": " + desc);
         }
-        onIdlessError(cls, desc);
     }
 
-    protected void onIdlessError(String cls, String desc) {}
+    /**
+     * The peer sent bytes that are not the protocol. The default fails every command already sent (their
+     * replies cannot be trusted to come); the connection stays open, resynchronised by the framer.
+     */
+    protected void onProtocolError(QmpProtocolException e) {
+        failSent(e);
+    }
+
+    /** Non-JSON bytes tolerated between two messages (a subclass may allow none, e.g. before a greeting). */
+    protected int strayBudget() { return options.maxStrayBytes(); }
+
+    /** True while junk is expected and harmless (the guest agent before a sync's 0xFF). */
+    protected boolean junkExpected() { return false; }
+
+    /** Fails the commands sent and not answered (queued ones stay queued and are sent as slots free up). */
+    protected void failSent(QmpException cause) {
+        List<Pending> sent;
+        synchronized (lock) {
+            sent = inFlight.values().stream().filter(x -> x.sent).toList();
+        }
+        for (Pending p : sent) complete(p, null, cause);
+    }
 
     /** Fails every pending and queued command with {@code cause}; further submissions fail too. */
     protected void failAll(QmpException cause) {
@@ -290,9 +355,6 @@ public abstract class JsonRpcConnection implements AutoCloseable {
 
     protected void onClosed(QmpException cause) {}
 
-    /** Subclass hook for non-reply messages (greeting, events, sync replies...). */
-    protected abstract void handleMessage(JsonNode msg, String raw);
-
     protected void handleSentinel() {}
 
     @Override
@@ -302,23 +364,69 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         if (ch != null) ch.close().syncUninterruptibly();
     }
 
+    /** Unwraps CompletionException/ExecutionException layers. */
+    public static Throwable unwrap(Throwable t) {
+        while ((t instanceof CompletionException || t instanceof ExecutionException) && t.getCause() != null)
+            t = t.getCause();
+        return t;
+    }
+
+    /** Joins a future, rethrowing the unwrapped QmpException (or wrapping others). */
+    public static <T> T join(CompletableFuture<T> f) {
+        try {
+            return f.join();
+        } catch (CompletionException e) {
+            Throwable c = unwrap(e);
+            if (c instanceof RuntimeException r) {
+                r.addSuppressed(new Exception("joined here"));
+                throw r;
+            }
+            throw new QmpException(c.toString(), c);
+        }
+    }
+
+    private void junk(String what) {
+        if (junkExpected()) return;
+        QmpProtocolException e = new QmpProtocolException(peer + " does not speak the protocol: " + what);
+        note('!', e.getMessage());
+        onProtocolError(e);
+    }
+
     private final class Handler extends SimpleChannelInboundHandler<Object> {
         @Override
         protected void channelRead0(ChannelHandlerContext ctx, Object msg) {
             if (msg instanceof Framing.Message m) {
-                note('<', m.raw());
+                if (!transcript.isEmpty()) note('<', m.raw());
                 if (!m.json().isObject()) {
+                    // both protocols send objects only: "[    1.234] a kernel log line" is junk, not a message
                     note('!', "ignored non-object JSON message");
+                    stray(m.bytes().length);
                     return;
                 }
-                handleMessage(m.json(), m.raw());
+                strayBytes = 0;
+                dispatch(m.json());
             } else if (msg instanceof Framing.Sentinel) {
                 note('!', "0xFF delimiter");
+                strayBytes = 0;
                 handleSentinel();
             } else if (msg instanceof Framing.Stray s) {
                 note('!', "skipped " + s.bytes() + " stray byte(s)");
+                stray(s.bytes());
             } else if (msg instanceof Framing.BadJson b) {
-                note('!', "unparsable message ignored (" + b.error() + "): " + b.text());
+                note('!', "unparsable message dropped (" + b.error() + "): " + b.text());
+                strayBytes = 0;
+                junk(b.error() + ": " + b.text());
+            }
+        }
+
+        private void stray(int n) {
+            strayBytes += n;
+            int budget = strayBudget();
+            if (strayBytes > budget) {
+                int total = strayBytes;
+                strayBytes = 0;
+                junk(total + " byte(s) that are not JSON messages since its last message (more than the " + budget
+                        + " tolerated)");
             }
         }
 

@@ -1,8 +1,8 @@
-package io.p2plab.qmp;
+package io.p2plab.rpc;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufInputStream;
+import io.netty.buffer.ByteBufUtil;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.MessageToByteEncoder;
@@ -23,12 +23,12 @@ public final class JsonCodec {
     public static final class Decoder extends MessageToMessageDecoder<ByteBuf> {
         @Override
         protected void decode(ChannelHandlerContext ctx, ByteBuf msg, List<Object> out) {
-            String raw = msg.toString(StandardCharsets.UTF_8);
+            byte[] bytes = ByteBufUtil.getBytes(msg);   // one copy: parsed from it, transcribed from it if asked
             try {
-                JsonNode n = Json.MAPPER.readTree(new ByteBufInputStream(msg.duplicate()));
-                out.add(new Framing.Message(n, raw));
+                JsonNode n = Json.MAPPER.readTree(bytes);
+                out.add(new Framing.Message(n, bytes));
             } catch (Exception e) {
-                out.add(new Framing.BadJson(raw, e.getMessage()));
+                out.add(new Framing.BadJson(new String(bytes, StandardCharsets.UTF_8), e.getMessage()));
             }
         }
     }

@@ -1,4 +1,4 @@
-package io.p2plab.qmp;
+package io.p2plab.rpc;
 
 import io.netty.handler.codec.DecoderException;
 

@@ -1,5 +1,6 @@
-package io.p2plab.qmp;
+package io.p2plab.rpc;
 
+import io.p2plab.qmp.QmpException;
 import jdk.incubator.foreign.CLinker;
 import jdk.incubator.foreign.FunctionDescriptor;
 import jdk.incubator.foreign.MemoryAccess;

@@ -1,4 +1,4 @@
-package io.p2plab.qmp;
+package io.p2plab.rpc;
 
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
@@ -16,6 +16,7 @@ import io.netty.channel.socket.nio.NioDomainSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.channel.unix.DomainSocketAddress;
 import io.netty.util.concurrent.DefaultThreadFactory;
+import io.p2plab.qmp.QmpClosedException;
 
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
@@ -24,27 +25,36 @@ import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * Shared Netty event loop: native epoll when available (needed for SCM_RIGHTS fd passing), else NIO.
- * Addresses: a filesystem path = Unix socket, "host:port" or "tcp:host:port" = TCP.
+ * Shared Netty event loop (one thread: every connection's I/O, framing and reply dispatch run on it, so a
+ * completion callback that sends the next command writes without a thread handoff): native epoll when
+ * available (needed for SCM_RIGHTS fd passing), else NIO ({@link ConnectionOptions#nativeTransport()} picks
+ * NIO on purpose). Addresses: a filesystem path = Unix socket, "host:port" or "tcp:host:port" = TCP.
  */
 public final class Transport {
-    private static final boolean EPOLL = Epoll.isAvailable() && !Boolean.getBoolean("p2plab.nio");
-    private static volatile EventLoopGroup group;
+    private static final boolean EPOLL = Epoll.isAvailable();
+    private static volatile EventLoopGroup epollGroup;
+    private static volatile EventLoopGroup nioGroup;
 
     private Transport() {}
 
+    /** Native epoll is available (it is used unless a connection asks for NIO). */
     public static boolean nativeEpoll() { return EPOLL; }
 
+    /** The event loop group connections use by default. */
     public static EventLoopGroup group() {
-        EventLoopGroup g = group;
+        return group(EPOLL);
+    }
+
+    private static EventLoopGroup group(boolean epoll) {
+        EventLoopGroup g = epoll ? epollGroup : nioGroup;
         if (g == null) {
             synchronized (Transport.class) {
-                g = group;
+                g = epoll ? epollGroup : nioGroup;
                 if (g == null) {
-                    DefaultThreadFactory tf = new DefaultThreadFactory("p2plab-io", true);
+                    DefaultThreadFactory tf = new DefaultThreadFactory(epoll ? "p2plab-io" : "p2plab-nio", true);
                     g = new MultiThreadIoEventLoopGroup(1, tf,
-                            EPOLL ? EpollIoHandler.newFactory() : NioIoHandler.newFactory());
-                    group = g;
+                            epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory());
+                    if (epoll) epollGroup = g; else nioGroup = g;
                 }
             }
         }
@@ -69,17 +79,31 @@ public final class Transport {
 
     public static CompletableFuture<Channel> connect(SocketAddress addr, ChannelInitializer<Channel> init,
                                                      int connectTimeoutMs) {
+        return connect(addr, init, connectTimeoutMs, true);
+    }
+
+    /**
+     * Connects with the native transport if {@code preferNative} and available, else NIO. TCP gets
+     * TCP_NODELAY: a command is one small write and must not wait for the previous reply's ACK (Nagle).
+     */
+    public static CompletableFuture<Channel> connect(SocketAddress addr, ChannelInitializer<Channel> init,
+                                                     int connectTimeoutMs, boolean preferNative) {
+        boolean epoll = EPOLL && preferNative;
         boolean unix = addr instanceof DomainSocketAddress || addr instanceof UnixDomainSocketAddress;
+        if (addr instanceof DomainSocketAddress d && !epoll) addr = UnixDomainSocketAddress.of(d.path());
+        if (addr instanceof UnixDomainSocketAddress u && epoll) addr = new DomainSocketAddress(u.getPath().toString());
         Class<? extends Channel> cls;
-        if (EPOLL) cls = unix ? EpollDomainSocketChannel.class : EpollSocketChannel.class;
+        if (epoll) cls = unix ? EpollDomainSocketChannel.class : EpollSocketChannel.class;
         else cls = unix ? NioDomainSocketChannel.class : NioSocketChannel.class;
-        Bootstrap b = new Bootstrap().group(group()).channel(cls).handler(init)
+        Bootstrap b = new Bootstrap().group(group(epoll)).channel(cls).handler(init)
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, connectTimeoutMs);
+        if (!unix) b.option(ChannelOption.TCP_NODELAY, true);
         CompletableFuture<Channel> f = new CompletableFuture<>();
-        ChannelFuture cf = b.connect(addr);
+        SocketAddress target = addr;
+        ChannelFuture cf = b.connect(target);
         cf.addListener(x -> {
             if (x.isSuccess()) f.complete(cf.channel());
-            else f.completeExceptionally(new QmpClosedException("cannot connect to " + describe(addr) + ": "
+            else f.completeExceptionally(new QmpClosedException("cannot connect to " + describe(target) + ": "
                     + x.cause().getMessage(), x.cause()));
         });
         return f;
