@@ -259,6 +259,13 @@ static void p2plab_devmem_folio_free(struct folio *folio)
 /* ------------------------------------------------------------------------------------------ */
 /* copies                                                                                      */
 
+/*
+ * zone_device_data of a device-private page that SVM placement (p2plab_svm.c) migrated with CPU
+ * copies: its migration back to RAM copies with the CPU too, without the DMA ring (a ring user
+ * may be parked on a device fault that waits for this very migration: docs/svm.md "One ring").
+ */
+char p2plab_page_cpu_copy;
+
 static void p2plab_drop_dst(unsigned long *dst, unsigned long npages)
 {
 	unsigned long i;
@@ -511,6 +518,14 @@ static int p2plab_copy_to_ram(unsigned long *src, unsigned long *dst, unsigned l
 			}
 			lock_page(p);
 			dst[i + j] = migrate_pfn(page_to_pfn(p)) | write;
+			if (!order && spage->zone_device_data == &p2plab_page_cpu_copy) {
+				/* placed by SVM (p2plab_svm.c): copied back by the CPU, not the ring */
+				void *va = kmap_local_page(p);
+
+				memcpy_fromio(va, dm->hmm->pd->mem + off, PAGE_SIZE);
+				kunmap_local(va);
+				continue;
+			}
 			a = p2plab_batch_map(&b, page_to_phys(p), PAGE_SIZE, DMA_FROM_DEVICE, 0);
 			if (a == DMA_MAPPING_ERROR) {
 				ret = -EIO;

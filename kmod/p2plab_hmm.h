@@ -111,6 +111,8 @@ int p2plab_batch_run(struct p2plab_batch *b);		/* runs, empties, unmaps */
 struct p2plab_devmem *p2plab_page_devmem(struct page *page);	/* NULL if not a p2plab page */
 u64 p2plab_page_dev_off(struct page *page);			/* BAR2 offset of a p2plab page */
 struct page *p2plab_devmem_alloc(struct p2plab_devmem *dm, unsigned int order);
+/* page->zone_device_data == &p2plab_page_cpu_copy: copied back to RAM by the CPU (SVM placement) */
+extern char p2plab_page_cpu_copy;
 int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *args,
 			       bool fail_alloc);
 int p2plab_migrate_copy_to_ram(struct migrate_vma *args, bool fail_alloc);

@@ -23,9 +23,17 @@
 #include <linux/ktime.h>
 #include <linux/io.h>
 
+#include <linux/migrate.h>
+#include <linux/highmem.h>
+#include <linux/memremap.h>
+
 #include "p2plab.h"
 #include "p2plab_ioctl.h"
 #include "p2plab_svm.h"
+#ifdef P2PLAB_HAVE_HMM
+#define P2PLAB_HMM_INTERNAL
+#include "p2plab_hmm.h"
+#endif
 
 static char *svm_backend = "odp";
 module_param(svm_backend, charp, 0444);
@@ -38,6 +46,10 @@ MODULE_PARM_DESC(svm_replay_retry_ms, "replay again a context still parked this 
 static unsigned int svm_inv_timeout_us = 200000;
 module_param(svm_inv_timeout_us, uint, 0644);
 MODULE_PARM_DESC(svm_inv_timeout_us, "bound of the wait for a device TLB invalidation (us, default 200000)");
+
+static unsigned int svm_min_residency_ms = 200;
+module_param(svm_min_residency_ms, uint, 0644);
+MODULE_PARM_DESC(svm_min_residency_ms, "placement: a range does not migrate to the device again within this time of its last migration there (ping-pong guard, ms, default 200)");
 
 #define SVM_FAULT_RING		256	/* records */
 #define SVM_FAULT_LOOPS		64	/* ring drains per work run before requeueing */
@@ -403,6 +415,228 @@ void p2plab_svm_irq(struct p2plab_dev *pd)
 	}
 }
 
+/* ---- placement (P2PLAB_IOC_SVM_PLACE) ------------------------------------------------------------ */
+
+#ifdef P2PLAB_HAVE_HMM
+static struct p2plab_devmem *svm_devmem(struct p2plab_svm_ctx *ctx)
+{
+	struct p2plab_hmm *hmm = ctx->pd->hmm;
+
+	return hmm && hmm->priv.mapped ? &hmm->priv : NULL;
+}
+
+void *p2plab_svm_private_owner(struct p2plab_svm_ctx *ctx)
+{
+	struct p2plab_devmem *dm = svm_devmem(ctx);
+
+	return dm ? dm->pgmap.owner : ctx->svm;
+}
+
+bool p2plab_svm_local_page(struct p2plab_svm_ctx *ctx, struct page *page, u64 *dev_off)
+{
+	struct p2plab_devmem *dm = svm_devmem(ctx);
+
+	if (!dm || !is_device_private_page(page) || p2plab_page_devmem(page) != dm)
+		return false;
+	*dev_off = p2plab_page_dev_off(page);
+	return true;
+}
+
+/*
+ * Migrate the writable system pages of [start, end) (inside @vma) into this device's private
+ * memory with migrate_vma_*(); the data is copied by the CPU through the BAR (not by the ring:
+ * the fault worker runs while a submission holds it, docs/svm.md "One ring"). mmap lock held.
+ * Returns the pages migrated.
+ */
+static unsigned long svm_place_migrate(struct p2plab_svm_ctx *ctx, struct p2plab_devmem *dm,
+				       struct vm_area_struct *vma, unsigned long start,
+				       unsigned long end)
+{
+	unsigned long npages = (end - start) >> PAGE_SHIFT, i, done = 0;
+	struct migrate_vma args = {
+		.vma = vma,
+		.start = start,
+		.end = end,
+		.pgmap_owner = dm->pgmap.owner,
+		.flags = MIGRATE_VMA_SELECT_SYSTEM,
+	};
+	void __iomem *bar = ctx->pd->mem;
+
+	args.src = kcalloc(npages, sizeof(*args.src), GFP_KERNEL);
+	args.dst = kcalloc(npages, sizeof(*args.dst), GFP_KERNEL);
+	if (!args.src || !args.dst)
+		goto out_free;
+	if (migrate_vma_setup(&args))
+		goto out_free;
+	if (!args.cpages) {
+		migrate_vma_finalize(&args);
+		goto out_free;
+	}
+	for (i = 0; i < npages; i++) {
+		struct page *spage = migrate_pfn_to_page(args.src[i]);
+		struct page *dpage;
+		u64 off;
+
+		if (!(args.src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		if (spage && is_zone_device_page(spage))
+			continue;	/* not system memory */
+		/* read-only pages stay in RAM: a read-only device-private page would not be
+		 * made writable by hmm_range_fault(REQ_WRITE) (docs/hmm.md, 7.3 finding) */
+		if (!(args.src[i] & MIGRATE_PFN_WRITE) && (spage || !(vma->vm_flags & VM_WRITE)))
+			continue;
+		dpage = p2plab_devmem_alloc(dm, 0);
+		if (!dpage)
+			break;		/* device memory full: the rest stays in RAM */
+		dpage->zone_device_data = &p2plab_page_cpu_copy;
+		off = p2plab_page_dev_off(dpage);
+		if (spage) {
+			void *va = kmap_local_page(spage);
+
+			memcpy_toio(bar + off, va, PAGE_SIZE);
+			kunmap_local(va);
+		} else {
+			memset_io(bar + off, 0, PAGE_SIZE);
+		}
+		args.dst[i] = migrate_pfn(page_to_pfn(dpage)) | MIGRATE_PFN_WRITE;
+	}
+	migrate_vma_pages(&args);
+	for (i = 0; i < npages; i++)
+		if (args.dst[i] && (args.src[i] & MIGRATE_PFN_MIGRATE))
+			done++;
+	migrate_vma_finalize(&args);
+	atomic64_add(done, &dm->st_to_dev);	/* the HMM side's debugfs counters */
+out_free:
+	kfree(args.src);
+	kfree(args.dst);
+	return done;
+}
+
+/* the policy deciding @va: the newest range holding it; false if none */
+static bool svm_policy_of(struct p2plab_svm_ctx *ctx, u64 va, struct p2plab_svm_policy *out)
+{
+	int i;
+
+	mutex_lock(&ctx->place_lock);
+	for (i = ctx->npol - 1; i >= 0; i--) {
+		if (va >= ctx->pol[i].start && va < ctx->pol[i].end) {
+			*out = ctx->pol[i];
+			mutex_unlock(&ctx->place_lock);
+			return true;
+		}
+	}
+	mutex_unlock(&ctx->place_lock);
+	return false;
+}
+
+/*
+ * A device fault at @va (fault worker, before the backend resolves it): in a PREFER_DEVICE range,
+ * migrate the fault's 2 MiB window (inside the VMA and the range) into device memory, unless the
+ * window went there less than the range's residency ago (ping-pong guard: the device then maps
+ * the pages where they are).
+ */
+static void svm_place_fault(struct p2plab_svm_ctx *ctx, u64 va)
+{
+	struct p2plab_devmem *dm = svm_devmem(ctx);
+	unsigned long key = va >> PMD_SHIFT, start, end, done;
+	struct mm_struct *mm = ctx->mm;
+	struct p2plab_svm_policy pol;
+	struct vm_area_struct *vma;
+	u64 now = ktime_get_ns() / NSEC_PER_MSEC;
+	void *last;
+
+	if (!dm || !READ_ONCE(ctx->npol) || !svm_policy_of(ctx, va, &pol) ||
+	    pol.policy != P2PLAB_SVM_PLACE_PREFER_DEVICE)
+		return;
+	last = xa_load(&ctx->place_last, key);
+	if (last && now - xa_to_value(last) < pol.residency_ms) {
+		atomic64_inc(&ctx->pl_guarded);
+		return;
+	}
+	if (!mmget_not_zero(mm))
+		return;
+	mmap_read_lock(mm);
+	vma = vma_lookup(mm, va);
+	if (!vma || !vma_is_anonymous(vma) || is_vm_hugetlb_page(vma))
+		goto out_unlock;
+	start = max3(vma->vm_start, (unsigned long)ALIGN_DOWN(va, PMD_SIZE),
+		     (unsigned long)pol.start);
+	end = min3(vma->vm_end, (unsigned long)ALIGN_DOWN(va, PMD_SIZE) + PMD_SIZE,
+		   (unsigned long)pol.end);
+	done = svm_place_migrate(ctx, dm, vma, start, end);
+	if (done) {
+		xa_store(&ctx->place_last, key, xa_mk_value(now), GFP_KERNEL);
+		atomic64_add(done, &ctx->pl_pages);
+		atomic64_inc(&ctx->pl_migrations);
+	}
+out_unlock:
+	mmap_read_unlock(mm);
+	mmput(mm);
+}
+#else
+void *p2plab_svm_private_owner(struct p2plab_svm_ctx *ctx)
+{
+	return ctx->svm;
+}
+
+bool p2plab_svm_local_page(struct p2plab_svm_ctx *ctx, struct page *page, u64 *dev_off)
+{
+	return false;
+}
+
+static void *svm_devmem(struct p2plab_svm_ctx *ctx)
+{
+	return NULL;
+}
+
+static void svm_place_fault(struct p2plab_svm_ctx *ctx, u64 va)
+{
+}
+#endif
+EXPORT_SYMBOL_GPL(p2plab_svm_private_owner);
+EXPORT_SYMBOL_GPL(p2plab_svm_local_page);
+
+static int svm_place(struct p2plab_svm_ctx *ctx, struct p2plab_svm_place *pl)
+{
+	struct p2plab_svm_policy np;
+	unsigned int i, j;
+	int ret = 0;
+
+	if (pl->flags || pl->reserved || !pl->len || !PAGE_ALIGNED(pl->start) ||
+	    !PAGE_ALIGNED(pl->len) || pl->start + pl->len < pl->start ||
+	    pl->start + pl->len > (1ull << P2PLAB_MMU_VA_BITS) ||
+	    pl->policy > P2PLAB_SVM_PLACE_PREFER_DEVICE)
+		return -EINVAL;
+	if (pl->policy == P2PLAB_SVM_PLACE_PREFER_DEVICE &&
+	    (!svm_devmem(ctx) || ctx->be->id != P2PLAB_SVM_BACKEND_ODP))
+		return -EOPNOTSUPP;
+	np.start = pl->start;
+	np.end = pl->start + pl->len;
+	np.policy = pl->policy;
+	np.residency_ms = pl->min_residency_ms ?: READ_ONCE(svm_min_residency_ms);
+	/* the device's current mappings of the range go: its next access decides by the policy */
+	mutex_lock(&ctx->lock);
+	if (p2plab_svm_pte_clear(ctx, np.start, np.end))
+		p2plab_svm_tlb_inv(ctx, ALIGN_DOWN(np.start, SZ_2M), ALIGN(np.end, SZ_2M), true);
+	mutex_unlock(&ctx->lock);
+	mutex_lock(&ctx->place_lock);
+	/* older ranges the new one covers entirely are dropped */
+	for (i = 0, j = 0; i < ctx->npol; i++)
+		if (ctx->pol[i].start < np.start || ctx->pol[i].end > np.end)
+			ctx->pol[j++] = ctx->pol[i];
+	ctx->npol = j;
+	if (ctx->npol >= P2PLAB_SVM_MAX_POLICIES)
+		ret = -ENOSPC;
+	else
+		ctx->pol[ctx->npol++] = np;
+	mutex_unlock(&ctx->place_lock);
+	pl->to_dev_pages = atomic64_read(&ctx->pl_pages);
+	pl->to_dev_migrations = atomic64_read(&ctx->pl_migrations);
+	pl->guarded = atomic64_read(&ctx->pl_guarded);
+	pl->local_leaves = atomic64_read(&ctx->pl_local);
+	return ret;
+}
+
 /* ---- fault handling (process context) ---------------------------------------------------------- */
 
 static void svm_resp(struct p2plab_svm *svm, u32 ctx, u32 index, u32 flags)
@@ -480,11 +714,14 @@ static void svm_handle_fault(struct p2plab_svm *svm, const struct p2plab_fault *
 	mutex_lock(&ctx->lock);
 	leaf = svm_pte_lookup(ctx, f->va);
 	mutex_unlock(&ctx->lock);
-	if ((f->reason & 0xff) != P2PLAB_FAULT_R_INJECTED && (leaf & need))
+	if ((f->reason & 0xff) != P2PLAB_FAULT_R_INJECTED && (leaf & need)) {
 		ret = 0;
-	else
+	} else {
+		if (access != P2PLAB_FAULT_ACC_ATOMIC)
+			svm_place_fault(ctx, f->va);
 		ret = ctx->be->fault(ctx, f->va, access == P2PLAB_FAULT_ACC_PREFETCH ?
 				     P2PLAB_FAULT_ACC_READ : access);
+	}
 	if (ret) {
 		WRITE_ONCE(ctx->cancel_va, f->va);
 		WRITE_ONCE(ctx->cancel_access, access);
@@ -582,6 +819,7 @@ static void svm_ctx_free(struct p2plab_svm_ctx *ctx)
 	svm_pt_free(pd, ctx->root, 4);
 	if (ctx->args)
 		dma_free_coherent(&pd->pdev->dev, PAGE_SIZE, ctx->args, ctx->args_dma);
+	xa_destroy(&ctx->place_last);
 	if (ctx->mm)
 		mmdrop(ctx->mm);
 	kfree(ctx);
@@ -622,6 +860,8 @@ static int svm_bind(struct p2plab_svm *svm, struct file *f, struct p2plab_svm_bi
 	INIT_LIST_HEAD(&ctx->jobs);
 	init_waitqueue_head(&ctx->job_wq);
 	INIT_WORK(&ctx->sub_work, svm_sub_work);
+	mutex_init(&ctx->place_lock);
+	xa_init(&ctx->place_last);
 	ctx->root = svm_pt_new(pd);
 	if (!ctx->root) {
 		ret = -ENOMEM;
@@ -1108,6 +1348,11 @@ long p2plab_svm_ioctl(struct p2plab_dev *pd, struct file *f, unsigned int cmd, v
 	case P2PLAB_IOC_SVM_WAIT:
 		ret = svm_wait(ctx, &u.wt);
 		if (copy_to_user(up, &u.wt, sizeof(u.wt)) && !ret)
+			ret = -EFAULT;
+		break;
+	case P2PLAB_IOC_SVM_PLACE:
+		ret = svm_place(ctx, &u.pl);
+		if (copy_to_user(up, &u.pl, sizeof(u.pl)) && !ret)
 			ret = -EFAULT;
 		break;
 	case P2PLAB_IOC_SVM_STATS: {

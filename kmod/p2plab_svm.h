@@ -58,6 +58,13 @@ struct p2plab_svm_job {
 	bool running, done;
 };
 
+/* a placement range (P2PLAB_IOC_SVM_PLACE) */
+struct p2plab_svm_policy {
+	u64 start, end;
+	u32 policy;			/* P2PLAB_SVM_PLACE_* */
+	u32 residency_ms;		/* ping-pong guard */
+};
+
 struct p2plab_svm_ctx {
 	struct p2plab_dev *pd;
 	struct p2plab_svm *svm;
@@ -86,6 +93,13 @@ struct p2plab_svm_ctx {
 	bool closing;			/* unbind started: no new submissions, queued ones cancelled */
 	wait_queue_head_t job_wq;	/* SVM_WAIT sleepers */
 	struct work_struct sub_work;
+
+	/* placement: policies (newest last), last migration to the device per 2 MiB window */
+	struct mutex place_lock;
+	struct p2plab_svm_policy pol[P2PLAB_SVM_MAX_POLICIES];
+	unsigned int npol;
+	struct xarray place_last;	/* va >> 21 -> xa_mk_value(ms of the last migration) */
+	atomic64_t pl_pages, pl_migrations, pl_guarded, pl_local;
 
 	/* last cancelled fault (valid for the submitter whose descriptor was cancelled) */
 	u64 cancel_va;
@@ -136,6 +150,14 @@ bool p2plab_svm_pte_clear(struct p2plab_svm_ctx *ctx, u64 start, u64 end);
 int p2plab_svm_tlb_inv(struct p2plab_svm_ctx *ctx, u64 start, u64 end, bool may_sleep);
 /* spare tables for PTE writes under ctx->lock; call without it (GFP_KERNEL). 0 / -ENOMEM */
 int p2plab_svm_pt_reserve(struct p2plab_svm_ctx *ctx, unsigned int n);
+
+/*
+ * Placement (p2plab_svm.c): the pgmap owner of this device's private memory (hmm_range_fault()'s
+ * dev_private_owner: such pages are reported, not migrated back), or the svm itself if there is
+ * none; whether @page is this device's private memory, and its BAR2 offset (a LOCAL leaf).
+ */
+void *p2plab_svm_private_owner(struct p2plab_svm_ctx *ctx);
+bool p2plab_svm_local_page(struct p2plab_svm_ctx *ctx, struct page *page, u64 *dev_off);
 
 extern const struct p2plab_svm_backend p2plab_svm_odp_backend;
 #ifdef P2PLAB_HAVE_GPUSVM

@@ -165,9 +165,12 @@ static dma_addr_t odp_map(struct p2plab_svm_ctx *ctx, struct odp_range *r, size_
 	return dma;
 }
 
-/* write the device PTEs of [start, end) of @r from its pfn_list. ctx->lock held. */
+/*
+ * write the device PTEs of [start, end) of @r from its pfn_list. ctx->lock held. -EAGAIN: a write
+ * fault found a read-only page of this device's private memory (to be brought back first).
+ */
 static int odp_write_ptes(struct p2plab_svm_ctx *ctx, struct odp_range *r, unsigned long start,
-			  unsigned long end)
+			  unsigned long end, bool write)
 {
 	struct pci_p2pdma_map_state p2p = {};
 	unsigned long *pfns = r->map.pfn_list;
@@ -194,9 +197,22 @@ static int odp_write_ptes(struct p2plab_svm_ctx *ctx, struct odp_range *r, unsig
 	for (i = first; i < first + n; i++) {
 		unsigned long e = pfns[i];
 		dma_addr_t dma;
+		u64 off;
 
 		if (!(e & HMM_PFN_VALID))
 			return -EFAULT;
+		if (p2plab_svm_local_page(ctx, hmm_pfn_to_page(e), &off)) {
+			/* this device's private memory (placement): a LOCAL leaf, no DMA mapping */
+			if (write && !(e & HMM_PFN_WRITE))
+				return -EAGAIN;
+			ret = p2plab_svm_pte_set_4k(ctx, r->start + (i << PAGE_SHIFT), off,
+						    P2PLAB_PTE_LOCAL | P2PLAB_PTE_R |
+						    ((e & HMM_PFN_WRITE) ? P2PLAB_PTE_W : 0));
+			if (ret)
+				return ret;
+			atomic64_inc(&ctx->pl_local);
+			continue;
+		}
 		dma = odp_map(ctx, r, i, &p2p);
 		if (dma == DMA_MAPPING_ERROR)
 			return -EREMOTEIO;
@@ -221,13 +237,15 @@ static int odp_fault_window(struct p2plab_svm_ctx *ctx, struct odp_range *r,
 		.hmm_pfns = &r->map.pfn_list[(start - r->start) >> PAGE_SHIFT],
 		.default_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
 		.pfn_flags_mask = 0,
-		.dev_private_owner = ctx->svm,
+		/* this device's private pages (placement) are mapped where they are */
+		.dev_private_owner = p2plab_svm_private_owner(ctx),
 	};
 	int ret;
 
 	ret = p2plab_svm_pt_reserve(ctx, 3);	/* level 3, 2, 1 tables at most */
 	if (ret)
 		return ret;
+again:
 	for (;;) {
 		if (time_after(jiffies, timeout))
 			return -EBUSY;
@@ -249,7 +267,18 @@ static int odp_fault_window(struct p2plab_svm_ctx *ctx, struct odp_range *r,
 		}
 		break;
 	}
-	ret = odp_write_ptes(ctx, r, start, end);
+	ret = odp_write_ptes(ctx, r, start, end, write);
+	if (ret == -EAGAIN && range.dev_private_owner != ctx->svm) {
+		/*
+		 * A read-only page of our own private memory (after fork) for a write: own pages
+		 * are reported as they are (hmm_range_fault() does not fault them writable), so
+		 * fault again as a stranger: migrate_to_ram, then the write fault (COW).
+		 */
+		mutex_unlock(&ctx->lock);
+		atomic64_inc(&ctx->retries);
+		range.dev_private_owner = ctx->svm;
+		goto again;
+	}
 	mutex_unlock(&ctx->lock);
 	if (!ret)
 		atomic64_add((end - start) >> PAGE_SHIFT, &ctx->fault_pages);

@@ -1321,6 +1321,274 @@ TEST_F_TIMEOUT(svm, async_multi_thread, 300)
 	}
 }
 
+/* ---- placement (P2PLAB_IOC_SVM_PLACE) ---- */
+
+static int svm_place(int fd, void *start, size_t len, uint32_t policy, uint32_t residency_ms,
+		     struct p2plab_svm_place *out)
+{
+	struct p2plab_svm_place l;
+
+	if (!out)
+		out = &l;
+	memset(out, 0, sizeof(*out));
+	out->start = (uintptr_t)start;
+	out->len = len;
+	out->policy = policy;
+	out->min_residency_ms = residency_ms;
+	return ioctl(fd, P2PLAB_IOC_SVM_PLACE, out) ? -errno : 0;
+}
+
+/* the placement counters, by setting a policy again on a page nobody uses */
+static void place_counters(int fd, struct p2plab_svm_place *pl)
+{
+	static void *scratch;
+
+	if (!scratch)
+		scratch = map_anon(4096);
+	svm_place(fd, scratch, 4096, P2PLAB_SVM_PLACE_SYSTEM, 0, pl);
+}
+
+/* PREFER_DEVICE on this backend? (odp with the HMM device memory; else EOPNOTSUPP) */
+static bool place_supported(int fd, void *buf, size_t len)
+{
+	return svm_place(fd, buf, len, P2PLAB_SVM_PLACE_PREFER_DEVICE, 1000, NULL) == 0;
+}
+
+/* a buffer of 4 KiB pages (no THP), written by the CPU */
+static void *place_buf(size_t len, uint32_t seed)
+{
+	void *p = map_aligned(len, 2 * MB);
+
+	if (!p)
+		return NULL;
+	madvise(p, len, MADV_NOHUGEPAGE);
+	fill(p, len, seed);
+	return p;
+}
+
+/*
+ * prefer device: the device's first touch migrates the range into its private memory (CPU
+ * copies), the device then reads and writes it there (LOCAL leaves); a CPU touch brings pages back
+ */
+TEST_F_TIMEOUT(svm, placement_prefer_device, 300)
+{
+	size_t len = 1 * MB;
+	uint8_t *a = place_buf(len, 130), *back = malloc(len);
+	struct p2plab_svm_place p0, p1, p2;
+	struct p2plab_svm_copy c;
+
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, back);
+	if (!place_supported(self->fd, a, len)) {
+		/* gpusvm, or no device-private memory: the error is clear, SYSTEM still works */
+		ASSERT_EQ(-EOPNOTSUPP, svm_place(self->fd, a, len, P2PLAB_SVM_PLACE_PREFER_DEVICE,
+						 0, NULL));
+		ASSERT_EQ(0, svm_place(self->fd, a, len, P2PLAB_SVM_PLACE_SYSTEM, 0, NULL));
+		SKIP(return, "PREFER_DEVICE not supported by this backend");
+	}
+	place_counters(self->fd, &p0);
+	ASSERT_EQ(0, svm_place(self->fd, a, len, P2PLAB_SVM_PLACE_PREFER_DEVICE, 60000, NULL));
+	/* device read: migrates, then reads its own memory */
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, 0, len, VA2DEV, &c));
+	ASSERT_EQ(len, pread(self->fd, back, len, 0));
+	ASSERT_EQ(-1, check(back, len, 130));
+	place_counters(self->fd, &p1);
+	TH_LOG("first touch: %llu pages migrated in %llu migrations, %llu LOCAL leaves, %.2f ms",
+	       (unsigned long long)(p1.to_dev_pages - p0.to_dev_pages),
+	       (unsigned long long)(p1.to_dev_migrations - p0.to_dev_migrations),
+	       (unsigned long long)(p1.local_leaves - p0.local_leaves), c.ns / 1e6);
+	ASSERT_EQ(len / 4096, p1.to_dev_pages - p0.to_dev_pages);
+	ASSERT_EQ(1, p1.to_dev_migrations - p0.to_dev_migrations);
+	ASSERT_GE(p1.local_leaves - p0.local_leaves, len / 4096);
+	/* mapped: the same read again takes no fault and migrates nothing */
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, 4 * MB, len, VA2DEV, &c));
+	ASSERT_EQ(0, c.faults);
+	/* device write into the placed pages (device memory to device memory) */
+	fill(back, len, 131);
+	ASSERT_EQ(len, pwrite(self->fd, back, len, 8 * MB));
+	ASSERT_EQ(0, svm_copy(self->fd, 8 * MB, (uintptr_t)a, len, DEV2VA, &c));
+	/* the CPU reads: migrate_to_ram page by page, the device's data */
+	ASSERT_EQ(-1, check(a, len, 131));
+	/* within the residency the device maps the pages where they are (RAM now): no migration */
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, 0, len, VA2DEV, &c));
+	ASSERT_EQ(len, pread(self->fd, back, len, 0));
+	ASSERT_EQ(-1, check(back, len, 131));
+	place_counters(self->fd, &p2);
+	ASSERT_EQ(p1.to_dev_migrations, p2.to_dev_migrations);
+	ASSERT_GE(p2.guarded - p1.guarded, 1);
+	/* back to SYSTEM: no migration */
+	ASSERT_EQ(0, svm_place(self->fd, a, len, P2PLAB_SVM_PLACE_SYSTEM, 0, NULL));
+	munmap(a, len);
+	free(back);
+}
+
+/*
+ * Ping-pong: the CPU writes the buffer (placed pages come back), the device reads it; data checked
+ * after every round trip. With @hint, the policy is set again every round (the device's mappings
+ * of the range go, so every round's device read faults and asks to migrate).
+ */
+static void pingpong(struct __test_metadata *_metadata, int fd, uint8_t *a, size_t len,
+		     uint32_t residency_ms, int rounds, unsigned int sleep_us, bool hint,
+		     uint64_t *migrations, uint64_t *guarded, double *secs)
+{
+	uint8_t *back = malloc(len);
+	struct p2plab_svm_place p0, p1;
+	double t0;
+	int i;
+
+	ASSERT_NE(NULL, back);
+	ASSERT_EQ(0, svm_place(fd, a, len, P2PLAB_SVM_PLACE_PREFER_DEVICE, residency_ms, NULL));
+	place_counters(fd, &p0);
+	t0 = pl_now();
+	for (i = 0; i < rounds; i++) {
+		fill(a, len, 200 + i);		/* CPU: placed pages come back */
+		if (hint && i)
+			ASSERT_EQ(0, svm_place(fd, a, len, P2PLAB_SVM_PLACE_PREFER_DEVICE,
+					       residency_ms, NULL));
+		ASSERT_EQ(0, svm_copy(fd, (uintptr_t)a, 0, len, VA2DEV, NULL)) TH_LOG("round %d", i);
+		ASSERT_EQ(len, pread(fd, back, len, 0));
+		ASSERT_EQ(-1, check(back, len, 200 + i)) TH_LOG("round %d", i);
+		if (sleep_us)
+			usleep(sleep_us);
+	}
+	*secs = pl_now() - t0;
+	place_counters(fd, &p1);
+	*migrations = p1.to_dev_migrations - p0.to_dev_migrations;
+	*guarded = p1.guarded - p0.guarded;
+	TH_LOG("residency %u ms%s: %d rounds in %.3f s: %llu migrations to the device (%llu pages), %llu guarded faults",
+	       residency_ms, hint ? ", policy set every round" : "", rounds, *secs,
+	       (unsigned long long)*migrations,
+	       (unsigned long long)(p1.to_dev_pages - p0.to_dev_pages),
+	       (unsigned long long)*guarded);
+	free(back);
+}
+
+TEST_F_TIMEOUT(svm, placement_pingpong, 300)
+{
+	size_t len = 256 * 1024;
+	uint8_t *a = place_buf(len, 140);
+	uint64_t m, g;
+	double t;
+
+	ASSERT_NE(NULL, a);
+	if (!place_supported(self->fd, a, len))
+		SKIP(return, "PREFER_DEVICE not supported by this backend");
+	/* guard 1 s: one migration, then the device maps the pages in RAM (guarded fault) */
+	pingpong(_metadata, self->fd, a, len, 1000, 20, 0, false, &m, &g, &t);
+	ASSERT_GE(m, 1);
+	ASSERT_LE(m, (uint64_t)(t / 1.0) + 1);
+	ASSERT_GE(g, 1);
+	/* guard 100 ms, a fault every round for ~1 s: at most one migration per 100 ms */
+	pingpong(_metadata, self->fd, a, len, 100, 40, 20000, true, &m, &g, &t);
+	ASSERT_GE(m, 2);
+	ASSERT_LE(m, (uint64_t)(t / 0.1) + 1);
+	ASSERT_GE(g, 40 - m - 1);
+	/* guard (almost) off: every round migrates */
+	pingpong(_metadata, self->fd, a, len, 1, 10, 5000, false, &m, &g, &t);
+	ASSERT_EQ(10, m);
+	munmap(a, len);
+}
+
+/*
+ * "One ring": a submission holds the ring while its descriptor is parked; its fault migrates
+ * pages to the device while a CPU thread migrates others back. Neither may need the ring: no
+ * timeout, no error, both directions counted.
+ */
+struct place_cpu {
+	uint8_t *a;
+	size_t len;
+	volatile int stop;
+	unsigned long rounds;
+};
+
+static void *place_cpu_thread(void *p)
+{
+	struct place_cpu *pc = p;
+
+	while (!pc->stop) {
+		size_t o;
+
+		for (o = 0; o < pc->len; o += 4096)
+			pc->a[o] ^= 1;		/* a CPU write: a placed page comes back */
+		pc->rounds++;
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(svm, placement_concurrent_cpu, 300)
+{
+	size_t len = 512 * 1024;
+	uint8_t *a = place_buf(len, 150);
+	struct p2plab_svm_place p0, p1;
+	struct place_cpu pc = { .a = a, .len = len };
+	struct p2plab_svm_copy c;
+	pthread_t th;
+	double t0;
+	int i, r, errors = 0;
+
+	ASSERT_NE(NULL, a);
+	if (!place_supported(self->fd, a, len))
+		SKIP(return, "PREFER_DEVICE not supported by this backend");
+	ASSERT_EQ(0, svm_place(self->fd, a, len, P2PLAB_SVM_PLACE_PREFER_DEVICE, 1, NULL));
+	place_counters(self->fd, &p0);
+	ASSERT_EQ(0, pthread_create(&th, NULL, place_cpu_thread, &pc));
+	t0 = pl_now();
+	for (i = 0; i < 100 && pl_now() - t0 < 20; i++) {
+		memset(&c, 0, sizeof(c));
+		r = svm_copy(self->fd, (uintptr_t)a, 0, len, VA2DEV, &c);
+		if (r) {
+			errors++;
+			TH_LOG("copy %d: %s", i, strerror(-r));
+		}
+	}
+	pc.stop = 1;
+	pthread_join(th, NULL);
+	place_counters(self->fd, &p1);
+	TH_LOG("%d device reads in %.2f s against %lu CPU passes: %llu migrations to the device (%llu pages), %llu guarded faults",
+	       i, pl_now() - t0, pc.rounds,
+	       (unsigned long long)(p1.to_dev_migrations - p0.to_dev_migrations),
+	       (unsigned long long)(p1.to_dev_pages - p0.to_dev_pages),
+	       (unsigned long long)(p1.guarded - p0.guarded));
+	ASSERT_EQ(0, errors);
+	ASSERT_GE(p1.to_dev_migrations - p0.to_dev_migrations, 1);
+	/* the bytes the CPU did not flip are the pattern still, after all the round trips */
+	for (i = 0; i < (int)len; i += 4096)
+		a[i] = 0;
+	{
+		uint8_t *ref = malloc(len);
+
+		ASSERT_NE(NULL, ref);
+		fill(ref, len, 150);
+		for (i = 0; i < (int)len; i += 4096)
+			ref[i] = 0;
+		ASSERT_EQ(0, memcmp(ref, a, len));
+		free(ref);
+	}
+	munmap(a, len);
+}
+
+TEST_F(svm, placement_bad_requests)
+{
+	uint8_t *a = map_aligned(2 * MB, 2 * MB);
+	int i, r;
+
+	ASSERT_NE(NULL, a);
+	ASSERT_EQ(-EINVAL, svm_place(self->fd, a + 1, 4096, P2PLAB_SVM_PLACE_SYSTEM, 0, NULL));
+	ASSERT_EQ(-EINVAL, svm_place(self->fd, a, 4095, P2PLAB_SVM_PLACE_SYSTEM, 0, NULL));
+	ASSERT_EQ(-EINVAL, svm_place(self->fd, a, 0, P2PLAB_SVM_PLACE_SYSTEM, 0, NULL));
+	ASSERT_EQ(-EINVAL, svm_place(self->fd, a, 4096, 7, 0, NULL));
+	ASSERT_EQ(-EINVAL, svm_place(self->fd, (void *)(1ul << 47), (1ul << 47) + 4096,
+				     P2PLAB_SVM_PLACE_SYSTEM, 0, NULL));
+	/* at most P2PLAB_SVM_MAX_POLICIES ranges (one is place_counters'): then ENOSPC */
+	for (i = 0, r = 0; i < P2PLAB_SVM_MAX_POLICIES + 1 && !r; i++)
+		r = svm_place(self->fd, a + i * 8192, 4096, P2PLAB_SVM_PLACE_SYSTEM, 0, NULL);
+	ASSERT_EQ(-ENOSPC, r);
+	/* a range covering them all replaces them */
+	ASSERT_EQ(0, svm_place(self->fd, a, 2 * MB, P2PLAB_SVM_PLACE_SYSTEM, 0, NULL));
+	ASSERT_EQ(0, svm_place(self->fd, a, 4096, P2PLAB_SVM_PLACE_SYSTEM, 0, NULL));
+	munmap(a, 2 * MB);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -1571,8 +1839,93 @@ static int loop_copies(int dev, int seconds)
 	return ret == -EILSEQ ? 1 : 0;
 }
 
+/*
+ * svm-tests pressure TARGET_MB SECONDS: memory pressure for scenarios/svm/svm-pressure.yaml. For
+ * SECONDS, keeps MemAvailable near TARGET_MB by holding 2 MiB chunks of anonymous memory (every
+ * other one THP-advised: direct compaction), and churns them (unmap + fault again: the
+ * allocations run into the watermarks, so kswapd, direct reclaim and compaction run; MADV_PAGEOUT
+ * on another chunk). There is no swap: anonymous memory itself cannot be reclaimed. Exits 0; the
+ * OOM killer may end it (oom_score_adj 1000).
+ */
+static long mem_available_mb(void)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? -1 : kb / 1024;
+}
+
+static int pressure(long target_mb, int seconds)
+{
+	size_t chunk = 2 * MB, max = 1024, n = 0, round = 0, peak = 0;
+	uint8_t **c = calloc(max, sizeof(*c));
+	double t0 = pl_now();
+	FILE *f = fopen("/proc/self/oom_score_adj", "w");
+	bool said = false;
+
+	if (f) {
+		fputs("1000", f);
+		fclose(f);
+	}
+	if (!c)
+		return 1;
+	while (pl_now() - t0 < seconds) {
+		long avail = mem_available_mb();
+		uint8_t *p;
+
+		round++;
+		if (avail > target_mb + 4 && n < max) {
+			p = map_aligned(chunk, 2 * MB);
+			if (!p)
+				continue;
+			madvise(p, chunk, (n & 1) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+			memset(p, (int)round, chunk);
+			c[n++] = p;
+			peak = n > peak ? n : peak;
+			continue;
+		}
+		if (!said) {
+			printf("PRESSURE holding %zu MiB, MemAvailable %ld MiB\n", n * chunk / MB, avail);
+			fflush(stdout);
+			said = true;
+		}
+		if (!n)
+			continue;
+		if (avail < target_mb) {
+			munmap(c[--n], chunk);
+			continue;
+		}
+		/* churn: a chunk goes and comes back, another is paged out (if it could be) */
+		p = c[round % n];
+		munmap(p, chunk);
+		p = map_aligned(chunk, 2 * MB);
+		if (!p) {
+			size_t k = round % n;
+
+			c[k] = c[--n];
+			continue;
+		}
+		madvise(p, chunk, (round & 1) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+		memset(p, (int)round, chunk);
+		c[round % n] = p;
+		madvise(c[(round + n / 2) % n], chunk, MADV_PAGEOUT);
+	}
+	printf("PRESSURE done: %zu rounds, peak %zu MiB, holding %zu MiB\n", round, peak * chunk / MB,
+	       n * chunk / MB);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "pressure"))
+		return pressure(atol(argv[2]), atoi(argv[3]));
 	if (argc == 3 && !strcmp(argv[1], "hold-munmap"))
 		return hold_munmap(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "loop"))
