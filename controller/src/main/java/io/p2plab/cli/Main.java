@@ -12,7 +12,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.IOException;
-import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.LocalDateTime;
@@ -59,13 +59,13 @@ public final class Main implements Callable<Integer> {
     static class RunOptions {
         Path out;
         Path junit;
-        String shard;
+        Converters.Shard shard;
         String filter;
         boolean list;
         boolean console;
     }
 
-    static List<Scenario.Case> loadAll(List<Path> files, PrintStream err) {
+    static List<Scenario.Case> loadAll(List<Path> files, PrintWriter err) {
         List<Scenario.Case> cases = new ArrayList<>();
         List<String> errors = new ArrayList<>();
         for (Path f : files) {
@@ -82,8 +82,8 @@ public final class Main implements Callable<Integer> {
         return cases;
     }
 
-    static int runCases(List<Path> files, RunOptions o) {
-        PrintStream err = System.err;
+    /** Runs the cases; errors and warnings go to {@code err} (picocli's err stream), progress to stderr. */
+    static int runCases(List<Path> files, RunOptions o, PrintWriter err) {
         List<Scenario.Case> cases = loadAll(files, err);
         if (cases == null) return USAGE;
         if (o.filter != null) {
@@ -91,10 +91,7 @@ public final class Main implements Callable<Integer> {
             cases = cases.stream().filter(c -> p.matcher(c.name()).find()).toList();
         }
         if (o.shard != null) {
-            var m = Pattern.compile("(\\d+)/(\\d+)").matcher(o.shard);
-            if (!m.matches()) { err.println("error: --shard wants K/N, e.g. 1/4"); return USAGE; }
-            int k = Integer.parseInt(m.group(1)), n = Integer.parseInt(m.group(2));
-            if (n < 1 || k < 1 || k > n) { err.println("error: --shard K/N needs 1 <= K <= N"); return USAGE; }
+            int k = o.shard.k(), n = o.shard.n();   // checked by Converters.ShardConverter
             cases = shard(cases, k, n);
         }
         if (o.list) {
@@ -107,7 +104,7 @@ public final class Main implements Callable<Integer> {
         }
         Path out = o.out != null ? o.out : defaultOut();
         err.println("artifacts: " + out.toAbsolutePath());
-        List<CaseResult> results = new Engine(out, err).teeConsole(o.console).run(cases);
+        List<CaseResult> results = new Engine(out, System.err).teeConsole(o.console).run(cases);
         Reports.summary(results, System.out);
         if (o.junit != null) {
             try {
@@ -141,10 +138,12 @@ public final class Main implements Callable<Integer> {
         List<Path> files;
         @CommandLine.Mixin
         RunOptionsMixin opts;
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
 
         @Override
         public Integer call() {
-            return runCases(files, opts.o());
+            return runCases(files, opts.o(), spec.commandLine().getErr());
         }
     }
 
@@ -155,19 +154,22 @@ public final class Main implements Callable<Integer> {
         Path dir;
         @CommandLine.Mixin
         RunOptionsMixin opts;
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
 
         @Override
         public Integer call() {
+            PrintWriter err = spec.commandLine().getErr();
             if (!Files.isDirectory(dir)) {
-                System.err.println("error: " + dir + " is not a directory");
+                err.println("error: " + dir + " is not a directory");
                 return USAGE;
             }
             List<Path> files = scenarioFiles(dir);
             if (files.isEmpty()) {
-                System.err.println("error: no scenario files (*.yaml, *.yml) under " + dir);
+                err.println("error: no scenario files (*.yaml, *.yml) under " + dir);
                 return USAGE;
             }
-            return runCases(files, opts.o());
+            return runCases(files, opts.o(), err);
         }
     }
 
@@ -188,8 +190,9 @@ public final class Main implements Callable<Integer> {
         Path out;
         @Option(names = "--junit", description = "write JUnit XML to this file")
         Path junit;
-        @Option(names = "--shard", description = "K/N: run only the K-th of N deterministic shards")
-        String shard;
+        @Option(names = "--shard", paramLabel = "K/N", converter = Converters.ShardConverter.class,
+                description = "run only the K-th of N deterministic shards (1 <= K <= N)")
+        Converters.Shard shard;
         @Option(names = "--filter", description = "only cases whose name matches this regex")
         String filter;
         @Option(names = "--list", description = "list the (expanded) cases and exit")
@@ -208,6 +211,8 @@ public final class Main implements Callable<Integer> {
     static final class Validate implements Callable<Integer> {
         @Parameters(arity = "1..*", paramLabel = "FILE|DIR")
         List<Path> files;
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
 
         @Override
         public Integer call() {
@@ -219,7 +224,7 @@ public final class Main implements Callable<Integer> {
                         List<Scenario.Case> cs = Scenario.load(x);
                         System.out.println("ok: " + x + " (" + cs.size() + " case" + (cs.size() == 1 ? "" : "s") + ")");
                     } catch (SpecException e) {
-                        System.err.println("error: " + e.getMessage());
+                        spec.commandLine().getErr().println("error: " + e.getMessage());
                         rc = USAGE;
                     }
                 }

@@ -1,6 +1,7 @@
 package io.p2plab.console;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.p2plab.cli.Converters;
 import io.p2plab.ga.GuestAgent;
 import io.p2plab.qmp.QmpClient;
 import io.p2plab.rpc.ConnectionOptions;
@@ -13,6 +14,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.function.Supplier;
 
@@ -31,17 +33,24 @@ public final class ConsoleCommand implements Callable<Integer> {
     Path out;
     @Option(names = "--no-wait", description = "do not wait for the guest's ready line before the prompt")
     boolean noWait;
+    @Option(names = "--timeout", paramLabel = "DURATION", defaultValue = "60s", converter = Converters.DurationConverter.class,
+            description = "with --attach: QMP and guest agent command timeout (e.g. 90s, 10m; default ${DEFAULT-VALUE})")
+    Duration timeout;
+    @Option(names = "--connect-timeout", paramLabel = "DURATION", defaultValue = "10s", converter = Converters.DurationConverter.class,
+            description = "with --attach: connect and QMP greeting timeout (default ${DEFAULT-VALUE})")
+    Duration connectTimeout;
 
     @Override
     public Integer call() throws Exception {
         Path hist = history != null ? history : Path.of(System.getProperty("user.home"), ".p2plab_history");
         if (attach != null) {
-            try (QmpClient q = QmpClient.connect(Transport.parse(attach), ConnectionOptions.defaults());
+            ConnectionOptions opts = ConnectionOptions.defaults().withTimeout(timeout).withConnectTimeout(connectTimeout);
+            try (QmpClient q = QmpClient.connect(Transport.parse(attach), opts);
                  Terminal t = TerminalBuilder.builder().system(true).build()) {
                 GuestAgent[] ga = new GuestAgent[1];
                 Supplier<GuestAgent> gs = () -> {
                     if (gaSocket == null) throw new IllegalStateException("no guest agent: pass --ga SOCKET");
-                    if (ga[0] == null) ga[0] = GuestAgent.connect(gaSocket);
+                    if (ga[0] == null) ga[0] = GuestAgent.connect(Transport.unix(gaSocket), opts);
                     return ga[0];
                 };
                 return new ConsoleRepl(t, q, gs, hist, null, null).run();

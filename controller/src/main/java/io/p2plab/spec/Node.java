@@ -122,18 +122,8 @@ public final class Node {
     public Duration duration() {
         if (n.isNumber()) return Duration.ofMillis(Math.round(n.asDouble() * 1000));
         if (n.isTextual()) {
-            var m = Pattern.compile("(\\d+(?:\\.\\d+)?)\\s*(ms|s|m|min|h)?").matcher(n.asText().trim());
-            if (m.matches()) {
-                double v = Double.parseDouble(m.group(1));
-                String u = m.group(2) == null ? "s" : m.group(2);
-                double ms = switch (u) {
-                    case "ms" -> v;
-                    case "m", "min" -> v * 60_000;
-                    case "h" -> v * 3_600_000;
-                    default -> v * 1000;
-                };
-                return Duration.ofMillis(Math.round(ms));
-            }
+            Duration d = io.p2plab.util.Durations.parseOrNull(n.asText());
+            if (d != null) return d;
         }
         throw error("expected a duration (seconds, or e.g. 500ms, 2s, 1m), got " + kind(n)
                 + (n.isValueNode() ? " '" + n.asText() + "'" : ""));
