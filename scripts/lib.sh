@@ -1,5 +1,7 @@
 # shellcheck shell=bash
-# Common helpers for p2plab build scripts. Source this file.
+# The lab's shell idioms, one way each; every script sources this file: logging, cache keys, atomic
+# cache entries and locks, the private trixie apt configuration, host and build-root package installs,
+# QEMU firmware arguments, the lab's QEMU and guest (built or cached), TAP output.
 set -euo pipefail
 
 P2PLAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
