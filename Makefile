@@ -1,7 +1,8 @@
 # p2plab — top-level build.  `make help` lists the targets.
 # Every target installs what it needs (apt packages, Maven deps, sources) and caches big artefacts under
 # ~/.cache/p2plab (safe to delete). Knobs: QEMU_SRC=/path/to/qemu, KERNEL_SRC=/path/to/linux,
-# PROFILE=debug (debug guest kernel, slow), SHARD=K/N, SUITE=dir, OUT=dir, APPEND="kernel args" (make boot).
+# PROFILE=debug (debug guest kernel, slow), SHARD=K/N, DURATIONS=previous-junit.xml (balances SHARD),
+# SUITE=dir, OUT=dir, APPEND="kernel args" (make boot).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export QEMU_SRC KERNEL_SRC PROFILE
@@ -9,7 +10,8 @@ export QEMU_SRC KERNEL_SRC PROFILE
 SUITE      ?= scenarios
 OUT        ?= build/runs/$(shell date +%Y%m%d-%H%M%S)
 SHARD      ?=
-shard_arg   = $(if $(SHARD),--shard $(SHARD))
+DURATIONS  ?=
+shard_arg   = $(if $(SHARD),--shard $(SHARD) $(if $(DURATIONS),--durations $(DURATIONS)))
 
 .PHONY: guest-smoke lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test stress-test svm-test \
         run test boot console bench soak clean distclean

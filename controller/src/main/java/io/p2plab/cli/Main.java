@@ -42,6 +42,8 @@ public final class Main implements Callable<Integer> {
 
     public static int execute(String... args) {
         CommandLine cl = new CommandLine(new Main());
+        cl.addSubcommand("topo", new TopoCommand());
+        cl.addSubcommand("merge-junit", new MergeJunitCommand());
         cl.setExitCodeExceptionMapper(t -> USAGE);
         cl.setExecutionExceptionHandler((ex, cmd, parse) -> {
             if (ex instanceof SpecException) {
@@ -60,6 +62,7 @@ public final class Main implements Callable<Integer> {
         Path out;
         Path junit;
         Converters.Shard shard;
+        List<Path> durations;
         String filter;
         boolean list;
         boolean console;
@@ -92,7 +95,21 @@ public final class Main implements Callable<Integer> {
         }
         if (o.shard != null) {
             int k = o.shard.k(), n = o.shard.n();   // checked by Converters.ShardConverter
-            cases = shard(cases, k, n);
+            java.util.Map<String, Double> d = null;
+            if (o.durations != null && !o.durations.isEmpty()) {
+                try {
+                    d = io.p2plab.scenario.JunitXml.durations(o.durations);
+                } catch (SpecException e) {
+                    err.println("error: --durations: " + e.getMessage());
+                    return USAGE;
+                }
+                double[] load = io.p2plab.scenario.Sharding.loads(cases, n, d);
+                err.printf(java.util.Locale.ROOT, "shard %d/%d balanced by %s: estimated %.0f s (all shards: %s s)%n", k, n,
+                        o.durations, load[k - 1], java.util.Arrays.stream(load).mapToObj(x -> String.format(java.util.Locale.ROOT, "%.0f", x)).toList());
+            }
+            cases = io.p2plab.scenario.Sharding.shard(cases, k, n, d);
+        } else if (o.durations != null) {
+            err.println("warning: --durations only matters with --shard K/N");
         }
         if (o.list) {
             cases.forEach(c -> System.out.println(c.name()));
@@ -114,16 +131,24 @@ public final class Main implements Callable<Integer> {
                 return USAGE;
             }
         }
+        // report.html in the artefact dir, and next to the JUnit XML when that is elsewhere
+        java.util.Set<Path> reports = new java.util.LinkedHashSet<>();
+        reports.add(out.resolve("report.html").toAbsolutePath().normalize());
+        if (o.junit != null) reports.add(o.junit.toAbsolutePath().normalize().resolveSibling("report.html"));
+        for (Path h : reports) {
+            try {
+                io.p2plab.scenario.HtmlReport.write(results, h, "p2plab run " + out.getFileName());
+                err.println("report: " + h);
+            } catch (IOException e) {
+                err.println("warning: cannot write " + h + ": " + e.getMessage());
+            }
+        }
         return results.stream().anyMatch(r -> r.status().failed()) ? FAILED : OK;
     }
 
     /** Deterministic split: cases sorted by name, the i-th (0-based) goes to shard (i mod N) + 1. */
     public static List<Scenario.Case> shard(List<Scenario.Case> cases, int k, int n) {
-        List<Scenario.Case> sorted = new ArrayList<>(cases);
-        sorted.sort(Comparator.comparing((Scenario.Case c) -> c.name()).thenComparing(c -> c.file().toString()));
-        List<Scenario.Case> out = new ArrayList<>();
-        for (int i = 0; i < sorted.size(); i++) if (i % n == k - 1) out.add(sorted.get(i));
-        return out;
+        return io.p2plab.scenario.Sharding.shard(cases, k, n, null);
     }
 
     static Path defaultOut() {
@@ -193,6 +218,9 @@ public final class Main implements Callable<Integer> {
         @Option(names = "--shard", paramLabel = "K/N", converter = Converters.ShardConverter.class,
                 description = "run only the K-th of N deterministic shards (1 <= K <= N)")
         Converters.Shard shard;
+        @Option(names = "--durations", paramLabel = "JUNIT", description = "balance --shard by the case times of previous "
+                + "JUnit XML (repeatable): longest first to the least loaded shard; unknown cases weigh the median")
+        List<Path> durations;
         @Option(names = "--filter", description = "only cases whose name matches this regex")
         String filter;
         @Option(names = "--list", description = "list the (expanded) cases and exit")
@@ -202,7 +230,7 @@ public final class Main implements Callable<Integer> {
 
         RunOptions o() {
             RunOptions r = new RunOptions();
-            r.out = out; r.junit = junit; r.shard = shard; r.filter = filter; r.list = list; r.console = console;
+            r.out = out; r.junit = junit; r.shard = shard; r.durations = durations; r.filter = filter; r.list = list; r.console = console;
             return r;
         }
     }

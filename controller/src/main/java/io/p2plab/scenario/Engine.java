@@ -40,6 +40,7 @@ public final class Engine {
 
     private boolean teeConsole;
     private final int stallReruns = StallRerun.reruns();
+    private boolean topology = !"0".equals(System.getenv("P2PLAB_TOPO"));
 
     public Engine(Path outDir, PrintStream progress) {
         this.outDir = outDir;
@@ -49,6 +50,12 @@ public final class Engine {
     /** Also copy every guest console line to the progress stream, live. */
     public Engine teeConsole(boolean on) {
         this.teeConsole = on;
+        return this;
+    }
+
+    /** Capture topo.txt / topo.svg after each case's boot (default on; P2PLAB_TOPO=0 turns it off). */
+    public Engine topology(boolean on) {
+        this.topology = on;
         return this;
     }
 
@@ -189,6 +196,18 @@ public final class Engine {
      */
     static GuestAgent.ExecResult exec(GuestAgent ga, List<String> argv, Duration budget,
                                       java.util.function.Supplier<Console.Problem> abort) {
+        return exec(ga, argv, budget, abort, null);
+    }
+
+    /** The guest command through qemu-ga for callers outside the engine (topology capture). */
+    public static GuestAgent.ExecResult guestExec(GuestAgent ga, List<String> argv, Duration budget) {
+        return exec(ga, argv, budget, null, null);
+    }
+
+    /** As above; with {@code stream}, the command's output is read while it runs (see {@link GuestStream}). */
+    static GuestAgent.ExecResult exec(GuestAgent ga, List<String> argv0, Duration budget,
+                                      java.util.function.Supplier<Console.Problem> abort, GuestStream stream) {
+        List<String> argv = stream == null ? argv0 : stream.wrap(argv0);
         long deadline = System.nanoTime() + budget.toNanos();
         java.util.function.Supplier<Duration> left = () -> Duration.ofNanos(Math.max(1_000_000, deadline - System.nanoTime()));
         ObjectNode a = Json.object().put("path", argv.get(0)).put("capture-output", true);
@@ -218,21 +237,37 @@ public final class Engine {
             }
             if (st.path("exited").asBoolean()) {
                 java.util.Base64.Decoder d = java.util.Base64.getDecoder();
+                byte[] out = st.has("out-data") ? d.decode(st.get("out-data").asText()) : new byte[0];
+                byte[] err = st.has("err-data") ? d.decode(st.get("err-data").asText()) : new byte[0];
+                if (stream != null) {
+                    byte[][] files = stream.finish();
+                    if (files != null) {
+                        // the wrapper's own output (nothing unless a redirection failed) comes first
+                        out = concat(out, files[0]);
+                        err = concat(err, files[1]);
+                    }
+                }
                 return new GuestAgent.ExecResult(pid, st.path("exitcode").asInt(-1),
-                        st.has("signal") ? st.get("signal").asInt() : null,
-                        st.has("out-data") ? d.decode(st.get("out-data").asText()) : new byte[0],
-                        st.has("err-data") ? d.decode(st.get("err-data").asText()) : new byte[0],
+                        st.has("signal") ? st.get("signal").asInt() : null, out, err,
                         st.path("out-truncated").asBoolean() || st.path("err-truncated").asBoolean());
             }
             if (System.nanoTime() > deadline)
                 throw new io.p2plab.qmp.QmpTimeoutException("guest command " + argv + " (pid " + pid + ") still running after "
                         + budget.toMillis() + " ms");
             stuck(abort);
+            if (stream != null) stream.maybePoll();
             try { Thread.sleep(sleep); sleep = Math.min(200, sleep * 2); } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new io.p2plab.qmp.QmpException("interrupted");
             }
         }
+    }
+
+    private static byte[] concat(byte[] a, byte[] b) {
+        if (a.length == 0) return b;
+        byte[] r = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, r, a.length, b.length);
+        return r;
     }
 
     private static void stuck(java.util.function.Supplier<Console.Problem> abort) {
@@ -355,6 +390,38 @@ public final class Engine {
             capture = new Capture(klog, taint, note);
         }
 
+        private boolean topoDone;
+
+        /**
+         * Once per case, when the guest is first ready: its PCI tree and the kernel's P2P verdicts into
+         * topo.txt / topo.svg (one guest command and one query-pci). Never fails the case: a guest without
+         * the tool or an agent that does not answer leaves the reason in topo.txt.
+         */
+        void captureTopology() {
+            Vm v = vm;
+            if (topoDone || !topology || v == null || !v.spec().guestAgent() || v.spec().kernel() == null) return;
+            topoDone = true;
+            long t0 = System.nanoTime();
+            try {
+                io.p2plab.topo.Topology t = io.p2plab.topo.TopoCapture.capture(
+                        (argv, budget) -> execBounded(v.guestAgent(), argv, budget), Duration.ofSeconds(20));
+                try {
+                    t = t.withQdevIds(io.p2plab.topo.QdevIds.fromQueryPci(
+                            QmpClient.join(v.qmp().execute("query-pci", null, Duration.ofSeconds(10)))));
+                } catch (RuntimeException e) {
+                    log("topology: query-pci failed (" + describe(e) + "): no QEMU device ids in the picture");
+                }
+                writeArtifact("topo.txt", io.p2plab.topo.TopoRender.text(t));
+                writeArtifact("topo.svg", io.p2plab.topo.TopoRender.svg(t, c.name()));
+                log("topology: " + t.devices().size() + " PCI functions, " + t.pairs().size() + " kernel P2P verdicts ("
+                        + (System.nanoTime() - t0) / 1_000_000 + " ms)");
+            } catch (RuntimeException e) {
+                writeArtifact("topo.txt", "topology not captured: " + describe(e) + "\n");
+                log("topology not captured (" + (System.nanoTime() - t0) / 1_000_000 + " ms): " + describe(e));
+                progress.println("    warning: topology not captured: " + describe(e));
+            }
+        }
+
         /** The end-of-case kernel check (kernel log + console); null without a guest kernel or watchdog. */
         SplatCheck.Result checkKernelLog() {
             Vm v = vm;
@@ -397,9 +464,13 @@ public final class Engine {
         void runStep(Step s, String idx) {
             if (s instanceof Step.Boot b) {
                 vm();
-                if (b.waitReady()) vm.waitReady(b.timeout(), liveWatchdog());
+                if (b.waitReady()) {
+                    vm.waitReady(b.timeout(), liveWatchdog());
+                    captureTopology();
+                }
             } else if (s instanceof Step.WaitReady w) {
                 vm().waitReady(w.timeout(), liveWatchdog());
+                captureTopology();
             } else if (s instanceof Step.Qmp q) {
                 qmp(q);
             } else if (s instanceof Step.Hmp h) {
@@ -519,8 +590,12 @@ public final class Engine {
             Vm v = vm;
             java.util.function.Supplier<Console.Problem> abort = liveWatchdog()
                     ? () -> v.console().problem(GUEST_IS_STUCK) : null;
-            GuestAgent.ExecResult r = exec(ga, argv, g.timeout(), abort);
             String base = "guest-" + (g.save() != null ? g.save() : String.format("%03d", ++guestSeq));
+            GuestStream stream = g.streams()
+                    ? new GuestStream(ga, base, l -> progress.println("      > " + (l.length() > 300 ? l.substring(0, 297) + "..." : l)))
+                    : null;
+            if (stream != null) log("  streaming the command's output (live lines on the progress stream)");
+            GuestAgent.ExecResult r = exec(ga, argv, g.timeout(), abort, stream);
             writeArtifact(base + ".stdout", r.out());
             writeArtifact(base + ".stderr", r.err());
             log("  guest exit " + r.exitCode() + (r.signal() != null ? " signal " + r.signal() : ""));

@@ -17,7 +17,13 @@ public sealed interface Step {
                Pattern expectErrorDesc, Duration timeout, boolean oob) implements Step {}
     record Hmp(String where, String label, String command, Pattern expect, Duration timeout) implements Step {}
     record Guest(String where, String label, List<String> argv, String shell, Duration timeout, Integer expectExit,
-                 Pattern stdout, Pattern stderr, String save) implements Step {}
+                 Pattern stdout, Pattern stderr, String save, Boolean stream) implements Step {
+        /** Streams when asked, or by default for long commands (timeout of 5 min or more). */
+        public boolean streams() {
+            return stream != null ? stream : timeout.compareTo(STREAM_AUTO) >= 0;
+        }
+    }
+    Duration STREAM_AUTO = Duration.ofMinutes(5);
     record Inject(String where, String label, String path, String property, JsonNode value, String expectErrorClass) implements Step {}
     record QomGet(String where, String label, String path, String property, JsonNode expect, Pattern expectMatch) implements Step {}
     record Hotplug(String where, String label, JsonNode args, String waitEvent, Duration timeout) implements Step {}

@@ -73,8 +73,8 @@ public final class Steps {
                         b.optDuration("timeout", QMP_TIMEOUT));
             }
             case "guest" -> {
-                if (b.isText()) yield new Step.Guest(w, "guest " + b.str(), null, b.str(), Duration.ofSeconds(60), 0, null, null, null);
-                b.checkKeys("exec", "shell", "timeout", "expect-exit", "stdout", "stderr", "save", "name");
+                if (b.isText()) yield new Step.Guest(w, "guest " + b.str(), null, b.str(), Duration.ofSeconds(60), 0, null, null, null, null);
+                b.checkKeys("exec", "shell", "timeout", "expect-exit", "stdout", "stderr", "save", "stream", "name");
                 List<String> argv = b.has("exec") ? b.get("exec").strList() : null;
                 String sh = b.optStr("shell", null);
                 if ((argv == null) == (sh == null)) throw b.error("a guest step needs exactly one of 'exec' (argv list) or 'shell' (string)");
@@ -88,7 +88,8 @@ public final class Steps {
                 if (save != null && !save.matches("[A-Za-z0-9._-]+")) throw b.child("save").error("save must be a plain file name");
                 yield new Step.Guest(w, label(b, "guest " + (sh != null ? sh : String.join(" ", argv))), argv, sh,
                         b.optDuration("timeout", Duration.ofSeconds(60)), exit,
-                        b.has("stdout") ? b.get("stdout").regex() : null, b.has("stderr") ? b.get("stderr").regex() : null, save);
+                        b.has("stdout") ? b.get("stdout").regex() : null, b.has("stderr") ? b.get("stderr").regex() : null, save,
+                        b.has("stream") ? b.get("stream").bool() : null);
             }
             case "inject" -> {
                 b.checkKeys("device", "path", "property", "value", "expect-error", "name");
