@@ -692,6 +692,7 @@ static int p2plab_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 	pd->dbg = debugfs_create_dir(pd->name, p2plab_dbg_root);
 	debugfs_create_file("state", 0444, pd->dbg, pd, &p2plab_dbg_fops);
+	p2plab_svm_debugfs(pd, pd->dbg);	/* "svm": contexts, submissions, placement */
 
 	mutex_lock(&p2plab_devs_lock);
 	list_add_tail(&pd->node, &p2plab_devs);

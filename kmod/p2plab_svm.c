@@ -26,6 +26,8 @@
 #include <linux/migrate.h>
 #include <linux/highmem.h>
 #include <linux/memremap.h>
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
 
 #include "p2plab.h"
 #include "p2plab_ioctl.h"
@@ -1488,6 +1490,45 @@ void p2plab_svm_remove(struct p2plab_dev *pd)
 	dma_free_coherent(&pd->pdev->dev, svm->ring_size * sizeof(*svm->ring), svm->ring,
 			  svm->ring_dma);
 	svm->ring = NULL;
+}
+
+/* debugfs <p2plab>/<name>/svm: per bound context, faults, submissions and placement counters */
+static int p2plab_svm_dbg_show(struct seq_file *m, void *unused)
+{
+	struct p2plab_svm *svm = m->private;
+	int i;
+
+	mutex_lock(&svm->bind_lock);
+	seq_printf(m, "backend %s dead %d min_residency_ms %u replay_retries %d\n",
+		   svm->be ? svm->be->name : "none", svm->dead, READ_ONCE(svm_min_residency_ms),
+		   atomic_read(&svm->replay_retries));
+	for (i = 0; i < P2PLAB_MMU_CONTEXTS; i++) {
+		struct p2plab_svm_ctx *ctx = svm->ctx[i];
+		unsigned int njobs, npol;
+		u64 seq;
+
+		if (!ctx)
+			continue;
+		spin_lock(&ctx->job_lock);
+		njobs = ctx->njobs;
+		seq = ctx->next_seq;
+		spin_unlock(&ctx->job_lock);
+		npol = READ_ONCE(ctx->npol);
+		seq_printf(m, "ctx %u: faults %lld replays %lld cancels %lld submitted %llu inflight %u policies %u to_dev_pages %lld to_dev_migrations %lld guarded %lld local_leaves %lld\n",
+			   ctx->id, atomic64_read(&ctx->faults), atomic64_read(&ctx->replays),
+			   atomic64_read(&ctx->cancels), seq, njobs, npol,
+			   atomic64_read(&ctx->pl_pages), atomic64_read(&ctx->pl_migrations),
+			   atomic64_read(&ctx->pl_guarded), atomic64_read(&ctx->pl_local));
+	}
+	mutex_unlock(&svm->bind_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(p2plab_svm_dbg);
+
+void p2plab_svm_debugfs(struct p2plab_dev *pd, struct dentry *dir)
+{
+	if (pd->svm && !IS_ERR_OR_NULL(dir))
+		debugfs_create_file("svm", 0444, dir, pd->svm, &p2plab_svm_dbg_fops);
 }
 
 void p2plab_svm_free(struct p2plab_dev *pd)

@@ -168,6 +168,8 @@ extern const struct p2plab_svm_backend p2plab_svm_gpusvm_backend;
 int p2plab_svm_probe(struct p2plab_dev *pd);
 void p2plab_svm_remove(struct p2plab_dev *pd);	/* contexts torn down, hardware released */
 void p2plab_svm_free(struct p2plab_dev *pd);	/* last reference of pd */
+struct dentry;
+void p2plab_svm_debugfs(struct p2plab_dev *pd, struct dentry *dir);	/* <dir>/svm */
 void p2plab_svm_hw_restore(struct p2plab_dev *pd);	/* after an engine reset (dma_lock) */
 void p2plab_svm_irq(struct p2plab_dev *pd);	/* hard IRQ: INT_FAULT seen */
 long p2plab_svm_ioctl(struct p2plab_dev *pd, struct file *f, unsigned int cmd, void __user *up);

@@ -1463,8 +1463,41 @@ static void pingpong(struct __test_metadata *_metadata, int fd, uint8_t *a, size
 	free(back);
 }
 
+/* debugfs: the "ctx N:" line of <debugfs>/p2plab/p2plabD/svm, and the HMM side's "private:" line */
+static bool dbg_lines(int ctx, char *svm_line, size_t n1, char *hmm_line, size_t n2)
+{
+	char path[128], line[512], want[16];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/p2plab/p2plab%d/svm", svm_dev());
+	snprintf(want, sizeof(want), "ctx %d:", ctx);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, want, strlen(want))) {
+			snprintf(svm_line, n1, "%s", line);
+			found = true;
+		}
+	fclose(f);
+	hmm_line[0] = 0;
+	snprintf(path, sizeof(path), "/sys/kernel/debug/p2plab-hmm/p2plab%d", svm_dev());
+	f = fopen(path, "r");
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "private:", 8))
+				snprintf(hmm_line, n2, "%s", line);
+		fclose(f);
+	}
+	return found;
+}
+
 TEST_F_TIMEOUT(svm, placement_pingpong, 300)
 {
+	char dsvm[512], dhmm[512];
+	struct p2plab_svm_place pc;
+	unsigned long long dm = 0;
 	size_t len = 256 * 1024;
 	uint8_t *a = place_buf(len, 140);
 	uint64_t m, g;
@@ -1486,6 +1519,17 @@ TEST_F_TIMEOUT(svm, placement_pingpong, 300)
 	/* guard (almost) off: every round migrates */
 	pingpong(_metadata, self->fd, a, len, 1, 10, 5000, false, &m, &g, &t);
 	ASSERT_EQ(10, m);
+	/* the same counters in debugfs (when mounted) */
+	place_counters(self->fd, &pc);
+	if (dbg_lines(self->b.ctx, dsvm, sizeof(dsvm), dhmm, sizeof(dhmm))) {
+		char *p = strstr(dsvm, "to_dev_migrations ");
+
+		TH_LOG("debugfs: %s", dsvm);
+		TH_LOG("debugfs: %s", dhmm);
+		ASSERT_NE(NULL, p);
+		ASSERT_EQ(1, sscanf(p, "to_dev_migrations %llu", &dm));
+		ASSERT_EQ(pc.to_dev_migrations, dm);
+	}
 	munmap(a, len);
 }
 
