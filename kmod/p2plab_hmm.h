@@ -28,7 +28,7 @@ static inline void p2plab_hmm_remove(struct p2plab_dev *pd) { }
 
 
 /*
- * ---- HMM internals: shared by p2plab_hmm.c and p2plab_dmirror.c only (owner: HMM engineer) ----
+ * ---- HMM internals: shared by p2plab_hmm.c and p2plab_dmirror.c only ----
  * Device memory (BAR2 [priv_off, priv_off + priv_size)) is split into a MEMORY_DEVICE_PRIVATE
  * and a MEMORY_DEVICE_COHERENT pagemap; see p2plab_hmm.c and docs/hmm.md.
  */

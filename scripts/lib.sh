@@ -124,7 +124,7 @@ exit_if_cached() {
 }
 
 # cache_lock NAME: hold an exclusive lock on $P2PLAB_CACHE/.NAME.lock for the rest of this process,
-# so two builds of the same cache entry (two shells, two engineers) never step on each other.
+# so two builds of the same cache entry (two shells, two users) never step on each other.
 cache_lock() {
     local fd
     exec {fd}>"$P2PLAB_CACHE/.$1.lock"
