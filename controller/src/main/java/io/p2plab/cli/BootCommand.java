@@ -69,7 +69,7 @@ public final class BootCommand implements Callable<Integer> {
     }
 
     /** The machine file, with --set overrides and --append folded in through a {ref, overrides} document. */
-    private MachineSpec load() throws IOException {
+    MachineSpec load() throws IOException {
         if (sets.isEmpty() && append == null) return Scenario.loadMachine(machine).spec();
         ObjectNode over = Json.object();
         for (String s : sets) {
