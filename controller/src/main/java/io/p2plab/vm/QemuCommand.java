@@ -66,6 +66,12 @@ public final class QemuCommand {
             a.addAll(List.of("-device", kvm ? "intel-iommu,intremap=on" : "intel-iommu,intremap=off"));
             if (s.kernel() != null) append = (append == null ? "" : append + " ") + "intel_iommu=on";
         }
+        if (s.kernel() != null && !kvm && (append == null || !append.contains("tsc_early_khz="))) {
+            // TCG: the guest's TSC is the host's; its boot calibration against the emulated PIT can be
+            // far off on a loaded host (the guest clock then runs several times too fast): HostTsc
+            var khz = HostTsc.khz();
+            if (khz.isPresent()) append = (append == null ? "" : append + " ") + "tsc_early_khz=" + khz.getAsLong();
+        }
         if (s.kernel() != null && append != null) a.addAll(List.of("-append", append));
         int chassis = 1;
         for (MachineSpec.RootPort r : s.rootPorts()) {
