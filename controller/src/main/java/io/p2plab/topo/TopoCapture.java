@@ -14,9 +14,10 @@ import java.util.regex.Pattern;
 
 /**
  * Reads the guest's PCI topology with one guest command: sysfs (parent chain, ids, driver, IOMMU group,
- * p2pmem) and each function's config space (PCIe port type, ACS), then /opt/p2plab/bin/p2plab-topo for
- * the kernel's P2P verdicts. Busybox only, no fork per attribute (shell builtins and globs), so it costs
- * one guest-exec.
+ * p2pmem) with shell builtins and globs (no fork per attribute), then /opt/p2plab/bin/p2plab-topo
+ * --config for every function's config space (PCIe port type, ACS) and the kernel's P2P verdicts, in one
+ * process. A guest without the tool gets the config spaces through od (one fork per function) and no
+ * verdicts.
  */
 public final class TopoCapture {
     private TopoCapture() {}
@@ -32,13 +33,14 @@ public final class TopoCapture {
             "  cd -P $D && echo \"path $PWD\"",
             "  read v <$D/vendor; read dv <$D/device; read c <$D/class; echo \"ids $v $dv $c\"",
             "  if [ -r $D/p2pmem/size ]; then read s <$D/p2pmem/size; read p <$D/p2pmem/published; echo \"p2pmem $s $p\"; fi",
-            "  echo config; od -Ax -tx1 $D/config",
             "done",
             "cd /",
             "for l in /sys/bus/pci/drivers/*/0000:*; do echo \"@driver $l\"; done",
             "for l in /sys/kernel/iommu_groups/*/devices/*; do echo \"@group $l\"; done",
             "echo @kernel",
-            "if [ -x " + TOOL + " ]; then " + TOOL + " || echo \"@tool-failed $?\"; else echo @missing-tool; fi",
+            "if [ -x " + TOOL + " ]; then " + TOOL + " --config || echo \"@tool-failed $?\"; else",
+            "  echo @missing-tool; for D in $B/*; do echo \"@od ${D##*/}\"; od -Ax -tx1 $D/config; done",
+            "fi",
             "");
 
     public static List<String> argv() {
@@ -58,11 +60,13 @@ public final class TopoCapture {
             "pair (\\d+) (\\d+) (\\S+) (\\S+) (?:map=(\\S+) distance=(-?\\d+) bus_offset=\\S+|error=(.+))");
     private static final Pattern TOOL_DEV = Pattern.compile("dev (\\d+) (\\S+) flags=.*");
     private static final Pattern TOOL_DEV_ERR = Pattern.compile("dev (\\d+) error=(.+)");
+    private static final Pattern TOOL_CONFIG = Pattern.compile("config (\\S+) ((?:[0-9a-f]{2})*)");
+    private static final Pattern OD_LINE = Pattern.compile("\\*|[0-9a-f]+(?: [0-9a-f]{2})*");
     private static final Pattern BDF = Pattern.compile("[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]");
 
     /** Parses the capture command's output; a malformed output is a {@link TopoException} naming the line. */
     public static Topology parse(String out) {
-        Map<String, Topology.Dev> devs = new LinkedHashMap<>();
+        Map<String, DevBuilder> devs = new LinkedHashMap<>();
         Map<String, String> drivers = new HashMap<>();
         Map<String, String> groups = new HashMap<>();
         List<Topology.Pair> pairs = new ArrayList<>();
@@ -72,14 +76,30 @@ public final class TopoCapture {
         boolean kernel = false;
         boolean sawKernel = false;
         DevBuilder cur = null;
-        OdDump hex = null;
+        Map<String, byte[]> configs = new HashMap<>();
+        OdDump od = null;
+        String odBdf = null;
         for (int i = 0; i < lines.length; i++) {
             String l = lines[i].strip();
             if (l.isEmpty()) continue;
             try {
                 if (kernel) {
                     Matcher m;
-                    if ((m = PAIR.matcher(l)).matches()) {
+                    if (od != null && OD_LINE.matcher(l).matches()) {
+                        od.line(l);
+                        continue;
+                    }
+                    if (od != null) { configs.put(odBdf, od.bytes()); od = null; }
+                    if (l.startsWith("@od ")) {
+                        odBdf = bdf(l.substring(4));
+                        od = new OdDump();
+                    } else if ((m = TOOL_CONFIG.matcher(l)).matches()) {
+                        String h = m.group(2);
+                        if (h.length() > 8192) throw new TopoException("config space beyond 4096 bytes");
+                        byte[] b = new byte[h.length() / 2];
+                        for (int k = 0; k < b.length; k++) b[k] = (byte) Integer.parseInt(h, 2 * k, 2 * k + 2, 16);
+                        configs.put(bdf(m.group(1)), b);
+                    } else if ((m = PAIR.matcher(l)).matches()) {
                         pairs.add(new Topology.Pair(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)), m.group(3),
                                 m.group(4), m.group(5), m.group(6) == null ? null : Integer.valueOf(m.group(6)), m.group(7)));
                     } else if ((m = TOOL_DEV.matcher(l)).matches()) {
@@ -96,7 +116,7 @@ public final class TopoCapture {
                     continue;
                 }
                 if (l.startsWith("@")) {
-                    if (cur != null) { devs.put(cur.bdf, cur.build(hex)); cur = null; hex = null; }
+                    if (cur != null) { devs.put(cur.bdf, cur); cur = null; }
                     if (l.startsWith("@dev ")) {
                         cur = new DevBuilder(bdf(l.substring(5)));
                     } else if (l.startsWith("@driver ")) {
@@ -112,8 +132,6 @@ public final class TopoCapture {
                     }
                 } else if (cur == null) {
                     throw new TopoException("data outside a device record");
-                } else if (hex != null) {
-                    hex.line(l);
                 } else if (l.startsWith("path ")) {
                     cur.path(l.substring(5));
                 } else if (l.startsWith("ids ")) {
@@ -126,8 +144,6 @@ public final class TopoCapture {
                     String[] p = l.substring(7).split(" ");
                     cur.p2pmem = Long.parseLong(p[0]);
                     cur.published = p.length > 1 && p[1].equals("1");
-                } else if (l.equals("config")) {
-                    hex = new OdDump();
                 } else {
                     throw new TopoException("unknown field");
                 }
@@ -135,13 +151,18 @@ public final class TopoCapture {
                 throw new TopoException("topology output line " + (i + 1) + " '" + abbrev(l) + "': " + e.getMessage());
             }
         }
-        if (cur != null) devs.put(cur.bdf, cur.build(hex));
+        if (od != null) configs.put(odBdf, od.bytes());
+        if (cur != null) devs.put(cur.bdf, cur);
         if (devs.isEmpty()) throw new TopoException("the guest listed no PCI device (" + (out.isBlank() ? "empty output" : abbrev(out.strip())) + ")");
         if (!sawKernel) throw new TopoException("the guest's topology output ends before the kernel's P2P verdicts (truncated?)");
+        if (configs.isEmpty() && sawKernel)
+            notes.add("no config spaces (the guest's " + TOOL + " predates --config: make guest): no ACS state or port types");
         Map<String, Topology.Dev> withMeta = new LinkedHashMap<>();
-        for (Topology.Dev d : devs.values())
+        for (DevBuilder b : devs.values()) {
+            Topology.Dev d = b.build(configs.get(b.bdf));
             withMeta.put(d.bdf(), new Topology.Dev(d.bdf(), d.parent(), d.domainRoot(), d.vendor(), d.device(), d.classCode(),
                     drivers.get(d.bdf()), groups.get(d.bdf()), d.p2pmemSize(), d.p2pmemPublished(), d.portType(), d.acs(), null));
+        }
         for (Topology.Pair p : pairs)
             for (String b : List.of(p.client(), p.provider()))
                 if (!withMeta.containsKey(b)) throw new TopoException("p2plab-topo names " + b + ", which sysfs does not list");
@@ -223,9 +244,10 @@ public final class TopoCapture {
             parent = chain.size() > 1 ? chain.get(chain.size() - 2) : null;
         }
 
-        Topology.Dev build(OdDump hex) {
+        Topology.Dev build(byte[] config) {
             if (vendor < 0) throw new TopoException("device " + bdf + " has no ids line");
-            byte[] cfg = hex == null ? new byte[0] : hex.bytes();
+            // trailing zero bytes are cut by p2plab-topo: pad back to the whole config space
+            byte[] cfg = config == null ? new byte[0] : java.util.Arrays.copyOf(config, 4096);
             Topology.PortType pt = null;
             Topology.Acs acs = null;
             if (cfg.length >= 64 && (u16(cfg, 0x06) & 0x10) != 0) {

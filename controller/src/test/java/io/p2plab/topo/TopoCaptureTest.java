@@ -82,14 +82,13 @@ class TopoCaptureTest {
             path /sys/devices/pci0000:00/0000:00:01.0
             ids 0x1234 0x11f0 0x058000
             p2pmem 1048576 1
-            config
-            0000000 00 01
-            0000002
             @dev 0000:00:02.0
             path /sys/devices/pci0000:00/0000:00:02.0
             ids 0x1234 0x11f0 0x058000
             p2pmem 1048576 1
             @kernel
+            config 0000:00:01.0 3412f011
+            config 0000:00:02.0 3412f011
             dev 0 0000:00:01.0 flags=0x1 p2p_size=1048576 mem_size=2097152
             dev 1 0000:00:02.0 flags=0x1 p2p_size=1048576 mem_size=2097152
             pair 0 1 0000:00:01.0 0000:00:02.0 map=not-supported distance=-1 bus_offset=0
@@ -102,10 +101,16 @@ class TopoCaptureTest {
         assertThat(t.pair("0000:00:01.0", "0000:00:02.0").verdict()).isEqualTo("not-supported");
         assertThat(t.pair("0000:00:02.0", "0000:00:01.0").verdict()).isEqualTo("error EOPNOTSUPP");
         assertThat(TopoRender.text(t)).contains("error EOPNOTSUPP");
-        Topology old = TopoCapture.parse(MINI.substring(0, MINI.indexOf("dev 0 ")) + "@missing-tool\n");
+        // a guest without the tool: config spaces through od, no verdicts, and the note says why
+        String noTool = MINI.substring(0, MINI.indexOf("config ")) + "@missing-tool\n@od 0000:00:01.0\n000000 34 12 f0 11\n000004\n"
+                + "@od 0000:00:02.0\n000000 34 12 f0 11 00 00 10 00\n000008\n";
+        Topology old = TopoCapture.parse(noTool);
         assertThat(old.pairs()).isEmpty();
         assertThat(old.notes()).singleElement().asString().contains("no " + TopoCapture.TOOL);
         assertThat(TopoRender.text(old)).contains("note: the guest has no", "fewer than two p2plab devices");
+        // an older tool without --config: no ACS, and a note instead of a silent "-"
+        Topology noConfig = TopoCapture.parse(MINI.replaceAll("config 0000:00:0[12].0 3412f011\n", ""));
+        assertThat(noConfig.notes()).singleElement().asString().contains("predates --config");
     }
 
     @Test
@@ -114,11 +119,11 @@ class TopoCaptureTest {
         assertThatThrownBy(() -> TopoCapture.parse(real.substring(0, real.indexOf("@driver"))))
                 .isInstanceOf(TopoException.class).hasMessageContaining("ends before the kernel's P2P verdicts");
         assertThatThrownBy(() -> TopoCapture.parse("")).isInstanceOf(TopoException.class).hasMessageContaining("no PCI device");
-        assertThatThrownBy(() -> TopoCapture.parse(MINI.replace("ids 0x1234 0x11f0 0x058000\np2pmem 1048576 1\nconfig", "ids 0xzz 0x11f0 0x058000\nconfig")))
+        assertThatThrownBy(() -> TopoCapture.parse(MINI.replaceFirst("ids 0x1234", "ids 0xzz")))
                 .isInstanceOf(TopoException.class).hasMessageContaining("line 3 'ids 0xzz");
-        assertThatThrownBy(() -> TopoCapture.parse(MINI.replace("0000000 00 01", "0000000 00 1")))
-                .isInstanceOf(TopoException.class).hasMessageContaining("line 6 '0000000 00 1': not a hex byte: 1");
-        assertThatThrownBy(() -> TopoCapture.parse(MINI.replace("0000000 00 01", "0001ff0 00 01")))
+        assertThatThrownBy(() -> TopoCapture.parse(MINI.replace("config 0000:00:01.0 3412f011", "config 0000:00:01.0 3412f01")))
+                .isInstanceOf(TopoException.class).hasMessageContaining("line 10 'config 0000:00:01.0 3412f01': unexpected line");
+        assertThatThrownBy(() -> TopoCapture.parse(MINI.replace("config 0000:00:01.0 3412f011", "@od 0000:00:01.0\n001ff0 00 01")))
                 .isInstanceOf(TopoException.class).hasMessageContaining("beyond 4096");
         assertThatThrownBy(() -> TopoCapture.parse(MINI.replace("pair 1 0", "pair oops")))
                 .isInstanceOf(TopoException.class).hasMessageContaining("unexpected line from");
