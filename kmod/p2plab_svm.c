@@ -417,7 +417,7 @@ void p2plab_svm_irq(struct p2plab_dev *pd)
 	}
 }
 
-/* ---- placement (P2PLAB_IOC_SVM_PLACE) ------------------------------------------------------------ */
+/* ---- placement (P2PLAB_IOC_SVM_PLACE) --------------------------------------------------------- */
 
 #ifdef P2PLAB_HAVE_HMM
 static struct p2plab_devmem *svm_devmem(struct p2plab_svm_ctx *ctx)
@@ -483,8 +483,10 @@ static unsigned long svm_place_migrate(struct p2plab_svm_ctx *ctx, struct p2plab
 			continue;
 		if (spage && is_zone_device_page(spage))
 			continue;	/* not system memory */
-		/* read-only pages stay in RAM: a read-only device-private page would not be
-		 * made writable by hmm_range_fault(REQ_WRITE) (docs/hmm.md, 7.3 finding) */
+		/*
+		 * read-only pages stay in RAM: a read-only device-private page would not be
+		 * made writable by hmm_range_fault(REQ_WRITE) (docs/hmm.md, 7.3 finding)
+		 */
 		if (!(args.src[i] & MIGRATE_PFN_WRITE) && (spage || !(vma->vm_flags & VM_WRITE)))
 			continue;
 		dpage = p2plab_devmem_alloc(dm, 0);
@@ -595,8 +597,6 @@ static void svm_place_fault(struct p2plab_svm_ctx *ctx, u64 va)
 {
 }
 #endif
-EXPORT_SYMBOL_GPL(p2plab_svm_private_owner);
-EXPORT_SYMBOL_GPL(p2plab_svm_local_page);
 
 static int svm_place(struct p2plab_svm_ctx *ctx, struct p2plab_svm_place *pl)
 {
@@ -1005,7 +1005,7 @@ static int svm_copy(struct p2plab_svm_ctx *ctx, struct p2plab_svm_copy *c)
 	return ret;
 }
 
-/* ---- asynchronous submissions ------------------------------------------------------------------ */
+/* ---- asynchronous submissions ----------------------------------------------------------------- */
 
 /* the next queued job, marked running; NULL if none or closing */
 static struct p2plab_svm_job *svm_job_next(struct p2plab_svm_ctx *ctx)

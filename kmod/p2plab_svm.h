@@ -90,7 +90,7 @@ struct p2plab_svm_ctx {
 	struct list_head jobs;
 	unsigned int njobs;		/* submitted and not yet reaped */
 	u64 next_seq;
-	bool closing;			/* unbind started: no new submissions, queued ones cancelled */
+	bool closing;			/* unbind started: nothing new, queued jobs cancelled */
 	wait_queue_head_t job_wq;	/* SVM_WAIT sleepers */
 	struct work_struct sub_work;
 
