@@ -44,6 +44,9 @@
 #include <linux/huge_mm.h>
 #include <linux/uaccess.h>
 #include <linux/delay.h>
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
+#include <linux/ktime.h>
 
 #include "p2plab.h"
 #include "p2plab_hmm.h"
@@ -117,10 +120,21 @@ struct dmirror_bounce {
 	unsigned long		addr;
 	unsigned long		cpages;
 	unsigned long		npages;
-	dma_addr_t		*dma;		/* per page */
+	dma_addr_t		*dma;		/* per page of the buffer */
 	struct dmirror_bchunk	*chunks;
 	unsigned int		nchunks;
 	struct device		*dev;
+	/*
+	 * Or the caller's own buffer, pinned and DMA-mapped (dmirror_bounce_init_user()): the device
+	 * writes the user's pages directly, no kernel buffer and no copy_to_user() (a CPU copy, slow
+	 * under emulation). @off is the user pointer's offset in its first page: page idx of the
+	 * mirrored range lands at byte off + idx * PAGE_SIZE of the pinned pages.
+	 */
+	struct page		**upages;
+	unsigned long		nupages;
+	unsigned long		off;
+	struct sg_table		sgt;
+	enum dma_data_direction	udir;
 };
 
 static const struct mmu_interval_notifier_ops dmirror_min_ops;
@@ -134,6 +148,18 @@ static DEFINE_MUTEX(dmirror_lock);	/* devices[] and bound[] */
 static void dmirror_bounce_fini(struct dmirror_bounce *bounce)
 {
 	unsigned int i;
+
+	if (bounce->upages) {
+		dma_unmap_sgtable(bounce->dev, &bounce->sgt, bounce->udir, 0);
+		sg_free_table(&bounce->sgt);
+		unpin_user_pages_dirty_lock(bounce->upages, bounce->nupages,
+					    bounce->udir == DMA_FROM_DEVICE);
+		kvfree(bounce->upages);
+		kvfree(bounce->dma);
+		bounce->upages = NULL;
+		bounce->dma = NULL;
+		return;
+	}
 
 	for (i = 0; i < bounce->nchunks; i++) {
 		dma_unmap_page(bounce->dev, bounce->chunks[i].dma, PAGE_SIZE << bounce->chunks[i].order,
@@ -193,9 +219,100 @@ err:
 	return -ENOMEM;
 }
 
+/*
+ * The device DMAs straight into (@dev_writes) or out of the caller's buffer @uptr: its pages are
+ * pinned and mapped as one sg table. -EFAULT (nothing pinned) when a page cannot be pinned: the
+ * caller then uses a kernel buffer and copy_to_user(), which reports the fault as before.
+ */
+static int dmirror_bounce_init_user(struct dmirror_bounce *bounce, struct p2plab_hmm *hmm,
+				    unsigned long addr, unsigned long size, unsigned long uptr,
+				    bool dev_writes)
+{
+	unsigned long ustart = uptr & PAGE_MASK, k = 0, j;
+	struct scatterlist *sg;
+	long pinned;
+	int ret, i;
+
+	memset(bounce, 0, sizeof(*bounce));
+	bounce->addr = addr;
+	bounce->size = size;
+	bounce->npages = DIV_ROUND_UP(size, PAGE_SIZE);
+	bounce->dev = hmm->dma_dev;
+	bounce->off = uptr - ustart;
+	bounce->udir = dev_writes ? DMA_FROM_DEVICE : DMA_TO_DEVICE;
+	if (uptr + size < uptr)
+		return -EFAULT;
+	bounce->nupages = DIV_ROUND_UP(bounce->off + size, PAGE_SIZE);
+	bounce->upages = kvmalloc_array(bounce->nupages, sizeof(*bounce->upages), GFP_KERNEL);
+	bounce->dma = kvcalloc(bounce->nupages, sizeof(*bounce->dma), GFP_KERNEL);
+	if (!bounce->upages || !bounce->dma) {
+		ret = -ENOMEM;
+		goto free_arrays;
+	}
+	pinned = pin_user_pages_fast(ustart, bounce->nupages, dev_writes ? FOLL_WRITE : 0,
+				     bounce->upages);
+	if (pinned != bounce->nupages) {
+		if (pinned > 0)
+			unpin_user_pages(bounce->upages, pinned);
+		ret = -EFAULT;
+		goto free_arrays;
+	}
+	ret = sg_alloc_table_from_pages(&bounce->sgt, bounce->upages, bounce->nupages, 0,
+					bounce->nupages << PAGE_SHIFT, GFP_KERNEL);
+	if (ret)
+		goto unpin;
+	ret = dma_map_sgtable(bounce->dev, &bounce->sgt, bounce->udir, 0);
+	if (ret)
+		goto free_table;
+	/* whole pages at offset 0: every DMA segment is a run of whole pages */
+	for_each_sgtable_dma_sg(&bounce->sgt, sg, i)
+		for (j = 0; j < sg_dma_len(sg) >> PAGE_SHIFT && k < bounce->nupages; j++)
+			bounce->dma[k++] = sg_dma_address(sg) + (j << PAGE_SHIFT);
+	if (WARN_ON_ONCE(k != bounce->nupages)) {
+		dma_unmap_sgtable(bounce->dev, &bounce->sgt, bounce->udir, 0);
+		ret = -EIO;
+		goto free_table;
+	}
+	return 0;
+
+free_table:
+	sg_free_table(&bounce->sgt);
+unpin:
+	unpin_user_pages(bounce->upages, bounce->nupages);
+free_arrays:
+	kvfree(bounce->upages);
+	kvfree(bounce->dma);
+	bounce->upages = NULL;
+	bounce->dma = NULL;
+	return ret;
+}
+
+/* one page of the mirrored range <-> the buffer: one descriptor, two when @off splits it */
+static void dmirror_bounce_add(struct p2plab_batch *b, struct dmirror_bounce *bounce,
+			       unsigned long idx, u64 dev, u32 dev_flags, bool write)
+{
+	unsigned long pos = bounce->off + (idx << PAGE_SHIFT);
+	unsigned long k = pos >> PAGE_SHIFT, in = pos & ~PAGE_MASK;
+	u32 len = PAGE_SIZE - in;
+
+	if (write)
+		p2plab_batch_add(b, bounce->dma[k] + in, dev, len, dev_flags);
+	else
+		p2plab_batch_add(b, dev, bounce->dma[k] + in, len, dev_flags);
+	if (!in)
+		return;
+	if (write)
+		p2plab_batch_add(b, bounce->dma[k + 1], dev + len, in, dev_flags);
+	else
+		p2plab_batch_add(b, dev + len, bounce->dma[k + 1], in, dev_flags);
+}
+
 static void dmirror_bounce_sync(struct dmirror_bounce *bounce, bool for_cpu)
 {
 	unsigned int i;
+
+	if (bounce->upages)
+		return;		/* dma_unmap_sgtable() in dmirror_bounce_fini() syncs */
 
 	for (i = 0; i < bounce->nchunks; i++) {
 		size_t len = PAGE_SIZE << bounce->chunks[i].order;
@@ -215,6 +332,8 @@ static int dmirror_bounce_user(struct dmirror_bounce *bounce, void __user *u, bo
 	unsigned long left = bounce->size;
 	unsigned int i;
 
+	if (bounce->upages)
+		return 0;	/* the device used the user's pages themselves */
 	for (i = 0; i < bounce->nchunks && left; i++) {
 		size_t len = min_t(unsigned long, left, PAGE_SIZE << bounce->chunks[i].order);
 		void *k = page_address(bounce->chunks[i].page);
@@ -705,7 +824,8 @@ static int dmirror_do_rw(struct dmirror *dmirror, unsigned long start, unsigned 
 
 	if (!hmm)
 		return -ENOENT;
-	ret = p2plab_batch_init(&b, hmm, DMIRROR_RW_BATCH);
+	/* a page may take two descriptors (a user buffer not page aligned) */
+	ret = p2plab_batch_init(&b, hmm, 2 * DMIRROR_RW_BATCH);
 	if (ret)
 		return ret;
 	idx = (start - bounce->addr) >> PAGE_SHIFT;
@@ -726,12 +846,9 @@ static int dmirror_do_rw(struct dmirror *dmirror, unsigned long start, unsigned 
 		stop = dmirror_dev_addr(dmirror, r, ridx, &p2p, &addr, &local);
 		if (stop)
 			break;
-		if (write)
-			p2plab_batch_add(&b, bounce->dma[idx], addr, PAGE_SIZE,
-					 local ? P2PLAB_DESC_F_DST_LOCAL : 0);
-		else
-			p2plab_batch_add(&b, addr, bounce->dma[idx], PAGE_SIZE,
-					 local ? P2PLAB_DESC_F_SRC_LOCAL : 0);
+		dmirror_bounce_add(&b, bounce, idx, addr,
+				   local ? (write ? P2PLAB_DESC_F_DST_LOCAL : P2PLAB_DESC_F_SRC_LOCAL) : 0,
+				   write);
 		if (++pending == DMIRROR_RW_BATCH) {
 			ret = p2plab_batch_run(&b);
 			if (ret)
@@ -869,6 +986,85 @@ static int dmirror_relink_local(struct dmirror *dmirror, struct p2plab_devmem *d
 typedef int (*dmirror_relink_fn)(struct dmirror *dmirror, struct p2plab_devmem *dm,
 				 unsigned long start, unsigned long end);
 
+/*
+ * Migration profile (debugfs p2plab-dmirror/migrate_profile; write anything to reset): where the
+ * MIGRATE_TO_DEV / MIGRATE_TO_SYS ioctls spend their time, phase by phase, summed over all mirrors.
+ * "copy" is p2plab's own part (page allocation, DMA mapping, descriptors, the device's copy; of it,
+ * copy_dma is the wait for the DMA engine, migration copies of any mirror or CPU fault); setup, pages and
+ * finalize are the kernel's migrate_vma_*(); readback_* is the return of the migrated data that the
+ * dmirror uAPI asks for (test_hmm does the same with the CPU): allocating and DMA-mapping the bounce
+ * buffer, the device's copy into it, and copy_to_user(). docs/hmm.md "Benchmark".
+ */
+enum {
+	PROF_PREPARE, PROF_SETUP, PROF_COPY, PROF_PAGES, PROF_FINALIZE,
+	PROF_RB_BOUNCE, PROF_RB_DEVICE, PROF_RB_USER, PROF_NR
+};
+static const char * const dmirror_prof_names[PROF_NR] = {
+	"prepare", "setup", "copy", "pages", "finalize",
+	"readback_bounce", "readback_device", "readback_user",
+};
+static atomic64_t dmirror_prof_ns[2][PROF_NR], dmirror_prof_chunks[2], dmirror_prof_pages[2];
+static struct dentry *dmirror_prof_dir;
+
+static u64 dmirror_prof(bool to_dev, int phase, u64 t0)
+{
+	u64 now = ktime_get_ns();
+
+	atomic64_add(now - t0, &dmirror_prof_ns[to_dev][phase]);
+	return now;
+}
+
+static int dmirror_prof_show(struct seq_file *s, void *unused)
+{
+	int dir, ph;
+
+	for (dir = 1; dir >= 0; dir--) {
+		u64 total = 0, pages = atomic64_read(&dmirror_prof_pages[dir]);
+
+		for (ph = 0; ph < PROF_NR; ph++)
+			total += atomic64_read(&dmirror_prof_ns[dir][ph]);
+		seq_printf(s, "%s: chunks %lld pages %llu total_ms %llu copy_dma_ms %lld", dir ? "to_dev" : "to_sys",
+			   atomic64_read(&dmirror_prof_chunks[dir]), pages, total / NSEC_PER_MSEC,
+			   atomic64_read(&p2plab_prof_dma_ns[dir]) / NSEC_PER_MSEC);
+		for (ph = 0; ph < PROF_NR; ph++) {
+			u64 ns = atomic64_read(&dmirror_prof_ns[dir][ph]);
+
+			seq_printf(s, " %s_ms %llu (%llu%%, %llu ns/page)", dmirror_prof_names[ph],
+				   ns / NSEC_PER_MSEC, total ? ns * 100 / total : 0, pages ? ns / pages : 0);
+		}
+		seq_putc(s, '\n');
+	}
+	return 0;
+}
+
+static int dmirror_prof_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, dmirror_prof_show, NULL);
+}
+
+static ssize_t dmirror_prof_reset(struct file *file, const char __user *buf, size_t len, loff_t *ppos)
+{
+	int dir, ph;
+
+	for (dir = 0; dir < 2; dir++) {
+		for (ph = 0; ph < PROF_NR; ph++)
+			atomic64_set(&dmirror_prof_ns[dir][ph], 0);
+		atomic64_set(&dmirror_prof_chunks[dir], 0);
+		atomic64_set(&p2plab_prof_dma_ns[dir], 0);
+		atomic64_set(&dmirror_prof_pages[dir], 0);
+	}
+	return len;
+}
+
+static const struct file_operations dmirror_prof_fops = {
+	.owner		= THIS_MODULE,
+	.open		= dmirror_prof_open,
+	.read		= seq_read,
+	.llseek		= seq_lseek,
+	.release	= single_release,
+	.write		= dmirror_prof_reset,
+};
+
 static int dmirror_read_back(struct dmirror *dmirror, struct p2plab_devmem *dm,
 			     struct hmm_dmirror_cmd *cmd, unsigned long start, unsigned long end,
 			     dmirror_relink_fn relink)
@@ -876,10 +1072,15 @@ static int dmirror_read_back(struct dmirror *dmirror, struct p2plab_devmem *dm,
 	struct dmirror_bounce bounce;
 	unsigned long from = start;
 	int ret, tries = 0;
+	u64 t = ktime_get_ns();
 
-	ret = dmirror_bounce_init(&bounce, dm->hmm, start, end - start);
+	/* straight into the caller's buffer; a kernel buffer + copy_to_user() if it cannot be pinned */
+	ret = dmirror_bounce_init_user(&bounce, dm->hmm, start, end - start, cmd->ptr, true);
+	if (ret)
+		ret = dmirror_bounce_init(&bounce, dm->hmm, start, end - start);
 	if (ret)
 		return ret;
+	t = dmirror_prof(true, PROF_RB_BOUNCE, t);
 	while (1) {
 		mutex_lock(&dmirror->mutex);
 		ret = dmirror_do_rw(dmirror, from, end, &bounce, false);
@@ -892,13 +1093,16 @@ static int dmirror_read_back(struct dmirror *dmirror, struct p2plab_devmem *dm,
 		if (ret)
 			break;
 	}
+	t = dmirror_prof(true, PROF_RB_DEVICE, t);
 	if (ret == 0) {
 		dmirror_bounce_sync(&bounce, true);
 		if (dmirror_bounce_user(&bounce, u64_to_user_ptr(cmd->ptr), true))
 			ret = -EFAULT;
 	}
+	t = dmirror_prof(true, PROF_RB_USER, t);
 	cmd->cpages = bounce.cpages;
 	dmirror_bounce_fini(&bounce);
+	dmirror_prof(true, PROF_RB_BOUNCE, t);
 	return ret;
 }
 
@@ -958,6 +1162,7 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 	struct vm_area_struct *vma;
 	unsigned long *src_pfns, *dst_pfns;
 	int ret = 0;
+	u64 t;
 
 	start = cmd->addr;
 	end = start + size;
@@ -988,11 +1193,13 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 		if (next > vma->vm_end)
 			next = vma->vm_end;
 
+		t = ktime_get_ns();
 		if (to_dev) {
 			ret = dmirror_ranges_prepare(dmirror, dm->hmm, addr, next);
 			if (ret)
 				break;
 		}
+		t = dmirror_prof(to_dev, PROF_PREPARE, t);
 		memset(dst_pfns, 0, PTRS_PER_PTE * sizeof(*dst_pfns));
 		args.vma = vma;
 		args.src = src_pfns;
@@ -1011,6 +1218,9 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 		ret = migrate_vma_setup(&args);
 		if (ret)
 			break;
+		t = dmirror_prof(to_dev, PROF_SETUP, t);
+		atomic64_inc(&dmirror_prof_chunks[to_dev]);
+		atomic64_add(args.cpages, &dmirror_prof_pages[to_dev]);
 		dmirror->flags &= ~HMM_DMIRROR_FLAG_FAIL_ALLOC;
 		if (to_dev) {
 			ret = p2plab_migrate_copy_to_dev(dm, &args, fail);
@@ -1018,6 +1228,7 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 			p2plab_dmirror_erase_migrating(dm->hmm, &args);
 			ret = p2plab_migrate_copy_to_ram(&args, fail);
 		}
+		t = dmirror_prof(to_dev, PROF_COPY, t);
 		if (ret) {
 			/* nothing of this range moved: the data is intact where it was */
 			migrate_vma_finalize(&args);
@@ -1036,11 +1247,13 @@ static int dmirror_migrate_once(struct dmirror *dmirror, struct p2plab_devmem *d
 			if (before > after)
 				atomic64_add(before - after, &dm->st_skipped);
 		}
+		t = dmirror_prof(to_dev, PROF_PAGES, t);
 		if (to_dev)
 			ret = dmirror_migrate_finalize_and_map(&args, dmirror);
 		else
 			cmd->cpages += dmirror_successful_migrated_pages(&args);
 		migrate_vma_finalize(&args);
+		dmirror_prof(to_dev, PROF_FINALIZE, t);
 		if (ret)
 			break;
 	}
@@ -1674,6 +1887,8 @@ int p2plab_dmirror_init(void)
 	}
 	dmirror_active = true;
 	mutex_unlock(&dmirror_lock);
+	dmirror_prof_dir = debugfs_create_dir("p2plab-dmirror", NULL);
+	debugfs_create_file("migrate_profile", 0644, dmirror_prof_dir, NULL, &dmirror_prof_fops);
 	pr_info("dmirror uAPI enabled: /dev/hmm_dmirror0..3\n");
 	return 0;
 }
@@ -1698,5 +1913,7 @@ void p2plab_dmirror_exit(void)
 	}
 	dmirror_active = false;
 	mutex_unlock(&dmirror_lock);
+	debugfs_remove_recursive(dmirror_prof_dir);
+	dmirror_prof_dir = NULL;
 	unregister_chrdev_region(dmirror_dev, DMIRROR_NDEVICES);
 }

@@ -259,6 +259,9 @@ static void p2plab_devmem_folio_free(struct folio *folio)
 /* ------------------------------------------------------------------------------------------ */
 /* copies                                                                                      */
 
+/* time in the DMA engine of migration copies, [0] to RAM, [1] to the device (dmirror's profile) */
+atomic64_t p2plab_prof_dma_ns[2];
+
 /*
  * zone_device_data of a device-private page that SVM placement (p2plab_svm.c) migrated with CPU
  * copies: its migration back to RAM copies with the CPU too, without the DMA ring (a ring user
@@ -295,6 +298,7 @@ int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *arg
 	const unsigned long *src = args->src;
 	unsigned long *dst = args->dst;
 	struct p2plab_batch b;
+	u64 t0;
 	int ret;
 
 	memset(dst, 0, npages * sizeof(*dst));
@@ -417,7 +421,9 @@ int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *arg
 		i += nr;
 	}
 
+	t0 = ktime_get_ns();
 	ret = p2plab_batch_run(&b);
+	atomic64_add(ktime_get_ns() - t0, &p2plab_prof_dma_ns[1]);
 	if (ret)
 		goto fail;
 	for (i = 0; i < npages; i++)
@@ -447,6 +453,7 @@ static int p2plab_copy_to_ram(unsigned long *src, unsigned long *dst, unsigned l
 	unsigned long i, j;
 	gfp_t gfp = GFP_HIGHUSER_MOVABLE | (evict ? __GFP_ZERO : 0);
 	int ret = 0;
+	u64 t0;
 
 	memset(dst, 0, npages * sizeof(*dst));
 	for (i = 0; i < npages && !dm; i++)
@@ -537,7 +544,9 @@ static int p2plab_copy_to_ram(unsigned long *src, unsigned long *dst, unsigned l
 		i += nr;
 	}
 
+	t0 = ktime_get_ns();
 	ret = p2plab_batch_run(&b);
+	atomic64_add(ktime_get_ns() - t0, &p2plab_prof_dma_ns[0]);
 	p2plab_batch_fini(&b);
 	if (ret && !evict)
 		goto fail_nobatch;

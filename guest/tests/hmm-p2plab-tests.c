@@ -1433,6 +1433,69 @@ static void on_usr1(int sig)
 }
 
 /* holder: keeps the buffer on the device until SIGUSR1, then verifies and writes FILE.result */
+/*
+ * migrate-profile: --iters round trips of --mb MiB (THP with --thp, else MADV_NOHUGEPAGE 4 KiB pages)
+ * to p2plab<--dev>'s device-private memory and back, timed per direction; with the module's
+ * p2plab-dmirror/migrate_profile it shows where each direction's time goes (scripts/bench-hmm.sh).
+ */
+static int opt_thp, opt_iters = 3;
+
+static int cmd_migrate_profile(void)
+{
+	unsigned long size = opt_mb << 20, npages = size / PAGE;
+	struct hmm_dmirror_cmd c;
+	double t_dev = 0, t_sys = 0;
+	struct timespec a, b, d;
+	char *buf, *mirror, *ref;
+	int fd = dm_open(opt_dev), i;
+
+	if (fd < 0) {
+		printf("FAIL migrate-profile: /dev/hmm_dmirror%d: %s\n", opt_dev, strerror(errno));
+		return 1;
+	}
+	buf = buf_alloc(size, opt_thp);
+	mirror = malloc(size);
+	ref = malloc(size);
+	if (!buf || !mirror || !ref) {
+		printf("FAIL migrate-profile: no memory for %lu MiB\n", opt_mb);
+		return 1;
+	}
+	for (i = 0; i < opt_iters; i++) {
+		fill(buf, size, 90 + i);
+		memcpy(ref, buf, size);
+		memset(mirror, 0, size);
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		if (dm_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror, npages, &c) || c.cpages != npages) {
+			printf("FAIL migrate-profile: to device: %lu of %lu pages\n", (unsigned long)c.cpages, npages);
+			return 1;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		/* the data the migration returned (read back by the device) is the data migrated */
+		if (memcmp(mirror, ref, size)) {
+			printf("FAIL migrate-profile: the returned data differs from the migrated data\n");
+			return 1;
+		}
+		if (dm_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, mirror, npages, &c)) {
+			printf("FAIL migrate-profile: to system: %s\n", strerror(errno));
+			return 1;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &d);
+		if (memcmp(buf, ref, size)) {
+			printf("FAIL migrate-profile: data differs after the round trip\n");
+			return 1;
+		}
+		t_dev += (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+		t_sys += (d.tv_sec - b.tv_sec) + (d.tv_nsec - b.tv_nsec) / 1e9;
+	}
+	printf("PASS migrate-profile: %lu MiB %s x%d: to_dev %.0f MiB/s, to_sys %.0f MiB/s\n", opt_mb,
+	       opt_thp ? "THP" : "4K", opt_iters, opt_mb * opt_iters / t_dev, opt_mb * opt_iters / t_sys);
+	munmap(buf, size);
+	free(mirror);
+	free(ref);
+	close(fd);
+	return 0;
+}
+
 static int cmd_evict_prepare(void)
 {
 	unsigned long size = opt_mb << 20, npages = size / PAGE;
@@ -1575,6 +1638,10 @@ int main(int argc, char **argv)
 			opt_trigger = argv[++i];
 		else if (!strcmp(argv[i], "--expect-loss"))
 			opt_expect_loss = 1;
+		else if (!strcmp(argv[i], "--thp"))
+			opt_thp = 1;
+		else if (!strcmp(argv[i], "--iters") && i + 1 < argc)
+			opt_iters = atoi(argv[++i]);
 		else {
 			fprintf(stderr, "unknown option %s\n", argv[i]);
 			return 2;
@@ -1594,7 +1661,9 @@ int main(int argc, char **argv)
 		return cmd_evict_prepare();
 	if (!strcmp(sub, "evict-verify"))
 		return cmd_evict_verify();
-	fprintf(stderr, "usage: %s [harness options] | dma-error | dma-error-back | linkdown-check | evict-prepare | evict-verify ...\n",
+	if (!strcmp(sub, "migrate-profile"))
+		return opt_iters > 0 ? cmd_migrate_profile() : 2;
+	fprintf(stderr, "usage: %s [harness options] | dma-error | dma-error-back | linkdown-check | evict-prepare | evict-verify | migrate-profile ...\n",
 		argv[0]);
 	return 2;
 }
