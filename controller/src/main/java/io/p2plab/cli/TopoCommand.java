@@ -77,6 +77,7 @@ public final class TopoCommand implements Callable<Integer> {
                     if (!Files.exists(gaSock)) throw new TopoException(rd + " has no qga.sock");
                     if (qmpSock == null && Files.exists(rd.resolve("qmp.sock"))) qmpSock = rd.resolve("qmp.sock");
                 }
+                if (!Files.exists(gaSock)) throw new TopoException("no guest agent socket at " + gaSock + " (is the VM running?)");
                 System.err.println("guest agent: " + gaSock + (qmpSock != null ? ", QMP: " + qmpSock : ""));
                 GuestAgent g;
                 try {
@@ -192,6 +193,21 @@ public final class TopoCommand implements Callable<Integer> {
         return live;
     }
 
+    /** "  (QEMU pid N since HH:MM:SS, artefacts DIR)" for the QEMU that owns a socket dir, when visible. */
+    static String describeLab(Path dir) {
+        String qmp = dir.resolve("qmp.sock").toString();
+        return ProcessHandle.allProcesses()
+                .filter(p -> p.info().arguments().map(a -> java.util.Arrays.stream(a).anyMatch(x -> x.contains(qmp))).orElse(false))
+                .findFirst().map(p -> {
+                    String[] a = p.info().arguments().orElse(new String[0]);
+                    String art = java.util.Arrays.stream(a).filter(x -> x.contains("file=") && x.contains(".img"))
+                            .map(x -> x.replaceAll(".*file=([^,]*)/[^/,]*\\.img.*", "$1")).findFirst().orElse(null);
+                    String since = p.info().startInstant().map(t -> java.time.LocalTime.ofInstant(t, java.time.ZoneId.systemDefault())
+                            .withNano(0).toString()).orElse("?");
+                    return "  (QEMU pid " + p.pid() + " since " + since + (art != null ? ", artefacts " + art : "") + ")";
+                }).orElse("");
+    }
+
     static boolean accepts(Path sock) {
         try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
             return ch.connect(UnixDomainSocketAddress.of(sock));
@@ -207,7 +223,7 @@ public final class TopoCommand implements Callable<Integer> {
                     + "p2plab-* runtime dirs): boot one (make boot, make console) or use --machine FILE");
         if (live.size() > 1)
             throw new TopoException("several running labs: pick one with --run-dir DIR:\n  " + String.join("\n  ",
-                    live.stream().map(Path::toString).toList()));
+                    live.stream().map(d -> d + describeLab(d)).toList()));
         return live.get(0);
     }
 }

@@ -64,7 +64,7 @@ public final class HtmlReport {
             double s = r.time().toMillis() / 1000.0;
             String msg = r.message() == null ? "" : Engine.firstLine(r.message());
             if (msg.length() > 200) msg = msg.substring(0, 197) + "...";
-            b.append("<tr><td><a href=\"#case-").append(i).append("\">").append(esc(r.scenarioCase().name())).append("</a></td>")
+            b.append("<tr><td style=\"white-space:nowrap\"><a href=\"#case-").append(i).append("\">").append(esc(r.scenarioCase().name())).append("</a></td>")
                     .append("<td><span class=\"st ").append(r.status()).append("\">").append(r.status()).append("</span></td>")
                     .append(String.format(Locale.ROOT, "<td>%.1f&nbsp;s</td><td style=\"width:160px\"><span class=\"bar\" "
                             + "style=\"width:%dpx\"></span></td>", s, Math.max(1, (int) Math.round(150 * s / max))))
@@ -80,7 +80,7 @@ public final class HtmlReport {
             b.append("<div class=\"meta\">").append(esc(r.scenarioCase().file().toString())).append("</div>\n");
             if (r.message() != null) b.append("<div class=\"msg\">").append(esc(r.message())).append("</div>\n");
             if (r.excerpt() != null && (r.status().failed() || r.status() == CaseResult.Status.XFAIL))
-                b.append("<details open><summary>console / kernel excerpt</summary><pre>").append(esc(r.excerpt()))
+                b.append("<details open><summary>excerpt (kernel reports, step output or console tail)</summary><pre>").append(esc(r.excerpt()))
                         .append("</pre></details>\n");
             List<Path> arts = artefacts(r.dir());
             if (!arts.isEmpty()) {
