@@ -1966,8 +1966,54 @@ static int pressure(long target_mb, int seconds)
 	return 0;
 }
 
+/*
+ * svm-tests place-hold DEV SECONDS: for scenarios/svm/svm-unplug.yaml. Places 1 MiB of this
+ * process in device DEV's memory (PREFER_DEVICE + a device read: migrated, "PLACED"), holds it
+ * SECONDS (the device is removed meanwhile: remove() evicts the pages to RAM with CPU copies), then
+ * checks it with the CPU: "HOLD d data ok" (exit 0) or the first bad word (exit 1).
+ */
+static int place_hold(int dev, int seconds)
+{
+	struct p2plab_svm_place pl;
+	struct p2plab_svm_bind b;
+	size_t len = 1 * MB;
+	uint8_t *a;
+	char env[16];
+	long bad;
+	int fd, r;
+
+	snprintf(env, sizeof(env), "%d", dev);
+	setenv("SVM_DEV", env, 1);
+	fd = svm_open_bind(&b);
+	if (fd < 0) {
+		printf("HOLD %d bind errno %d\n", dev, -fd);
+		return 2;
+	}
+	a = place_buf(len, 170);
+	if (!a)
+		return 2;
+	r = svm_place(fd, a, len, P2PLAB_SVM_PLACE_PREFER_DEVICE, 60000, NULL);
+	if (!r)
+		r = svm_copy(fd, (uintptr_t)a, 0, len, VA2DEV, NULL);
+	place_counters(fd, &pl);
+	printf("PLACED %d: %s, %llu pages in device memory\n", dev, r ? strerror(-r) : "ok",
+	       (unsigned long long)pl.to_dev_pages);
+	fflush(stdout);
+	sleep(seconds);
+	bad = check(a, len, 170);
+	if (bad == -1)
+		printf("HOLD %d data ok\n", dev);
+	else
+		printf("HOLD %d data BAD at word %ld\n", dev, bad);
+	fflush(stdout);
+	close(fd);
+	return bad == -1 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "place-hold"))
+		return place_hold(atoi(argv[2]), atoi(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "pressure"))
 		return pressure(atol(argv[2]), atoi(argv[3]));
 	if (argc == 3 && !strcmp(argv[1], "hold-munmap"))
