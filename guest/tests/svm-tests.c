@@ -1611,6 +1611,56 @@ TEST_F_TIMEOUT(svm, placement_concurrent_cpu, 300)
 	munmap(a, len);
 }
 
+/*
+ * fork with placed pages: the device-private entries become read-only in both processes (COW).
+ * A device write then needs the page writable: hmm_range_fault() reports our own read-only page as
+ * it is, so the driver faults it again as a stranger (migrate_to_ram, COW break) and retries. The
+ * parent gets the device's data, the child keeps the old data.
+ */
+TEST_F_TIMEOUT(svm, placement_fork, 120)
+{
+	size_t len = 256 * 1024;
+	uint8_t *a = place_buf(len, 160), *b = malloc(len);
+	struct p2plab_svm_stats s0, s1;
+	int go[2], status;
+	pid_t pid;
+	char ch;
+
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	if (!place_supported(self->fd, a, len))
+		SKIP(return, "PREFER_DEVICE not supported by this backend");
+	ASSERT_EQ(0, svm_place(self->fd, a, len, P2PLAB_SVM_PLACE_PREFER_DEVICE, 60000, NULL));
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)a, 0, len, VA2DEV, NULL));	/* migrates */
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		int r = 0;
+
+		if (read(go[0], &ch, 1) != 1)
+			r |= 1;
+		if (check(a, len, 160) != -1)	/* the parent's device write is not ours */
+			r |= 2;
+		_exit(r);
+	}
+	ASSERT_EQ(0, svm_stats(self->fd, &s0));
+	fill(b, len, 161);
+	ASSERT_EQ(0, svm_copy(self->fd, (uintptr_t)b, (uintptr_t)a, len, VA2VA, NULL));
+	ASSERT_EQ(0, svm_stats(self->fd, &s1));
+	ASSERT_EQ(s0.cancels, s1.cancels);
+	ASSERT_EQ(-1, check(a, len, 161));
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	TH_LOG("device write after fork: %llu faults, %llu retries",
+	       (unsigned long long)(s1.faults - s0.faults),
+	       (unsigned long long)(s1.retries - s0.retries));
+	munmap(a, len);
+	free(b);
+}
+
 TEST_F(svm, placement_bad_requests)
 {
 	uint8_t *a = map_aligned(2 * MB, 2 * MB);
