@@ -38,10 +38,15 @@ steps:
         # alternate the drivers twice: the host is shared, averaging ABAB evens out load drift
         for round in 1 2; do
             echo "BENCH-BEGIN test_hmm"
-            if insmod /lib/modules/extra/test_hmm.ko; then /opt/p2plab/bin/hmm-tests -r \$T; rmmod test_hmm; else echo "BENCH-ERROR test_hmm.ko"; fi
+            if insmod /lib/modules/extra/test_hmm.ko; then /opt/p2plab/bin/hmm-tests -r \$T; rmmod test_hmm || echo "BENCH-ERROR rmmod test_hmm"; else echo "BENCH-ERROR test_hmm.ko"; fi
             echo "BENCH-END test_hmm"
             echo "BENCH-BEGIN p2plab"
-            if insmod /lib/modules/p2plab.ko dmirror=1 p2p_size=64M; then /opt/p2plab/bin/hmm-tests -r \$T; cat /sys/kernel/debug/p2plab-hmm/p2plab0; rmmod p2plab; else echo "BENCH-ERROR p2plab.ko"; fi
+            # test_hmm still loaded would own /dev/hmm_dmirror0: the round would measure it, not p2plab
+            if [ -e /sys/module/test_hmm ]; then echo "BENCH-ERROR test_hmm still loaded: p2plab round skipped"
+            elif insmod /lib/modules/p2plab.ko dmirror=1 p2p_size=64M && [ -e /sys/kernel/debug/p2plab-dmirror/migrate_profile ]; then
+                /opt/p2plab/bin/hmm-tests -r \$T; cat /sys/kernel/debug/p2plab-hmm/p2plab0
+                echo "BENCH-PROFILE"; cat /sys/kernel/debug/p2plab-dmirror/migrate_profile; rmmod p2plab
+            else echo "BENCH-ERROR p2plab.ko (or its dmirror uAPI) did not come up"; rmmod p2plab 2>/dev/null; fi
             echo "BENCH-END p2plab"
         done
 EOF
@@ -87,5 +92,16 @@ for key, label in (("s2d_ms", "sys->dev"), ("d2s_ms", "dev->sys")):
         print("%-22s %8.0f MiB/s %8.0f MiB/s %8.2fx" % ("%s %s" % (label, kind), tm, pm, pm / tm))
 print("throughput ratio p2plab/test_hmm (geometric mean): %.2f" %
       (ratios[0] * ratios[1] * ratios[2] * ratios[3]) ** 0.25)
+# where p2plab's time went (debugfs p2plab-dmirror/migrate_profile, summed over the last p2plab round:
+# every buffer size of the benchmark, THP and 4K together)
+prof = re.findall(r"BENCH-PROFILE\n(to_dev:[^\n]*)\n(to_sys:[^\n]*)", log)
+if prof:
+    print("p2plab migration profile, last round (all sizes, THP + 4K): share of each direction's time")
+    for line in prof[-1]:
+        d = line.split(":")[0]
+        shares = re.findall(r"(\w+)_ms \d+ \((\d+)%", line)
+        dma = re.search(r"total_ms (\d+) copy_dma_ms (\d+)", line)
+        print("  %-7s %s%s" % (d, ", ".join("%s %s%%" % (n, v) for n, v in shares if v != "0"),
+                               " (DMA engine wait %s of %s ms)" % (dma.group(2), dma.group(1)) if dma else ""))
 PY
 cat "$OUT/hmm-bench.txt"
