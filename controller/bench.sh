@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # QMP throughput: COUNT (default 10000) query-status at 1 and 8 commands in flight against one real
-# QEMU (-machine none), for the p2plab Java client, QEMU's python qemu.qmp and a raw-socket loop.
+# QEMU (-machine none), for the p2plab Java client, QEMU's python qemu.qmp and a raw-socket loop, in
+# ROUNDS (default 5) interleaved rounds; medians and their ratio to the raw loop. The Java client warms up
+# until the JIT is quiet (QmpBench: at least 5000 commands per depth, at most 10 s) so that a C2 compile
+# does not run on the 2 cores during the measurement; it also reports the most commands it saw in flight.
 #   controller/bench.sh [COUNT]
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,7 +27,7 @@ for _ in $(seq 100); do [ -S "$RUN/qmp.sock" ] && break; sleep 0.05; done
 [ -S "$RUN/qmp.sock" ] || { echo "bench: QEMU did not start" >&2; exit 1; }
 
 : >"$RUN/results"
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 echo "QEMU $("$QEMU" --version | head -1 | awk '{print $4}'), $COUNT query-status per run, depths: $DEPTHS," \
      "$ROUNDS interleaved rounds (median reported; the machine is shared, so rounds vary)" >&2
 for round in $(seq "$ROUNDS"); do
