@@ -11,10 +11,12 @@
 #define P2PLAB_HW_H
 
 #ifdef __KERNEL__
+#include <linux/stddef.h>
 #include <linux/types.h>
 typedef u32 p2plab_u32;
 typedef u64 p2plab_u64;
 #else
+#include <stddef.h>
 #include <stdint.h>
 typedef uint32_t p2plab_u32;
 typedef uint64_t p2plab_u64;
@@ -48,7 +50,7 @@ typedef uint64_t p2plab_u64;
 #define P2PLAB_REG_CTRL         0x014   /* RW: P2PLAB_CTRL_* */
 #define P2PLAB_REG_STATUS       0x018   /* RO: P2PLAB_STATUS_* */
 #define P2PLAB_REG_RING_MAX     0x01c   /* RO: largest accepted RING_SIZE */
-#define P2PLAB_REG_RING_BASE_LO 0x020   /* RW: descriptor ring bus address (64-byte aligned) */
+#define P2PLAB_REG_RING_BASE_LO 0x020   /* RW: descriptor ring bus address (P2PLAB_RING_ALIGN) */
 #define P2PLAB_REG_RING_BASE_HI 0x024
 #define P2PLAB_REG_RING_SIZE    0x028   /* RW: entries, power of two, 2..RING_MAX */
 #define P2PLAB_REG_RING_HEAD    0x02c   /* RO: next entry the device will process */
@@ -79,6 +81,8 @@ typedef uint64_t p2plab_u64;
 #define P2PLAB_INT_DONE         (1u << 0)
 #define P2PLAB_INT_ERROR        (1u << 1)
 #define P2PLAB_INT_FAULT        (1u << 2)       /* (1.1) fault ring: record written or overflow */
+/* every INT_STATUS / INT_MASK bit (the others read 0) */
+#define P2PLAB_INT_ALL          (P2PLAB_INT_DONE | P2PLAB_INT_ERROR | P2PLAB_INT_FAULT)
 
 /* Descriptor: 32 bytes, in a ring of RING_SIZE entries at RING_BASE */
 struct p2plab_desc {
@@ -90,6 +94,7 @@ struct p2plab_desc {
 	p2plab_u32 cookie;      /* driver-owned, never touched by the device */
 };
 #define P2PLAB_DESC_SIZE        32
+#define P2PLAB_RING_ALIGN       64              /* RING_BASE alignment, else ERR_RING_BASE */
 #define P2PLAB_DESC_MAX_LEN     (1u << 30)      /* 1 GiB */
 
 #define P2PLAB_DESC_F_SRC_LOCAL (1u << 0)       /* src is an offset into own device memory */
@@ -120,6 +125,7 @@ struct p2plab_atomic_args {
 	p2plab_u64 reserved;    /* neither read nor written */
 };
 #define P2PLAB_ATOMIC_ARGS_SIZE 32
+#define P2PLAB_ATOMIC_ARGS_ALIGN 8      /* desc.src alignment (else P2PLAB_ERR_ATOMIC_ALIGN) */
 
 #define P2PLAB_DESC_DONE        0x80000000u     /* status bit 31: device finished this entry */
 #define P2PLAB_DESC_STALLED     0x40000000u     /* (1.1) status bit 30, without DONE: parked on an MMU fault */
@@ -158,7 +164,7 @@ struct p2plab_atomic_args {
 #define P2PLAB_REG_MMU_TLB_SIZE 0x0804  /* RO: TLB entries (property tlb-entries; 0 = no TLB) */
 #define P2PLAB_REG_MMU_STALLED  0x0808  /* RO: bit n = context n has parked descriptors */
 #define P2PLAB_REG_MMU_PARKED   0x080c  /* RO: parked descriptors (0..P2PLAB_MMU_PARK_MAX) */
-#define P2PLAB_REG_FAULT_BASE_LO 0x0810 /* RW*: fault ring bus address (32-byte aligned) */
+#define P2PLAB_REG_FAULT_BASE_LO 0x0810 /* RW*: fault ring bus address (P2PLAB_FAULT_RING_ALIGN) */
 #define P2PLAB_REG_FAULT_BASE_HI 0x0814
 #define P2PLAB_REG_FAULT_SIZE   0x0818  /* RW*: records, power of two, 2..P2PLAB_FAULT_RING_MAX */
 #define P2PLAB_REG_FAULT_HEAD   0x081c  /* RW: driver: next record it will consume */
@@ -184,6 +190,7 @@ struct p2plab_atomic_args {
 #define P2PLAB_MMU_PARK_MAX     32      /* descriptors that can be parked at once */
 #define P2PLAB_MMU_INV_QUEUE    16      /* invalidations outstanding at once */
 #define P2PLAB_MMU_TLB_MAX      4096    /* largest tlb-entries */
+#define P2PLAB_MMU_CAP_VA_BITS(b) ((p2plab_u32)(b) << 8)  /* MMU_CAPS bits 15:8: VA bits */
 #define P2PLAB_MMU_CAP_2M       (1u << 16)      /* 2 MiB leaves */
 #define P2PLAB_MMU_CAP_LOCAL    (1u << 17)      /* leaves may target device memory */
 #define P2PLAB_MMU_CAP_ATOMIC   (1u << 18)      /* FETCH_ADD / CMPXCHG */
@@ -191,12 +198,14 @@ struct p2plab_atomic_args {
 #define P2PLAB_CTX_ROOT_ENABLE  (1u << 0)       /* CTX_ROOT_LO bit 0; bits 11:1 reserved */
 
 #define P2PLAB_FAULT_RING_MAX   4096
+#define P2PLAB_FAULT_RING_ALIGN 32      /* FAULT_BASE alignment, else FAULT_CTRL.ENABLE refused */
 #define P2PLAB_FAULT_CTRL_ENABLE (1u << 0)      /* faults are recorded (else they cancel at once) */
 #define P2PLAB_FAULT_STATUS_OVERFLOW (1u << 0)  /* a fault found the ring full (not recorded) */
 #define P2PLAB_FAULT_STATUS_WRITE_ERR (1u << 1) /* a record write failed (not recorded) */
 
 #define P2PLAB_FAULT_RESP_INDEX_MASK 0xfffu     /* bits 11:0: ring index of the faulted descriptor */
 #define P2PLAB_FAULT_RESP_CTX_SHIFT 16          /* bits 19:16: context */
+#define P2PLAB_FAULT_RESP_CTX_MASK (0xfu << 16)
 #define P2PLAB_FAULT_RESP_CANCEL (1u << 24)     /* 0 = replay, 1 = cancel */
 #define P2PLAB_FAULT_RESP_ALL_CTX (1u << 25)    /* every parked descriptor of the context */
 
@@ -230,5 +239,33 @@ struct p2plab_fault {
 #define P2PLAB_FAULT_R_NOT_PRESENT 1    /* an entry on the walk had V = 0 */
 #define P2PLAB_FAULT_R_PERM     2       /* leaf lacks R / W / A for the access */
 #define P2PLAB_FAULT_R_INJECTED 3       /* mmu-spurious-fault (valid mapping) */
+#define P2PLAB_FAULT_R_MASK     0xffu   /* reason bits 7:0: P2PLAB_FAULT_R_* */
+#define P2PLAB_FAULT_R_LEVEL(l) ((p2plab_u32)(l) << 8)  /* bits 15:8: walk level 4..1 (0: TLB) */
+
+/* The in-memory layouts above, byte for byte as docs/device.md draws them. */
+#define P2PLAB_LAYOUT(type, field, off) \
+	_Static_assert(offsetof(struct type, field) == (off), #type "." #field " at byte " #off)
+P2PLAB_LAYOUT(p2plab_desc, src, 0);
+P2PLAB_LAYOUT(p2plab_desc, dst, 8);
+P2PLAB_LAYOUT(p2plab_desc, len, 16);
+P2PLAB_LAYOUT(p2plab_desc, flags, 20);
+P2PLAB_LAYOUT(p2plab_desc, status, 24);
+P2PLAB_LAYOUT(p2plab_desc, cookie, 28);
+_Static_assert(sizeof(struct p2plab_desc) == P2PLAB_DESC_SIZE, "p2plab_desc size");
+_Static_assert(P2PLAB_RING_ALIGN % P2PLAB_DESC_SIZE == 0, "ring alignment vs descriptor size");
+P2PLAB_LAYOUT(p2plab_atomic_args, operand, 0);
+P2PLAB_LAYOUT(p2plab_atomic_args, compare, 8);
+P2PLAB_LAYOUT(p2plab_atomic_args, result, 16);
+P2PLAB_LAYOUT(p2plab_atomic_args, reserved, 24);
+_Static_assert(sizeof(struct p2plab_atomic_args) == P2PLAB_ATOMIC_ARGS_SIZE, "atomic_args size");
+P2PLAB_LAYOUT(p2plab_fault, va, 0);
+P2PLAB_LAYOUT(p2plab_fault, timestamp, 8);
+P2PLAB_LAYOUT(p2plab_fault, desc_index, 16);
+P2PLAB_LAYOUT(p2plab_fault, ctx, 20);
+P2PLAB_LAYOUT(p2plab_fault, access, 24);
+P2PLAB_LAYOUT(p2plab_fault, reason, 28);
+_Static_assert(sizeof(struct p2plab_fault) == P2PLAB_FAULT_REC_SIZE, "p2plab_fault size");
+_Static_assert(P2PLAB_FAULT_RING_ALIGN % P2PLAB_FAULT_REC_SIZE == 0, "fault ring alignment");
+#undef P2PLAB_LAYOUT
 
 #endif /* P2PLAB_HW_H */

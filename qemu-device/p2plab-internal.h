@@ -24,6 +24,8 @@ OBJECT_DECLARE_SIMPLE_TYPE(P2plabState, P2PLAB)
 #define P2PLAB_BOUNCE           (256 * KiB)     /* bus->bus and MMIO staging buffer */
 #define P2PLAB_R_RING_HEAD      (P2PLAB_REG_RING_HEAD / 4)
 #define P2PLAB_R_RING_SIZE      (P2PLAB_REG_RING_SIZE / 4)
+#define P2PLAB_R_COMPLETED      (P2PLAB_REG_COMPLETED / 4)
+#define P2PLAB_R_ERR_INDEX      (P2PLAB_REG_ERR_INDEX / 4)
 
 /* a parked (stalled or waiting) descriptor; see docs/device.md 15.6 */
 typedef enum {
@@ -147,6 +149,7 @@ MemTxResult p2plab_bus_xfer(P2plabState *s, uint64_t addr, uint8_t *buf, uint64_
 AddressSpace *p2plab_route(P2plabState *s, uint64_t addr, uint64_t len, bool *sw);
 void p2plab_count_bus(P2plabState *s, bool sw, bool dev, uint64_t n);
 uint64_t p2plab_desc_addr(P2plabState *s, uint32_t idx);
+MemTxResult p2plab_desc_write_status(P2plabState *s, uint32_t idx, uint32_t status);
 bool p2plab_ring_size_ok(uint32_t size);
 void p2plab_halt(P2plabState *s, uint32_t code);
 void p2plab_complete(P2plabState *s, uint32_t err);

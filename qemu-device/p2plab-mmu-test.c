@@ -303,8 +303,8 @@ static void test_mmu_identity(void)
     g_assert_cmphex(rd(l, 0, P2PLAB_REG_VERSION), ==, 0x00010001);
     g_assert_cmphex(rd(l, 0, P2PLAB_REG_CAPS) & P2PLAB_CAP_MMU, ==, P2PLAB_CAP_MMU);
     g_assert_cmphex(rd(l, 0, P2PLAB_REG_MMU_CAPS), ==,
-                    P2PLAB_MMU_CONTEXTS | (P2PLAB_MMU_VA_BITS << 8) | P2PLAB_MMU_CAP_2M |
-                    P2PLAB_MMU_CAP_LOCAL | P2PLAB_MMU_CAP_ATOMIC);
+                    P2PLAB_MMU_CONTEXTS | P2PLAB_MMU_CAP_VA_BITS(P2PLAB_MMU_VA_BITS) |
+                    P2PLAB_MMU_CAP_2M | P2PLAB_MMU_CAP_LOCAL | P2PLAB_MMU_CAP_ATOMIC);
     g_assert_cmpuint(rd(l, 0, P2PLAB_REG_MMU_TLB_SIZE), ==, 64);
     g_assert_cmpuint((cfg_rw(l, 3, 0, cap + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_QSIZE) + 1, ==, 3);
     for (uint32_t r = P2PLAB_REG_MMU_STALLED; r <= P2PLAB_REG_INV_DONE; r += 4) {
@@ -323,7 +323,7 @@ static void test_mmu_identity(void)
     wr(l, 0, P2PLAB_REG_FAULT_CTRL, P2PLAB_FAULT_CTRL_ENABLE);
     g_assert_cmphex(rd(l, 0, P2PLAB_REG_FAULT_CTRL), ==, 0);
     wr(l, 0, P2PLAB_REG_FAULT_SIZE, 8);
-    wr(l, 0, P2PLAB_REG_FAULT_BASE_LO, (uint32_t)FRING + 8);
+    wr(l, 0, P2PLAB_REG_FAULT_BASE_LO, (uint32_t)FRING + P2PLAB_FAULT_RING_ALIGN / 4);
     wr(l, 0, P2PLAB_REG_FAULT_CTRL, P2PLAB_FAULT_CTRL_ENABLE);
     g_assert_cmphex(rd(l, 0, P2PLAB_REG_FAULT_CTRL), ==, 0);
     /* tlb-entries is a property; bad values are refused */
@@ -465,13 +465,15 @@ static void test_mmu_permissions(void)
     /* write to a read-only page */
     idx = post(l, 0, 0, VA0 + 8, 64, va_flags(0, P2PLAB_DESC_F_SRC_LOCAL | P2PLAB_DESC_F_DST_VA));
     doorbell(l, 0);
-    expect_fault(l, idx, VA0 + 8, 0, P2PLAB_FAULT_ACC_WRITE, P2PLAB_FAULT_R_PERM | (1 << 8));
+    expect_fault(l, idx, VA0 + 8, 0, P2PLAB_FAULT_ACC_WRITE,
+                 P2PLAB_FAULT_R_PERM | P2PLAB_FAULT_R_LEVEL(1));
     resp(l, 0, 0, idx, true, false);
     g_assert_cmphex(wait_desc(l, 0, idx), ==, P2PLAB_DESC_DONE | P2PLAB_ERR_MMU_FAULT);
     /* read from a write-only page */
     idx = post(l, 0, VA0 + 4096, 0, 64, va_flags(0, P2PLAB_DESC_F_SRC_VA | P2PLAB_DESC_F_DST_LOCAL));
     doorbell(l, 0);
-    expect_fault(l, idx, VA0 + 4096, 0, P2PLAB_FAULT_ACC_READ, P2PLAB_FAULT_R_PERM | (1 << 8));
+    expect_fault(l, idx, VA0 + 4096, 0, P2PLAB_FAULT_ACC_READ,
+                 P2PLAB_FAULT_R_PERM | P2PLAB_FAULT_R_LEVEL(1));
     resp(l, 0, 0, idx, true, false);
     g_assert_cmphex(wait_desc(l, 0, idx), ==, P2PLAB_DESC_DONE | P2PLAB_ERR_MMU_FAULT);
     /* atomic on a page without A */
@@ -479,7 +481,8 @@ static void test_mmu_permissions(void)
     idx = post(l, 0, args, VA0 + 8192, 8,
                va_flags(0, P2PLAB_DESC_F_DST_VA | P2PLAB_DESC_F_OP(P2PLAB_OP_FETCH_ADD)));
     doorbell(l, 0);
-    expect_fault(l, idx, VA0 + 8192, 0, P2PLAB_FAULT_ACC_ATOMIC, P2PLAB_FAULT_R_PERM | (1 << 8));
+    expect_fault(l, idx, VA0 + 8192, 0, P2PLAB_FAULT_ACC_ATOMIC,
+                 P2PLAB_FAULT_R_PERM | P2PLAB_FAULT_R_LEVEL(1));
     /* upgrade the permission and replay: the stale TLB entry is re-walked before faulting */
     pt_map(m->pt, m->root[0], VA0 + 8192, BUF_A + 8192, 4096, 4096, RWA);
     resp(l, 0, 0, idx, false, false);
@@ -525,7 +528,7 @@ static void test_mmu_fault_record(void)
     g_assert_cmpuint(f.idx, ==, idx);
     g_assert_cmpuint(f.ctx, ==, 3);
     g_assert_cmpuint(f.access, ==, P2PLAB_FAULT_ACC_READ);
-    g_assert_cmphex(f.reason, ==, P2PLAB_FAULT_R_NOT_PRESENT | (1 << 8));
+    g_assert_cmphex(f.reason, ==, P2PLAB_FAULT_R_NOT_PRESENT | P2PLAB_FAULT_R_LEVEL(1));
     g_assert_cmpuint(qom_get_int(l, "p0", "stat-mmu-faults-read"), ==, 1);
     /* a fault higher up: level 3 entry missing */
     phys = post(l, 0, BUF_A, 0, 64, P2PLAB_DESC_F_DST_LOCAL);
@@ -535,7 +538,7 @@ static void test_mmu_fault_record(void)
     g_assert_cmphex(wait_desc(l, 0, phys), ==, P2PLAB_DESC_DONE);  /* physical work goes on */
     wait_stalled(l, 0, idx);
     f = fault_at(l, 0, 1);
-    g_assert_cmphex(f.reason, ==, P2PLAB_FAULT_R_NOT_PRESENT | (4 << 8));
+    g_assert_cmphex(f.reason, ==, P2PLAB_FAULT_R_NOT_PRESENT | P2PLAB_FAULT_R_LEVEL(4));
     g_assert_cmpuint(f.ctx, ==, 2);
     g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_FAULT), ==, VEC_FAULT_DATA);
     g_assert_cmphex(rd(l, 0, P2PLAB_REG_MMU_STALLED), ==, (1u << 3) | (1u << 2));
@@ -578,7 +581,7 @@ static void test_mmu_replay(void)
               va_flags(0, P2PLAB_DESC_F_SRC_VA | P2PLAB_DESC_F_DST_LOCAL));
     doorbell(l, 0);
     expect_fault(l, idx, VA0 + len / 2, 0, P2PLAB_FAULT_ACC_READ,
-                 P2PLAB_FAULT_R_NOT_PRESENT | (1 << 8));
+                 P2PLAB_FAULT_R_NOT_PRESENT | P2PLAB_FAULT_R_LEVEL(1));
     /* context 1 ran past the stalled context 0; context 0's later descriptors wait in order */
     g_assert_cmphex(wait_desc(l, 0, other), ==, P2PLAB_DESC_DONE);
     assert_mem_eq(l, l->bar2[0] + 2 * MiB, data, len);
@@ -591,7 +594,7 @@ static void test_mmu_replay(void)
     /* a replay without a fix faults again (same VA), a replay after the fix completes */
     resp(l, 0, 0, idx, false, false);
     expect_fault(l, idx, VA0 + len / 2, 0, P2PLAB_FAULT_ACC_READ,
-                 P2PLAB_FAULT_R_NOT_PRESENT | (1 << 8));
+                 P2PLAB_FAULT_R_NOT_PRESENT | P2PLAB_FAULT_R_LEVEL(1));
     pt_map(m->pt, m->root[0], VA0 + len / 2, BUF_A + len / 2, len / 2, 4096, P2PLAB_PTE_R);
     resp(l, 0, 0, 0, false, true);                  /* per-context replay */
     g_assert_cmphex(wait_desc(l, 0, idx), ==, P2PLAB_DESC_DONE);
@@ -613,7 +616,7 @@ static void test_mmu_replay(void)
     idx = post(l, 0, VA0, VA0 + GiB, len, va_flags(2, P2PLAB_DESC_F_SRC_VA | P2PLAB_DESC_F_DST_VA));
     doorbell(l, 0);
     expect_fault(l, idx, VA0 + GiB + len / 4, 2, P2PLAB_FAULT_ACC_WRITE,
-                 P2PLAB_FAULT_R_NOT_PRESENT | (1 << 8));
+                 P2PLAB_FAULT_R_NOT_PRESENT | P2PLAB_FAULT_R_LEVEL(1));
     pt_map(m->pt, m->root[2], VA0 + GiB + len / 4, BUF_B + len / 4, len * 3 / 4, 4096,
            P2PLAB_PTE_W);
     resp(l, 0, 2, idx, false, false);
@@ -712,7 +715,8 @@ static void test_mmu_invalidate(void)
     {
         uint32_t idx = post(l, 0, VA0, 0, 8, F);
         doorbell(l, 0);
-        expect_fault(l, idx, VA0, 0, P2PLAB_FAULT_ACC_READ, P2PLAB_FAULT_R_NOT_PRESENT | (1 << 8));
+        expect_fault(l, idx, VA0, 0, P2PLAB_FAULT_ACC_READ,
+                     P2PLAB_FAULT_R_NOT_PRESENT | P2PLAB_FAULT_R_LEVEL(1));
         resp(l, 0, 0, idx, true, false);
         wait_desc(l, 0, idx);
     }
@@ -815,14 +819,15 @@ static void test_mmu_bad_tables(void)
     uint64_t r0 = m->root[0], l1, l2, l3;
     uint32_t idx;
     static const struct { uint64_t src, dst; uint32_t len, flags, err; const char *what; } c[] = {
-        { VA0, 0, 64, (9 << 8) | F, P2PLAB_ERR_MMU_CTX, "context not enabled" },
-        { VA0, 0, 64, (3 << 8) | F, P2PLAB_ERR_MMU_CTX, "root with reserved bits" },
-        { VA0, 0, 64, (4 << 8) | F, P2PLAB_ERR_MMU_PT_READ, "root in unmapped memory" },
+        { VA0, 0, 64, P2PLAB_DESC_F_CTX(9) | F, P2PLAB_ERR_MMU_CTX, "context not enabled" },
+        { VA0, 0, 64, P2PLAB_DESC_F_CTX(3) | F, P2PLAB_ERR_MMU_CTX, "root with reserved bits" },
+        { VA0, 0, 64, P2PLAB_DESC_F_CTX(4) | F, P2PLAB_ERR_MMU_PT_READ, "root in unmapped memory" },
         { 1ULL << 48, 0, 64, F, P2PLAB_ERR_MMU_VA, "VA beyond 48 bits" },
         { (1ULL << 48) - 32, 0, 64, F, P2PLAB_ERR_MMU_VA, "range crosses 2^48" },
         { ~0ULL - 8, 0, 64, F, P2PLAB_ERR_MMU_VA, "range wraps" },
         { VA0, 0, 64, F | P2PLAB_DESC_F_SRC_LOCAL, P2PLAB_ERR_BAD_FLAGS, "SRC_VA | SRC_LOCAL" },
-        { VA0, 0, 64, (1 << 8) | P2PLAB_DESC_F_DST_LOCAL, P2PLAB_ERR_BAD_FLAGS, "CTX, no VA" },
+        { VA0, 0, 64, P2PLAB_DESC_F_CTX(1) | P2PLAB_DESC_F_DST_LOCAL, P2PLAB_ERR_BAD_FLAGS,
+          "CTX, no VA" },
         { 0, 0, 64, P2PLAB_DESC_F_OP(P2PLAB_OP_PREFETCH), P2PLAB_ERR_BAD_FLAGS, "OP, no VA" },
         { 0, VA0, 64, P2PLAB_DESC_F_DST_VA | P2PLAB_DESC_F_OP(5), P2PLAB_ERR_BAD_FLAGS, "OP 5" },
         { VA0, VA0, 8, F | P2PLAB_DESC_F_OP(P2PLAB_OP_CMPXCHG), P2PLAB_ERR_BAD_FLAGS,
@@ -883,7 +888,8 @@ static void test_mmu_bad_tables(void)
     pt_set(m->pt, m->root[1], m->root[1] | V);
     idx = post(l, 0, VA0, 0, 64, va_flags(1, F));
     doorbell(l, 0);
-    expect_fault(l, idx, VA0, 1, P2PLAB_FAULT_ACC_READ, P2PLAB_FAULT_R_PERM | (1 << 8));
+    expect_fault(l, idx, VA0, 1, P2PLAB_FAULT_ACC_READ,
+                 P2PLAB_FAULT_R_PERM | P2PLAB_FAULT_R_LEVEL(1));
     resp(l, 0, 1, idx, true, false);
     g_assert_cmphex(wait_desc(l, 0, idx), ==, P2PLAB_DESC_DONE | P2PLAB_ERR_MMU_FAULT);
     g_assert_cmpuint(rd(l, 0, P2PLAB_REG_MMU_PARKED), ==, 0);
@@ -1047,7 +1053,7 @@ static void test_mmu_knobs(void)
                va_flags(1, P2PLAB_DESC_F_DST_VA | P2PLAB_DESC_F_OP(P2PLAB_OP_PREFETCH)));
     doorbell(l, 0);
     expect_fault(l, idx, VA0 + GiB, 1, P2PLAB_FAULT_ACC_PREFETCH,
-                 P2PLAB_FAULT_R_NOT_PRESENT | (3 << 8));
+                 P2PLAB_FAULT_R_NOT_PRESENT | P2PLAB_FAULT_R_LEVEL(3));
     resp(l, 0, 1, idx, true, false);
     g_assert_cmphex(wait_desc(l, 0, idx), ==, P2PLAB_DESC_DONE | P2PLAB_ERR_MMU_FAULT);
     g_assert_cmpuint(qom_get_int(l, "p0", "stat-mmu-faults-prefetch"), ==, 1);
@@ -1215,7 +1221,7 @@ static void test_mmu_iommu(void)
     idx = post(l, 0, VA0 + 2 * MiB, MiB, 4096, F);
     doorbell(l, 0);
     expect_fault(l, idx, VA0 + 2 * MiB, 0, P2PLAB_FAULT_ACC_READ,
-                 P2PLAB_FAULT_R_NOT_PRESENT | (2 << 8));
+                 P2PLAB_FAULT_R_NOT_PRESENT | P2PLAB_FAULT_R_LEVEL(2));
     g_assert_cmphex(msi_seen(l, 0, P2PLAB_VEC_FAULT), ==, VEC_FAULT_DATA);
     pt_map(m->pt, m->root[0], VA0 + 2 * MiB, BUF_A, 4096, 4096, P2PLAB_PTE_R);
     resp(l, 0, 0, idx, false, false);

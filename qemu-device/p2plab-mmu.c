@@ -48,23 +48,14 @@ REG32(FAULT_SIZE,    P2PLAB_REG_FAULT_SIZE)
 REG32(FAULT_HEAD,    P2PLAB_REG_FAULT_HEAD)
 REG32(FAULT_TAIL,    P2PLAB_REG_FAULT_TAIL)
 REG32(FAULT_CTRL,    P2PLAB_REG_FAULT_CTRL)
-    FIELD(FAULT_CTRL, ENABLE, 0, 1)
 REG32(FAULT_STATUS,  P2PLAB_REG_FAULT_STATUS)
-    FIELD(FAULT_STATUS, OVERFLOW, 0, 1)
-    FIELD(FAULT_STATUS, WRITE_ERR, 1, 1)
 REG32(FAULT_RESP,    P2PLAB_REG_FAULT_RESP)
-    FIELD(FAULT_RESP, INDEX, 0, 12)
-    FIELD(FAULT_RESP, CTX, 16, 4)
-    FIELD(FAULT_RESP, CANCEL, 24, 1)
-    FIELD(FAULT_RESP, ALL_CTX, 25, 1)
 REG32(INV_CTX,       P2PLAB_REG_INV_CTX)
 REG32(INV_VA_LO,     P2PLAB_REG_INV_VA_LO)
 REG32(INV_VA_HI,     P2PLAB_REG_INV_VA_HI)
 REG32(INV_SIZE_LO,   P2PLAB_REG_INV_SIZE_LO)
 REG32(INV_SIZE_HI,   P2PLAB_REG_INV_SIZE_HI)
 REG32(INV_CMD,       P2PLAB_REG_INV_CMD)
-    FIELD(INV_CMD, SUBMIT, 0, 1)
-    FIELD(INV_CMD, ALL, 1, 1)
 REG32(INV_ISSUED,    P2PLAB_REG_INV_ISSUED)
 REG32(INV_DONE,      P2PLAB_REG_INV_DONE)
 REG32(CTX_ROOT_LO0,  P2PLAB_REG_CTX_ROOT_LO(0))
@@ -76,7 +67,6 @@ REG32(CTX_ROOT_HIF,  P2PLAB_REG_CTX_ROOT_HI(P2PLAB_MMU_CONTEXTS - 1))
 #define MMU_PTE_PERMS       (P2PLAB_PTE_R | P2PLAB_PTE_W | P2PLAB_PTE_A | P2PLAB_PTE_LOCAL)
 #define MMU_ROOT_LO_RSVD    0x00000ffeu
 #define MMU_ROOT_HI_RSVD    0xfff00000u
-#define MMU_FAULT_ALIGN     32
 #define MMU_VA_FLAGS        (P2PLAB_DESC_F_SRC_VA | P2PLAB_DESC_F_DST_VA)
 
 typedef enum {
@@ -276,7 +266,7 @@ static MmuResult mmu_walk(P2plabState *s, uint32_t ctx, uint64_t va, P2plabTlbEn
         pte = le64_to_cpu(pte);
         trace_p2plab_mmu_walk_level(ctx, va, level, ea, pte);
         if (!(pte & P2PLAB_PTE_V)) {
-            *reason = P2PLAB_FAULT_R_NOT_PRESENT | (level << 8);
+            *reason = P2PLAB_FAULT_R_NOT_PRESENT | P2PLAB_FAULT_R_LEVEL(level);
             return MMU_FAULT;
         }
         if (pte & P2PLAB_PTE_RSVD_MASK) {
@@ -310,7 +300,7 @@ static MmuResult mmu_walk(P2plabState *s, uint32_t ctx, uint64_t va, P2plabTlbEn
         out->va = QEMU_ALIGN_DOWN(va, out->size);
         out->ctx = ctx;
         out->pte_flags = pte & MMU_PTE_PERMS;
-        *reason = level << 8;
+        *reason = P2PLAB_FAULT_R_LEVEL(level);
         trace_p2plab_mmu_walk(ctx, va, out->target, out->size, out->pte_flags);
         return MMU_OK;
     }
@@ -318,7 +308,7 @@ static MmuResult mmu_walk(P2plabState *s, uint32_t ctx, uint64_t va, P2plabTlbEn
 }
 
 /*
- * Translate (ctx, va) for @acc. MMU_FAULT: *reason set (P2PLAB_FAULT_R_* | level << 8).
+ * Translate (ctx, va) for @acc. MMU_FAULT: *reason set (P2PLAB_FAULT_R_* | FAULT_R_LEVEL(level)).
  * MMU_ERROR: *err set (a bad table: the descriptor fails). A TLB hit that lacks the permission
  * is dropped and walked again before a permission fault is declared.
  */
@@ -492,8 +482,6 @@ static P2plabParked *park_cur(P2plabState *s, uint32_t state)
     int slot = s->mmu.cur_slot;
 
     if (slot < 0) {
-        uint32_t status = cpu_to_le32(P2PLAB_DESC_STALLED);
-
         for (slot = 0; slot < P2PLAB_MMU_PARK_MAX; slot++) {
             if (s->mmu.park[slot].state == P2PLAB_PARK_FREE) {
                 break;
@@ -501,8 +489,7 @@ static P2plabParked *park_cur(P2plabState *s, uint32_t state)
         }
         /* the engine fetches only with a free slot and nothing else parks meanwhile */
         assert(slot < P2PLAB_MMU_PARK_MAX);
-        if (pci_dma_write(PCI_DEVICE(s), p2plab_desc_addr(s, s->cur_idx) + 24, &status, 4)
-            != MEMTX_OK) {
+        if (p2plab_desc_write_status(s, s->cur_idx, P2PLAB_DESC_STALLED) != MEMTX_OK) {
             p2plab_halt(s, P2PLAB_ERR_STATUS_WRITE);
             return NULL;
         }
@@ -641,18 +628,17 @@ unsigned p2plab_mmu_abort_parked(P2plabState *s, bool writeback, bool count)
 
     for (unsigned i = 0; i < P2PLAB_MMU_PARK_MAX; i++) {
         P2plabParked *p = &s->mmu.park[i];
-        uint32_t status = cpu_to_le32(P2PLAB_DESC_DONE | P2PLAB_ERR_ABORTED);
 
         if (p->state == P2PLAB_PARK_FREE) {
             continue;
         }
         trace_p2plab_abort(p->idx);
         if (writeback && p2plab_ring_size_ok(s->regs[P2PLAB_R_RING_SIZE])) {
-            pci_dma_write(PCI_DEVICE(s), p2plab_desc_addr(s, p->idx) + 24, &status, 4);
+            p2plab_desc_write_status(s, p->idx, P2PLAB_DESC_DONE | P2PLAB_ERR_ABORTED);
         }
         if (count) {
-            s->regs[P2PLAB_REG_COMPLETED / 4]++;
-            s->regs[P2PLAB_REG_ERR_INDEX / 4] = p->idx;
+            s->regs[P2PLAB_R_COMPLETED]++;
+            s->regs[P2PLAB_R_ERR_INDEX] = p->idx;
             s->stat_descs++;
             s->stat_errors++;
         }
@@ -694,7 +680,7 @@ uint32_t p2plab_mmu_validate(P2plabState *s)
                (dva && !va_range_ok(s->cur_dst, s->cur_len))) {
         err = P2PLAB_ERR_MMU_VA;
     } else if ((op == P2PLAB_OP_FETCH_ADD || op == P2PLAB_OP_CMPXCHG) &&
-               ((s->cur_dst & (s->cur_len - 1)) || (s->cur_src & 7))) {
+               ((s->cur_dst & (s->cur_len - 1)) || (s->cur_src & (P2PLAB_ATOMIC_ARGS_ALIGN - 1)))) {
         err = P2PLAB_ERR_ATOMIC_ALIGN;
     } else if ((op == P2PLAB_OP_FETCH_ADD || op == P2PLAB_OP_CMPXCHG) &&
                s->cur_src + P2PLAB_ATOMIC_ARGS_SIZE - 1 < s->cur_src) {
@@ -997,13 +983,13 @@ static void inv_submit(P2plabState *s, uint32_t cmd)
 
 static void fault_resp(P2plabState *s, uint32_t val)
 {
-    uint32_t ctx = FIELD_EX32(val, FAULT_RESP, CTX);
-    uint32_t idx = FIELD_EX32(val, FAULT_RESP, INDEX);
-    bool cancel = FIELD_EX32(val, FAULT_RESP, CANCEL), all = FIELD_EX32(val, FAULT_RESP, ALL_CTX);
+    uint32_t ctx = (val & P2PLAB_FAULT_RESP_CTX_MASK) >> P2PLAB_FAULT_RESP_CTX_SHIFT;
+    uint32_t idx = val & P2PLAB_FAULT_RESP_INDEX_MASK;
+    bool cancel = val & P2PLAB_FAULT_RESP_CANCEL, all = val & P2PLAB_FAULT_RESP_ALL_CTX;
     unsigned n = 0;
 
-    if (val & ~(R_FAULT_RESP_INDEX_MASK | R_FAULT_RESP_CTX_MASK | R_FAULT_RESP_CANCEL_MASK |
-                R_FAULT_RESP_ALL_CTX_MASK)) {
+    if (val & ~(P2PLAB_FAULT_RESP_INDEX_MASK | P2PLAB_FAULT_RESP_CTX_MASK |
+                P2PLAB_FAULT_RESP_CANCEL | P2PLAB_FAULT_RESP_ALL_CTX)) {
         trace_p2plab_err_reserved_bits(A_FAULT_RESP, val);
         p2plab_guest_error(s, "FAULT_RESP: reserved bits in 0x%x ignored", val);
     }
@@ -1092,7 +1078,7 @@ static void fault_ctrl_write(P2plabState *s, uint32_t val)
         *mr(s, A_FAULT_CTRL) = 0;
         return;
     }
-    if ((fault_base(s) & (MMU_FAULT_ALIGN - 1)) || size < 2 || size > P2PLAB_FAULT_RING_MAX ||
+    if ((fault_base(s) & (P2PLAB_FAULT_RING_ALIGN - 1)) || size < 2 || size > P2PLAB_FAULT_RING_MAX ||
         !is_power_of_2(size) || *mr(s, A_FAULT_HEAD) >= size) {
         trace_p2plab_err_fault_ring(fault_base(s), size);
         p2plab_guest_error(s, "FAULT_CTRL.ENABLE refused: base 0x%" PRIx64 " (32-byte aligned?) "
@@ -1178,8 +1164,8 @@ void p2plab_mmu_write(P2plabState *s, hwaddr addr, uint32_t val)
 static void mmu_reset_regs(P2plabState *s)
 {
     memset(s->mmu.regs, 0, sizeof(s->mmu.regs));
-    *mr(s, A_MMU_CAPS) = P2PLAB_MMU_CONTEXTS | (P2PLAB_MMU_VA_BITS << 8) | P2PLAB_MMU_CAP_2M |
-                         P2PLAB_MMU_CAP_LOCAL | P2PLAB_MMU_CAP_ATOMIC;
+    *mr(s, A_MMU_CAPS) = P2PLAB_MMU_CONTEXTS | P2PLAB_MMU_CAP_VA_BITS(P2PLAB_MMU_VA_BITS) |
+                         P2PLAB_MMU_CAP_2M | P2PLAB_MMU_CAP_LOCAL | P2PLAB_MMU_CAP_ATOMIC;
     *mr(s, A_MMU_TLB_SIZE) = s->mmu.tlb_entries;
 }
 

@@ -245,18 +245,28 @@ void ring_setup(Lab *l, int dev, uint32_t size)
     g_assert_cmphex(rd(l, dev, P2PLAB_REG_STATUS), ==, P2PLAB_STATUS_ENABLED);
 }
 
+void desc_write(QTestState *qts, uint64_t a, uint64_t src, uint64_t dst, uint32_t len,
+                uint32_t flags, uint32_t cookie)
+{
+    qtest_writeq(qts, a + DESC(src), src);
+    qtest_writeq(qts, a + DESC(dst), dst);
+    qtest_writel(qts, a + DESC(len), len);
+    qtest_writel(qts, a + DESC(flags), flags);
+    qtest_writel(qts, a + DESC(status), 0);
+    qtest_writel(qts, a + DESC(cookie), cookie);
+}
+
+static uint64_t desc_addr(int dev, uint32_t idx)
+{
+    return ring_base(dev) + idx * P2PLAB_DESC_SIZE;
+}
+
 /* write a descriptor at the current tail (no doorbell); returns its index */
 uint32_t post(Lab *l, int dev, uint64_t src, uint64_t dst, uint32_t len, uint32_t flags)
 {
     uint32_t idx = l->tail[dev];
-    uint64_t a = ring_base(dev) + idx * P2PLAB_DESC_SIZE;
 
-    qtest_writeq(l->qts, a + 0, src);
-    qtest_writeq(l->qts, a + 8, dst);
-    qtest_writel(l->qts, a + 16, len);
-    qtest_writel(l->qts, a + 20, flags);
-    qtest_writel(l->qts, a + 24, 0);
-    qtest_writel(l->qts, a + 28, 0xc0de0000 | idx);
+    desc_write(l->qts, desc_addr(dev, idx), src, dst, len, flags, 0xc0de0000 | idx);
     l->tail[dev] = (idx + 1) % l->ring_size[dev];
     return idx;
 }
@@ -268,7 +278,7 @@ void doorbell(Lab *l, int dev)
 
 uint32_t desc_status(Lab *l, int dev, uint32_t idx)
 {
-    return qtest_readl(l->qts, ring_base(dev) + idx * P2PLAB_DESC_SIZE + 24);
+    return qtest_readl(l->qts, desc_addr(dev, idx) + DESC(status));
 }
 
 uint32_t wait_desc(Lab *l, int dev, uint32_t idx)
@@ -280,7 +290,7 @@ uint32_t wait_desc(Lab *l, int dev, uint32_t idx)
         g_assert_cmpint(g_get_monotonic_time(), <, end);
         g_usleep(100);
     }
-    g_assert_cmphex(qtest_readl(l->qts, ring_base(dev) + idx * P2PLAB_DESC_SIZE + 28), ==,
+    g_assert_cmphex(qtest_readl(l->qts, desc_addr(dev, idx) + DESC(cookie)), ==,
                     0xc0de0000 | idx);     /* cookie untouched */
     return st;
 }

@@ -27,6 +27,7 @@
 #define VTD_BASE        0xfed90000ULL
 #define VTD_TABLES      0x00800000ULL  /* root, context, PML4, PDPT, PD: one 4 KiB page each */
 #define POLL_US         (10 * 1000 * 1000)
+#define DESC(f)         offsetof(struct p2plab_desc, f)  /* descriptor field offsets */
 
 typedef struct {
     QTestState *qts;
@@ -68,6 +69,9 @@ void assert_alive(Lab *l);
 uint64_t ring_base(int dev);
 void ring_program(Lab *l, int dev, uint32_t size);
 void ring_setup(Lab *l, int dev, uint32_t size);
+/* write the descriptor at guest address @a; status 0 */
+void desc_write(QTestState *qts, uint64_t a, uint64_t src, uint64_t dst, uint32_t len,
+                uint32_t flags, uint32_t cookie);
 uint32_t post(Lab *l, int dev, uint64_t src, uint64_t dst, uint32_t len, uint32_t flags);
 void doorbell(Lab *l, int dev);
 uint32_t desc_status(Lab *l, int dev, uint32_t idx);

@@ -556,7 +556,7 @@ static void test_ring_errors(void)
 {
     Lab *l = lab_default();
 
-    ring_raw(l, RING_BASE + 32, 16, true);
+    ring_raw(l, RING_BASE + P2PLAB_RING_ALIGN / 2, 16, true);
     expect_halt(l, P2PLAB_ERR_RING_BASE);
     ring_raw(l, RING_BASE, 3, true);
     expect_halt(l, P2PLAB_ERR_RING_SIZE);
@@ -821,6 +821,7 @@ typedef enum {
 
 #define BAR0_P2         0xc0400000ULL
 #define BAR2_P2         0x4000000000ULL
+#define RING_P2         (RING_BASE + 0x200000)  /* p2's ring (p0, p1: ring_base()) */
 
 
 
@@ -912,21 +913,17 @@ static void test_unplug(const void *opaque)
         }
         break;
     case UNPLUG_PEER_UPSTREAM:
-        /* p2's ring in guest RAM at RING_BASE + 0x200000 */
-        qtest_writel(l->qts, BAR0_P2 + P2PLAB_REG_RING_BASE_LO, RING_BASE + 0x200000);
+        /* p2's ring in guest RAM at RING_P2 */
+        qtest_writel(l->qts, BAR0_P2 + P2PLAB_REG_RING_BASE_LO, RING_P2);
         qtest_writel(l->qts, BAR0_P2 + P2PLAB_REG_RING_SIZE, 16);
         qtest_writel(l->qts, BAR0_P2 + P2PLAB_REG_CTRL, P2PLAB_CTRL_ENABLE);
-        qtest_writeq(l->qts, RING_BASE + 0x200000, BUF_A);
-        qtest_writeq(l->qts, RING_BASE + 0x200000 + 8, l->bar2[0]);
-        qtest_writel(l->qts, RING_BASE + 0x200000 + 16, len);
-        qtest_writel(l->qts, RING_BASE + 0x200000 + 20, 0);
-        qtest_writel(l->qts, RING_BASE + 0x200000 + 24, 0);
+        desc_write(l->qts, RING_P2, BUF_A, l->bar2[0], len, 0, 0);
         qtest_writel(l->qts, BAR0_P2 + P2PLAB_REG_RING_TAIL, 1);
         for (int i = 0; i < 1000 &&
-             !(qtest_readl(l->qts, RING_BASE + 0x200000 + 24) & P2PLAB_DESC_DONE); i++) {
+             !(qtest_readl(l->qts, RING_P2 + DESC(status)) & P2PLAB_DESC_DONE); i++) {
             g_usleep(1000);
         }
-        g_assert_cmphex(qtest_readl(l->qts, RING_BASE + 0x200000 + 24), ==, P2PLAB_DESC_DONE);
+        g_assert_cmphex(qtest_readl(l->qts, RING_P2 + DESC(status)), ==, P2PLAB_DESC_DONE);
         assert_mem_eq(l, l->bar2[0], data, len);
         g_assert_cmpuint(qom_get_int(l, "p2", "stat-bytes-peer"), ==, len);
         g_assert_cmpuint(qom_get_int(l, "p2", "stat-bytes-peer-switch"), ==, 0);
@@ -1003,7 +1000,7 @@ static void test_reset(void)
     doorbell(l, 0);
     settle(l, 0);
     wr(l, 0, P2PLAB_REG_SCRATCH, 1);
-    wr(l, 0, P2PLAB_REG_INT_MASK, 3);
+    wr(l, 0, P2PLAB_REG_INT_MASK, P2PLAB_INT_DONE | P2PLAB_INT_ERROR);
     wr(l, 0, P2PLAB_REG_CTRL, P2PLAB_CTRL_RESET);
     g_assert_cmphex(desc_status(l, 0, idx), ==, P2PLAB_DESC_DONE | P2PLAB_ERR_ABORTED);
     g_assert_cmphex(desc_status(l, 0, idx + 1), ==, 0);

@@ -82,12 +82,7 @@ REG32(CAPS,         P2PLAB_REG_CAPS)
 REG32(MEM_SIZE_LO,  P2PLAB_REG_MEM_SIZE_LO)
 REG32(MEM_SIZE_HI,  P2PLAB_REG_MEM_SIZE_HI)
 REG32(CTRL,         P2PLAB_REG_CTRL)
-    FIELD(CTRL, ENABLE, 0, 1)
-    FIELD(CTRL, RESET, 1, 1)
 REG32(STATUS,       P2PLAB_REG_STATUS)
-    FIELD(STATUS, ENABLED, 0, 1)
-    FIELD(STATUS, BUSY, 1, 1)
-    FIELD(STATUS, HALTED, 2, 1)
 REG32(RING_MAX,     P2PLAB_REG_RING_MAX)
 REG32(RING_BASE_LO, P2PLAB_REG_RING_BASE_LO)
 REG32(RING_BASE_HI, P2PLAB_REG_RING_BASE_HI)
@@ -95,15 +90,12 @@ REG32(RING_SIZE,    P2PLAB_REG_RING_SIZE)
 REG32(RING_HEAD,    P2PLAB_REG_RING_HEAD)
 REG32(RING_TAIL,    P2PLAB_REG_RING_TAIL)
 REG32(INT_STATUS,   P2PLAB_REG_INT_STATUS)
-    FIELD(INT, DONE, 0, 1)
-    FIELD(INT, ERROR, 1, 1)
 REG32(INT_MASK,     P2PLAB_REG_INT_MASK)
 REG32(ERR_CODE,     P2PLAB_REG_ERR_CODE)
 REG32(ERR_INDEX,    P2PLAB_REG_ERR_INDEX)
 REG32(SCRATCH,      P2PLAB_REG_SCRATCH)
 REG32(COMPLETED,    P2PLAB_REG_COMPLETED)
 
-#define P2PLAB_RING_ALIGN       64
 #define P2PLAB_MEM_DEFAULT      (256 * MiB)
 #define P2PLAB_MEM_MIN          (1 * MiB)
 #define P2PLAB_MEM_MAX          (64 * GiB)
@@ -113,7 +105,6 @@ REG32(COMPLETED,    P2PLAB_REG_COMPLETED)
 #define P2PLAB_CHUNK            (1 * MiB)       /* largest single copy step */
 #define P2PLAB_BW_CHUNK         (64 * KiB)      /* copy step while bandwidth-capped */
 #define P2PLAB_EXP_OFFSET       0x80
-#define P2PLAB_INT_ALL          (P2PLAB_INT_DONE | P2PLAB_INT_ERROR | P2PLAB_INT_FAULT)
 #define P2PLAB_VALID_CTRL       (P2PLAB_CTRL_ENABLE | P2PLAB_CTRL_RESET)
 
 
@@ -607,6 +598,15 @@ uint64_t p2plab_desc_addr(P2plabState *s, uint32_t idx)
     return p2plab_ring_base(s) + (uint64_t)idx * P2PLAB_DESC_SIZE;
 }
 
+/* Write @status (P2PLAB_DESC_DONE | error, or P2PLAB_DESC_STALLED) into descriptor @idx. */
+MemTxResult p2plab_desc_write_status(P2plabState *s, uint32_t idx, uint32_t status)
+{
+    uint32_t le = cpu_to_le32(status);
+    uint64_t a = p2plab_desc_addr(s, idx) + offsetof(struct p2plab_desc, status);
+
+    return pci_dma_write(PCI_DEVICE(s), a, &le, sizeof(le));
+}
+
 /*
  * Write back status for the in-flight descriptor, count, interrupt. From the ring HEAD: advance
  * HEAD. A parked descriptor (MMU, p2plab-mmu.c) completes at its own index and leaves HEAD alone.
@@ -615,10 +615,10 @@ void p2plab_complete(P2plabState *s, uint32_t err)
 {
     uint32_t idx = s->cur_idx;
     bool parked = s->mmu.cur_slot >= 0;
-    uint32_t status = cpu_to_le32(P2PLAB_DESC_DONE | (err & P2PLAB_DESC_ERR_MASK));
     uint32_t bits = 0;
 
-    if (pci_dma_write(PCI_DEVICE(s), p2plab_desc_addr(s, idx) + 24, &status, 4) != MEMTX_OK) {
+    if (p2plab_desc_write_status(s, idx, P2PLAB_DESC_DONE | (err & P2PLAB_DESC_ERR_MASK))
+        != MEMTX_OK) {
         p2plab_halt(s, P2PLAB_ERR_STATUS_WRITE);
         return;
     }
@@ -879,10 +879,8 @@ static void p2plab_quiesce(P2plabState *s, bool writeback)
     timer_del(s->timer);
     s->wait_until = 0;
     if (s->in_flight && writeback && p2plab_ring_size_ok(s->regs[R_RING_SIZE])) {
-        uint32_t status = cpu_to_le32(P2PLAB_DESC_DONE | P2PLAB_ERR_ABORTED);
-
         trace_p2plab_abort(s->cur_idx);
-        pci_dma_write(PCI_DEVICE(s), p2plab_desc_addr(s, s->cur_idx) + 24, &status, 4);
+        p2plab_desc_write_status(s, s->cur_idx, P2PLAB_DESC_DONE | P2PLAB_ERR_ABORTED);
     }
     s->in_flight = false;
 }
