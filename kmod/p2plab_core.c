@@ -44,6 +44,8 @@ static DEFINE_IDA(p2plab_ida);
 static struct dentry *p2plab_dbg_root;
 
 #define P2PLAB_P2P_ALIGN	SZ_2M	/* memremap_pages() subsection granularity */
+/* the ring engine's interrupt causes; P2PLAB_INT_FAULT belongs to the device MMU (p2plab_svm.c) */
+#define P2PLAB_INT_ENGINE	(P2PLAB_INT_DONE | P2PLAB_INT_ERROR)
 
 static inline u32 rd(struct p2plab_dev *pd, u32 reg)
 {
@@ -114,7 +116,7 @@ static int p2plab_engine_start(struct p2plab_dev *pd)
 	wr(pd, P2PLAB_REG_RING_BASE_LO, lower_32_bits(pd->ring_dma));
 	wr(pd, P2PLAB_REG_RING_BASE_HI, upper_32_bits(pd->ring_dma));
 	wr(pd, P2PLAB_REG_RING_SIZE, pd->ring_size);
-	wr(pd, P2PLAB_REG_INT_STATUS, P2PLAB_INT_DONE | P2PLAB_INT_ERROR);
+	wr(pd, P2PLAB_REG_INT_STATUS, P2PLAB_INT_ENGINE);
 	wr(pd, P2PLAB_REG_INT_MASK, 0);
 	wr(pd, P2PLAB_REG_CTRL, P2PLAB_CTRL_ENABLE);
 	st = rd(pd, P2PLAB_REG_STATUS);
@@ -141,7 +143,7 @@ static void p2plab_engine_stop(struct p2plab_dev *pd)
 {
 	if (pd->dead)
 		return;
-	wr(pd, P2PLAB_REG_INT_MASK, P2PLAB_INT_DONE | P2PLAB_INT_ERROR);
+	wr(pd, P2PLAB_REG_INT_MASK, P2PLAB_INT_ENGINE);
 	wr(pd, P2PLAB_REG_CTRL, P2PLAB_CTRL_RESET);
 }
 
@@ -251,22 +253,254 @@ static int p2plab_validate_xfers(const struct p2plab_xfer *x, unsigned int n)
 	return 0;
 }
 
-static int p2plab_dma_run_common(struct p2plab_dev *pd, const struct p2plab_xfer *x,
-				 unsigned int n, unsigned int timeout_ms, struct p2plab_dev *peer,
-				 bool user, struct p2plab_run_info *info)
-{
-	bool aborted = false;
-	unsigned long deadline, now;
-	unsigned int done = 0, j;
-	int ret, state = CHUNK_RUNNING;
-	u32 mask;
+/*
+ * One chunk of a batch: at most ring_size - 1 descriptors posted together, waited for together.
+ * p2plab_dma_run_common() runs the batch as a sequence of chunks, each through the steps below:
+ * fill the ring, ring the doorbell, wait until the chunk settles, then handle what it settled to
+ * (abort, link lost, timeout, halt) or collect the per-descriptor results.
+ */
+struct p2plab_chunk {
+	const struct p2plab_xfer *x;	/* the batch */
+	unsigned int first;		/* index in the batch of the chunk's first descriptor */
+	unsigned int k;			/* descriptors in the chunk */
+	u32 head;			/* ring slot of the first */
+	u32 last;			/* ring slot of the last (the one with P2PLAB_DESC_F_IRQ) */
+	int irq_seq;			/* pd->irq_seq before the doorbell */
+	int state;			/* CHUNK_*, once settled */
+	bool aborted;			/* settled because pd or the peer is being removed */
+};
 
+static void p2plab_run_info_init(struct p2plab_run_info *info)
+{
 	info->failed_idx = ~0U;
 	info->err_code = 0;
 	info->irq_lost = false;
 	info->ring_error = false;
 	info->stuck = false;
+}
 
+/* Before posting anything (dma_lock held): the device must be there and have a ring. */
+static int p2plab_dma_begin(struct p2plab_dev *pd, struct p2plab_dev *peer, bool user)
+{
+	/* a cheap liveness check first: never post work to a device that is not there */
+	if (p2plab_user_abort(pd, peer, user) || pd->dead ||
+	    p2plab_check_dead(pd, rd(pd, P2PLAB_REG_ID)))
+		return -ENODEV;
+	if (!pd->ring)
+		return -ENODEV;
+	p2plab_cnt_add(pd, batches, 1);
+	return 0;
+}
+
+/* Write the chunk's descriptors at the ring tail; the last one asks for the DONE interrupt. */
+static void p2plab_chunk_fill(struct p2plab_dev *pd, const struct p2plab_chunk *c)
+{
+	u32 mask = pd->ring_size - 1;
+	unsigned int j;
+
+	for (j = 0; j < c->k; j++) {
+		struct p2plab_desc *d = &pd->ring[(c->head + j) & mask];
+		const struct p2plab_xfer *t = &c->x[c->first + j];
+
+		d->src = cpu_to_le64(t->src);
+		d->dst = cpu_to_le64(t->dst);
+		d->len = cpu_to_le32(t->len);
+		d->flags = cpu_to_le32(t->flags | (j == c->k - 1 ? P2PLAB_DESC_F_IRQ : 0));
+		d->cookie = cpu_to_le32(pd->cookie++);
+		WRITE_ONCE(d->status, 0);
+	}
+}
+
+static void p2plab_chunk_doorbell(struct p2plab_dev *pd, const struct p2plab_chunk *c)
+{
+	/* descriptors must be visible to the device before the doorbell */
+	dma_wmb();
+	pd->tail = (c->head + c->k) & (pd->ring_size - 1);
+	wr(pd, P2PLAB_REG_RING_TAIL, pd->tail);
+	p2plab_cnt_add(pd, descs, c->k);
+}
+
+/* Sleep until the chunk settles (c->state, c->aborted) or the deadline; the jiffies left. */
+static long p2plab_chunk_wait(struct p2plab_dev *pd, struct p2plab_chunk *c,
+			      unsigned long deadline, struct p2plab_dev *peer, bool user)
+{
+	unsigned long now = jiffies;
+	long left = time_after(deadline, now) ? deadline - now : 1;
+
+	return wait_event_timeout(pd->wq, p2plab_chunk_settled(pd, c->last, &c->state, peer,
+							       user, &c->aborted), left);
+}
+
+/*
+ * pd or the peer is going away: stop the engine now (it must not touch the caller's buffers
+ * after we return) instead of waiting for the work.
+ */
+static int p2plab_chunk_abort(struct p2plab_dev *pd, const struct p2plab_chunk *c,
+			      struct p2plab_run_info *info)
+{
+	dev_info(&pd->pdev->dev, "device removal: aborting a DMA batch\n");
+	if (p2plab_engine_reset(pd) &&
+	    !(le32_to_cpu(READ_ONCE(pd->ring[c->last].status)) & P2PLAB_DESC_DONE)) {
+		info->stuck = true;
+		dev_err(&pd->pdev->dev,
+			"engine reset failed during abort: buffers of %u descriptors must not be reused\n",
+			c->k);
+	}
+	return -ENODEV;
+}
+
+/* Done, but found so only at the deadline and no interrupt came: count a lost IRQ. */
+static void p2plab_chunk_check_irq(struct p2plab_dev *pd, const struct p2plab_chunk *c,
+				   long left, unsigned long deadline, struct p2plab_run_info *info)
+{
+	if (c->state == CHUNK_DONE && left <= 1 && atomic_read(&pd->irq_seq) == c->irq_seq &&
+	    time_after_eq(jiffies, deadline)) {
+		info->irq_lost = true;
+		p2plab_cnt_add(pd, irq_lost, 1);
+		dev_warn_ratelimited(&pd->pdev->dev,
+				     "batch completed without interrupt (lost IRQ?)\n");
+	}
+}
+
+/*
+ * Link lost with work posted. If the link comes back, the device resumes that work, so the
+ * caller's buffers must stay valid until we know: wait (up to the deadline) for the device, then
+ * abort everything with a reset.
+ */
+static int p2plab_chunk_link_lost(struct p2plab_dev *pd, const struct p2plab_chunk *c,
+				  unsigned long deadline, struct p2plab_run_info *info)
+{
+	while (time_before(jiffies, deadline) && rd(pd, P2PLAB_REG_ID) == 0xffffffffu)
+		msleep(20);
+	if (rd(pd, P2PLAB_REG_ID) == P2PLAB_ID_MAGIC) {
+		dev_warn(&pd->pdev->dev, "link back during a batch: aborting it\n");
+		p2plab_engine_reset(pd);
+	} else {
+		info->stuck = true;
+		dev_err(&pd->pdev->dev,
+			"link down with %u descriptors posted: their buffers must not be reused\n",
+			c->k);
+	}
+	return -ENODEV;
+}
+
+static int p2plab_chunk_timeout(struct p2plab_dev *pd, unsigned int timeout_ms)
+{
+	int ret;
+
+	p2plab_cnt_add(pd, timeouts, 1);
+	dev_err(&pd->pdev->dev,
+		"DMA batch timed out after %u ms (HEAD %u TAIL %u STATUS %#x); resetting engine\n",
+		timeout_ms, rd(pd, P2PLAB_REG_RING_HEAD), pd->tail, rd(pd, P2PLAB_REG_STATUS));
+	ret = p2plab_engine_reset(pd);
+	return ret == -ENODEV ? -ENODEV : -ETIMEDOUT;
+}
+
+/* Per-descriptor results of a chunk that completed or halted: first failure, bytes copied. */
+static void p2plab_chunk_collect(struct p2plab_dev *pd, const struct p2plab_chunk *c,
+				 struct p2plab_run_info *info)
+{
+	u32 mask = pd->ring_size - 1;
+	unsigned int j;
+	u64 bytes = 0;
+
+	/* results: data written by the device is valid once its status says DONE */
+	dma_rmb();
+	for (j = 0; j < c->k; j++) {
+		u32 st = le32_to_cpu(READ_ONCE(pd->ring[(c->head + j) & mask].status));
+		u32 err = st & P2PLAB_DESC_ERR_MASK;
+
+		if (!(st & P2PLAB_DESC_DONE)) {
+			/* only after a halt: this entry never ran */
+			if (info->failed_idx == ~0U && c->state == CHUNK_HALTED) {
+				info->failed_idx = c->first + j;
+				info->err_code = rd(pd, P2PLAB_REG_ERR_CODE);
+			}
+			continue;
+		}
+		if (err) {
+			p2plab_cnt_add(pd, desc_errors, 1);
+			if (info->failed_idx == ~0U) {
+				info->failed_idx = c->first + j;
+				info->err_code = err;
+			}
+		} else {
+			bytes += c->x[c->first + j].len;
+		}
+	}
+	p2plab_cnt_add(pd, bytes, bytes);
+}
+
+/* A ring-level error halted the engine: record it, reset the engine. */
+static int p2plab_chunk_halted(struct p2plab_dev *pd, const struct p2plab_chunk *c,
+			       struct p2plab_run_info *info)
+{
+	u32 code = rd(pd, P2PLAB_REG_ERR_CODE);
+	int ret;
+
+	p2plab_cnt_add(pd, ring_errors, 1);
+	info->ring_error = true;
+	if (info->failed_idx == ~0U) {
+		info->failed_idx = c->first;
+		info->err_code = code;
+	}
+	dev_err(&pd->pdev->dev, "engine halted: ERR_CODE %#x ERR_INDEX %u; resetting\n",
+		code, rd(pd, P2PLAB_REG_ERR_INDEX));
+	ret = p2plab_engine_reset(pd);
+	return ret == -ENODEV ? -ENODEV : -EIO;
+}
+
+/* Post descriptors x[first, first + k) and see them through; 0 if all of them succeeded. */
+static int p2plab_dma_chunk(struct p2plab_dev *pd, const struct p2plab_xfer *x,
+			    unsigned int first, unsigned int k, unsigned long deadline,
+			    unsigned int timeout_ms, struct p2plab_dev *peer, bool user,
+			    struct p2plab_run_info *info)
+{
+	struct p2plab_chunk c = {
+		.x = x,
+		.first = first,
+		.k = k,
+		.head = pd->tail,
+		.last = (pd->tail + k - 1) & (pd->ring_size - 1),
+		.irq_seq = atomic_read(&pd->irq_seq),
+		.state = CHUNK_RUNNING,
+	};
+	long left;
+
+	if (p2plab_user_abort(pd, peer, user))
+		return -ENODEV;
+	p2plab_chunk_fill(pd, &c);
+	p2plab_chunk_doorbell(pd, &c);
+	left = p2plab_chunk_wait(pd, &c, deadline, peer, user);
+
+	if (c.aborted && c.state == CHUNK_RUNNING)
+		return p2plab_chunk_abort(pd, &c, info);
+	p2plab_chunk_check_irq(pd, &c, left, deadline, info);
+	if (c.state == CHUNK_DEAD)
+		return p2plab_chunk_link_lost(pd, &c, deadline, info);
+	if (c.state == CHUNK_RUNNING)
+		return p2plab_chunk_timeout(pd, timeout_ms);
+
+	p2plab_chunk_collect(pd, &c, info);
+	if (c.state == CHUNK_HALTED)
+		return p2plab_chunk_halted(pd, &c, info);
+	if (info->failed_idx != ~0U) {
+		dev_dbg(&pd->pdev->dev, "descriptor %u failed: error %#x\n",
+			info->failed_idx, info->err_code);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int p2plab_dma_run_common(struct p2plab_dev *pd, const struct p2plab_xfer *x,
+				 unsigned int n, unsigned int timeout_ms, struct p2plab_dev *peer,
+				 bool user, struct p2plab_run_info *info)
+{
+	unsigned long deadline;
+	unsigned int done = 0;
+	int ret;
+
+	p2plab_run_info_init(info);
 	ret = p2plab_validate_xfers(x, n);
 	if (ret)
 		return ret;
@@ -274,156 +508,14 @@ static int p2plab_dma_run_common(struct p2plab_dev *pd, const struct p2plab_xfer
 		timeout_ms = READ_ONCE(p2plab_timeout_ms) ?: 5000;
 
 	mutex_lock(&pd->dma_lock);
-	/* a cheap liveness check first: never post work to a device that is not there */
-	if (p2plab_user_abort(pd, peer, user) || pd->dead || p2plab_check_dead(pd, rd(pd, P2PLAB_REG_ID))) {
-		ret = -ENODEV;
-		goto out_unlock;
-	}
-	if (!pd->ring) {
-		ret = -ENODEV;
-		goto out_unlock;
-	}
-	p2plab_cnt_add(pd, batches, 1);
-	mask = pd->ring_size - 1;
+	ret = p2plab_dma_begin(pd, peer, user);
 	deadline = jiffies + msecs_to_jiffies(timeout_ms);
-
-	while (done < n) {
+	while (!ret && done < n) {
 		unsigned int k = min_t(unsigned int, n - done, pd->ring_size - 1);
-		u32 head = pd->tail, last = (head + k - 1) & mask;
-		int seq = atomic_read(&pd->irq_seq);
-		long left;
-		u64 bytes = 0;
 
-		if (p2plab_user_abort(pd, peer, user)) {
-			ret = -ENODEV;
-			goto out_unlock;
-		}
-		for (j = 0; j < k; j++) {
-			struct p2plab_desc *d = &pd->ring[(head + j) & mask];
-			const struct p2plab_xfer *t = &x[done + j];
-
-			d->src = cpu_to_le64(t->src);
-			d->dst = cpu_to_le64(t->dst);
-			d->len = cpu_to_le32(t->len);
-			d->flags = cpu_to_le32(t->flags | (j == k - 1 ? P2PLAB_DESC_F_IRQ : 0));
-			d->cookie = cpu_to_le32(pd->cookie++);
-			WRITE_ONCE(d->status, 0);
-		}
-		/* descriptors must be visible to the device before the doorbell */
-		dma_wmb();
-		pd->tail = (head + k) & mask;
-		wr(pd, P2PLAB_REG_RING_TAIL, pd->tail);
-		p2plab_cnt_add(pd, descs, k);
-
-		now = jiffies;
-		left = time_after(deadline, now) ? deadline - now : 1;
-		left = wait_event_timeout(pd->wq, p2plab_chunk_settled(pd, last, &state, peer,
-									user, &aborted), left);
-		if (aborted && state == CHUNK_RUNNING) {
-			/*
-			 * pd or the peer is going away: stop the engine now (it must not touch
-			 * the caller's buffers after we return) instead of waiting for the work.
-			 */
-			dev_info(&pd->pdev->dev, "device removal: aborting a DMA batch\n");
-			if (p2plab_engine_reset(pd) &&
-			    !(le32_to_cpu(READ_ONCE(pd->ring[last].status)) & P2PLAB_DESC_DONE)) {
-				info->stuck = true;
-				dev_err(&pd->pdev->dev,
-					"engine reset failed during abort: buffers of %u descriptors must not be reused\n",
-					k);
-			}
-			ret = -ENODEV;
-			goto out_unlock;
-		}
-		if (state == CHUNK_DONE && left <= 1 && atomic_read(&pd->irq_seq) == seq &&
-		    time_after_eq(jiffies, deadline)) {
-			/* found complete only at the deadline and no interrupt came */
-			info->irq_lost = true;
-			p2plab_cnt_add(pd, irq_lost, 1);
-			dev_warn_ratelimited(&pd->pdev->dev,
-					     "batch completed without interrupt (lost IRQ?)\n");
-		}
-		if (state == CHUNK_DEAD) {
-			/*
-			 * Link lost with work posted. If the link comes back, the device resumes
-			 * that work, so the caller's buffers must stay valid until we know: wait
-			 * (up to the deadline) for the device, then abort everything with a reset.
-			 */
-			while (time_before(jiffies, deadline) &&
-			       rd(pd, P2PLAB_REG_ID) == 0xffffffffu)
-				msleep(20);
-			if (rd(pd, P2PLAB_REG_ID) == P2PLAB_ID_MAGIC) {
-				dev_warn(&pd->pdev->dev, "link back during a batch: aborting it\n");
-				p2plab_engine_reset(pd);
-			} else {
-				info->stuck = true;
-				dev_err(&pd->pdev->dev,
-					"link down with %u descriptors posted: their buffers must not be reused\n",
-					k);
-			}
-			ret = -ENODEV;
-			goto out_unlock;
-		}
-		if (state == CHUNK_RUNNING) {
-			p2plab_cnt_add(pd, timeouts, 1);
-			dev_err(&pd->pdev->dev,
-				"DMA batch timed out after %u ms (HEAD %u TAIL %u STATUS %#x); resetting engine\n",
-				timeout_ms, rd(pd, P2PLAB_REG_RING_HEAD), pd->tail,
-				rd(pd, P2PLAB_REG_STATUS));
-			ret = p2plab_engine_reset(pd);
-			ret = ret == -ENODEV ? -ENODEV : -ETIMEDOUT;
-			goto out_unlock;
-		}
-		/* results: data written by the device is valid once its status says DONE */
-		dma_rmb();
-		for (j = 0; j < k; j++) {
-			u32 st = le32_to_cpu(READ_ONCE(pd->ring[(head + j) & mask].status));
-			u32 err = st & P2PLAB_DESC_ERR_MASK;
-
-			if (!(st & P2PLAB_DESC_DONE)) {
-				/* only after a halt: this entry never ran */
-				if (info->failed_idx == ~0U && state == CHUNK_HALTED) {
-					info->failed_idx = done + j;
-					info->err_code = rd(pd, P2PLAB_REG_ERR_CODE);
-				}
-				continue;
-			}
-			if (err) {
-				p2plab_cnt_add(pd, desc_errors, 1);
-				if (info->failed_idx == ~0U) {
-					info->failed_idx = done + j;
-					info->err_code = err;
-				}
-			} else {
-				bytes += x[done + j].len;
-			}
-		}
-		p2plab_cnt_add(pd, bytes, bytes);
-		if (state == CHUNK_HALTED) {
-			u32 code = rd(pd, P2PLAB_REG_ERR_CODE);
-
-			p2plab_cnt_add(pd, ring_errors, 1);
-			info->ring_error = true;
-			if (info->failed_idx == ~0U) {
-				info->failed_idx = done;
-				info->err_code = code;
-			}
-			dev_err(&pd->pdev->dev, "engine halted: ERR_CODE %#x ERR_INDEX %u; resetting\n",
-				code, rd(pd, P2PLAB_REG_ERR_INDEX));
-			ret = p2plab_engine_reset(pd);
-			ret = ret == -ENODEV ? -ENODEV : -EIO;
-			goto out_unlock;
-		}
-		if (info->failed_idx != ~0U) {
-			dev_dbg(&pd->pdev->dev, "descriptor %u failed: error %#x\n",
-				info->failed_idx, info->err_code);
-			ret = -EIO;
-			goto out_unlock;
-		}
+		ret = p2plab_dma_chunk(pd, x, done, k, deadline, timeout_ms, peer, user, info);
 		done += k;
 	}
-	ret = 0;
-out_unlock:
 	mutex_unlock(&pd->dma_lock);
 	return ret;
 }
@@ -632,6 +724,8 @@ static int p2plab_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_unmap_mem;
 	}
 	pd->ring_size = rounddown_pow_of_two(clamp_t(u32, ring_entries ?: 256, 2, pd->ring_max));
+	/* coherent allocations are page aligned: RING_BASE meets P2PLAB_RING_ALIGN */
+	BUILD_BUG_ON(PAGE_SIZE % P2PLAB_RING_ALIGN);
 	pd->ring = dma_alloc_coherent(dev, pd->ring_size * sizeof(*pd->ring), &pd->ring_dma,
 				      GFP_KERNEL);
 	if (!pd->ring) {
