@@ -990,7 +990,8 @@ typedef int (*dmirror_relink_fn)(struct dmirror *dmirror, struct p2plab_devmem *
  * Migration profile (debugfs p2plab-dmirror/migrate_profile; write anything to reset): where the
  * MIGRATE_TO_DEV / MIGRATE_TO_SYS ioctls spend their time, phase by phase, summed over all mirrors.
  * "copy" is p2plab's own part (page allocation, DMA mapping, descriptors, the device's copy; of it,
- * copy_dma is the wait for the DMA engine, migration copies of any mirror or CPU fault); setup, pages and
+ * copy_dma is the wait for the DMA engine and copy_alloc the page allocator (which zeroes every page
+ * with init_on_alloc=1, Debian's default), migration copies of any mirror or CPU fault); setup, pages and
  * finalize are the kernel's migrate_vma_*(); readback_* is the return of the migrated data that the
  * dmirror uAPI asks for (test_hmm does the same with the CPU): allocating and DMA-mapping the bounce
  * buffer, the device's copy into it, and copy_to_user(). docs/hmm.md "Benchmark".
@@ -1023,9 +1024,10 @@ static int dmirror_prof_show(struct seq_file *s, void *unused)
 
 		for (ph = 0; ph < PROF_NR; ph++)
 			total += atomic64_read(&dmirror_prof_ns[dir][ph]);
-		seq_printf(s, "%s: chunks %lld pages %llu total_ms %llu copy_dma_ms %lld", dir ? "to_dev" : "to_sys",
-			   atomic64_read(&dmirror_prof_chunks[dir]), pages, total / NSEC_PER_MSEC,
-			   atomic64_read(&p2plab_prof_dma_ns[dir]) / NSEC_PER_MSEC);
+		seq_printf(s, "%s: chunks %lld pages %llu total_ms %llu copy_dma_ms %lld copy_alloc_ms %lld",
+			   dir ? "to_dev" : "to_sys", atomic64_read(&dmirror_prof_chunks[dir]), pages,
+			   total / NSEC_PER_MSEC, atomic64_read(&p2plab_prof_dma_ns[dir]) / NSEC_PER_MSEC,
+			   atomic64_read(&p2plab_prof_alloc_ns[dir]) / NSEC_PER_MSEC);
 		for (ph = 0; ph < PROF_NR; ph++) {
 			u64 ns = atomic64_read(&dmirror_prof_ns[dir][ph]);
 
@@ -1051,6 +1053,7 @@ static ssize_t dmirror_prof_reset(struct file *file, const char __user *buf, siz
 			atomic64_set(&dmirror_prof_ns[dir][ph], 0);
 		atomic64_set(&dmirror_prof_chunks[dir], 0);
 		atomic64_set(&p2plab_prof_dma_ns[dir], 0);
+		atomic64_set(&p2plab_prof_alloc_ns[dir], 0);
 		atomic64_set(&dmirror_prof_pages[dir], 0);
 	}
 	return len;

@@ -261,6 +261,9 @@ static void p2plab_devmem_folio_free(struct folio *folio)
 
 /* time in the DMA engine of migration copies, [0] to RAM, [1] to the device (dmirror's profile) */
 atomic64_t p2plab_prof_dma_ns[2];
+/* time allocating system pages for migrations back to RAM ([0]; [1] unused: device pages come
+ * from p2plab's own free list) */
+atomic64_t p2plab_prof_alloc_ns[2];
 
 /*
  * zone_device_data of a device-private page that SVM placement (p2plab_svm.c) migrated with CPU
@@ -491,7 +494,9 @@ static int p2plab_copy_to_ram(unsigned long *src, unsigned long *dst, unsigned l
 			/* HMM_DMIRROR_FLAG_FAIL_ALLOC: the THP falls back to 4 KiB pages */
 			fail_alloc = false;
 		} else if (order) {
+			t0 = ktime_get_ns();
 			folio = vma ? vma_alloc_folio(gfp, order, vma, addr) : folio_alloc(gfp, order);
+			atomic64_add(ktime_get_ns() - t0, &p2plab_prof_alloc_ns[0]);
 		}
 
 		if (order && folio) {
@@ -515,10 +520,12 @@ static int p2plab_copy_to_ram(unsigned long *src, unsigned long *dst, unsigned l
 			struct page *p;
 			dma_addr_t a;
 
+			t0 = ktime_get_ns();
 			if (vma)
 				p = alloc_page_vma(gfp, vma, addr + (j << PAGE_SHIFT));
 			else
 				p = alloc_page(gfp | (evict ? __GFP_NOFAIL : 0));
+			atomic64_add(ktime_get_ns() - t0, &p2plab_prof_alloc_ns[0]);
 			if (!p) {
 				ret = -ENOMEM;
 				goto fail;

@@ -118,6 +118,7 @@ int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *arg
 int p2plab_migrate_copy_to_ram(struct migrate_vma *args, bool fail_alloc);
 /* ns spent in the DMA engine by migration copies: [0] to RAM, [1] to the device */
 extern atomic64_t p2plab_prof_dma_ns[2];
+extern atomic64_t p2plab_prof_alloc_ns[2];
 unsigned long p2plab_devmem_evict(struct p2plab_devmem *dm);	/* all pages to RAM */
 
 /* dmirror (p2plab_dmirror.c) */

@@ -100,8 +100,8 @@ if prof:
     for line in prof[-1]:
         d = line.split(":")[0]
         shares = re.findall(r"(\w+)_ms \d+ \((\d+)%", line)
-        dma = re.search(r"total_ms (\d+) copy_dma_ms (\d+)", line)
+        dma = re.search(r"total_ms (\d+) copy_dma_ms (\d+)(?: copy_alloc_ms (\d+))?", line)
         print("  %-7s %s%s" % (d, ", ".join("%s %s%%" % (n, v) for n, v in shares if v != "0"),
-                               " (DMA engine wait %s of %s ms)" % (dma.group(2), dma.group(1)) if dma else ""))
+                               " (of %s ms: DMA engine wait %s ms, page allocation %s ms)" % (dma.group(1), dma.group(2), dma.group(3) or "?") if dma else ""))
 PY
 cat "$OUT/hmm-bench.txt"
