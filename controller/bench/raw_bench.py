@@ -31,4 +31,39 @@ def main(sock, count, depths):
         print(f"raw-socket-python {d} {count} {t:.3f} {count / t:.0f}", flush=True)
     s.close()
 
-main(sys.argv[1], int(sys.argv[2]), [int(x) for x in sys.argv[3:]])
+def serve(sock):
+    """Serve mode (alternate.py): warm up, say ready, then one "DEPTH COUNT" batch per input line."""
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    f = s.makefile('rb')
+    f.readline()
+    s.sendall(b'{"execute":"qmp_capabilities"}\n')
+    f.readline()
+    req = b'{"execute":"query-status"}\n'
+    def run(n, depth):
+        t0 = time.perf_counter()
+        sent = min(depth, n)
+        s.sendall(req * sent)
+        got = 0
+        while got < n:
+            line = f.readline()
+            if not line:
+                raise SystemExit("QEMU closed the socket")
+            if b'"return"' not in line:
+                continue
+            got += 1
+            if sent < n:
+                s.sendall(req)
+                sent += 1
+        return time.perf_counter() - t0
+    run(1000, 8)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        d, n = (int(x) for x in line.split())
+        t = run(n, d)
+        print(f"raw-socket-python {d} {n} {t:.3f} {n / t:.0f}", flush=True)
+
+if sys.argv[2] == 'serve':
+    serve(sys.argv[1])
+else:
+    main(sys.argv[1], int(sys.argv[2]), [int(x) for x in sys.argv[3:]])

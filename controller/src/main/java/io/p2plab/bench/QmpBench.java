@@ -18,7 +18,9 @@ import java.util.concurrent.atomic.AtomicReference;
 /**
  * QMP throughput: COUNT query-status with DEPTH commands in flight (each completion sends the next one).
  * <pre>
- * QmpBench [--warmup N] [--warmup-max-seconds S] [--timeout-ms MS] SOCKET COUNT DEPTH...
+ * QmpBench [--warmup N] [--warmup-max-seconds S] [--timeout-ms MS] [--no-oob] SOCKET COUNT DEPTH...
+ * QmpBench [...] --serve SOCKET DEPTH...     (bench/alternate.py: warm up at these depths, print "ready",
+ *                                             then one "DEPTH COUNT" batch per stdin line)
  * </pre>
  * Prints "p2plab-java DEPTH COUNT SECONDS RATE" per depth on stdout, and on stderr the warm-up and the
  * most commands seen in flight (depth 8 must really keep 8 outstanding). Warm-up: at least N commands at
@@ -27,8 +29,12 @@ import java.util.concurrent.atomic.AtomicReference;
  * CPU QEMU needs, and the figure would measure the compiler, not the client.
  */
 public final class QmpBench {
+    private static boolean oob = true;
+
     public static void main(String[] argv) throws Exception {
         int warm = 5000;
+        boolean serve = false;
+        oob = true;
         double warmMax = 10;
         long timeoutMs = 60_000;
         List<String> pos = new ArrayList<>();
@@ -37,8 +43,14 @@ public final class QmpBench {
                 case "--warmup" -> warm = Integer.parseInt(argv[++i]);
                 case "--warmup-max-seconds" -> warmMax = Double.parseDouble(argv[++i]);
                 case "--timeout-ms" -> timeoutMs = Long.parseLong(argv[++i]);
+                case "--serve" -> serve = true;
+                case "--no-oob" -> oob = false;
                 default -> pos.add(argv[i]);
             }
+        }
+        if (serve && pos.size() >= 2) {
+            serve(pos.get(0), pos.subList(1, pos.size()), warm, warmMax, timeoutMs);
+            return;
         }
         if (pos.size() < 3) {
             System.err.println("usage: QmpBench [--warmup N] [--warmup-max-seconds S] [--timeout-ms MS] SOCKET COUNT DEPTH...");
@@ -46,7 +58,8 @@ public final class QmpBench {
         }
         String sock = pos.get(0);
         int count = Integer.parseInt(pos.get(1));
-        ConnectionOptions o = ConnectionOptions.defaults().withMaxInFlight(64).withTimeout(Duration.ofMillis(timeoutMs));
+        ConnectionOptions o = ConnectionOptions.defaults().withMaxInFlight(64).withTimeout(Duration.ofMillis(timeoutMs))
+                .withOob(oob);
         try (QmpClient q = QmpClient.connect(Transport.parse(sock), o)) {
             warmUp(q, warm, warmMax, pos.subList(2, pos.size()));
             for (int i = 2; i < pos.size(); i++) {
@@ -54,6 +67,28 @@ public final class QmpBench {
                 Result r = run(q, count, depth);
                 System.out.printf(Locale.ROOT, "p2plab-java %d %d %.3f %.0f%n", depth, count, r.seconds, count / r.seconds);
                 System.err.printf(Locale.ROOT, "p2plab-java depth %d: at most %d in flight%n", depth, r.maxInFlight);
+            }
+        }
+    }
+
+    private static void serve(String sock, List<String> depths, int warm, double warmMax, long timeoutMs)
+            throws Exception {
+        ConnectionOptions o = ConnectionOptions.defaults().withMaxInFlight(64).withTimeout(Duration.ofMillis(timeoutMs))
+                .withOob(oob);
+        try (QmpClient q = QmpClient.connect(Transport.parse(sock), o);
+             java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in))) {
+            warmUp(q, warm, warmMax, depths);
+            System.out.println("ready");
+            System.out.flush();
+            String line;
+            while ((line = in.readLine()) != null) {
+                String[] f = line.trim().split("\\s+");
+                int depth = Integer.parseInt(f[0]), count = Integer.parseInt(f[1]);
+                Result r = run(q, count, depth);
+                System.out.printf(Locale.ROOT, "p2plab-java %d %d %.3f %.0f%n", depth, count, r.seconds, count / r.seconds);
+                System.out.flush();
+                if (r.maxInFlight < Math.min(depth, 64) && count >= 64 * depth)
+                    System.err.printf(Locale.ROOT, "p2plab-java depth %d: only %d in flight%n", depth, r.maxInFlight);
             }
         }
     }
