@@ -77,23 +77,6 @@ public final class Reports {
     }
 
     static String xml(String s) {
-        if (s == null) return "";
-        StringBuilder b = new StringBuilder(s.length());
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '<' -> b.append("&lt;");
-                case '>' -> b.append("&gt;");
-                case '&' -> b.append("&amp;");
-                case '"' -> b.append("&quot;");
-                case '\n', '\t' -> b.append(c);
-                case '\r' -> { }
-                default -> {
-                    if (c < 0x20 || c == 0xFFFE || c == 0xFFFF) b.append('?');
-                    else b.append(c);
-                }
-            }
-        }
-        return b.toString();
+        return io.p2plab.util.Markup.escape(s);
     }
 }

@@ -277,19 +277,6 @@ public final class TopoRender {
     }
 
     public static String esc(String s) {
-        if (s == null) return "";
-        StringBuilder b = new StringBuilder(s.length());
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '<' -> b.append("&lt;");
-                case '>' -> b.append("&gt;");
-                case '&' -> b.append("&amp;");
-                case '"' -> b.append("&quot;");
-                case '\'' -> b.append("&#39;");
-                default -> b.append(c < 0x20 && c != '\n' && c != '\t' ? '?' : c);
-            }
-        }
-        return b.toString();
+        return io.p2plab.util.Markup.escape(s);
     }
 }
