@@ -56,7 +56,7 @@ log "running the benchmark guest through the controller (TCG, ~2-5 min)"
 res=$OUT/run/hmm-bench/guest-hmm-bench.stdout
 [ -f "$res" ] || die "no benchmark output ($res)"
 
-python3 - "$res" >"$OUT/hmm-bench.txt" <<'PY' || { cat "$OUT/hmm-bench.txt"; die "benchmark output incomplete (see $res)"; }
+python3 - "$res" "$OUT/hmm-bench.json" >"$OUT/hmm-bench.txt" <<'PY' || { cat "$OUT/hmm-bench.txt"; die "benchmark output incomplete (see $res)"; }
 import re, sys
 log = open(sys.argv[1], errors="replace").read()
 res = {}
@@ -80,6 +80,7 @@ for drv in ("test_hmm", "p2plab"):
         sys.exit("no 256 MiB result for %s" % drv)
     res[drv] = {k: tuple(sum(r[k][i] for r in runs) / len(runs) for i in (0, 1)) for k in runs[0]}
     res[drv]["n"] = len(runs)
+    res[drv]["runs"] = runs
 mib = 256.0
 print("HMM migration, 256 MiB, hmm-tests benchmark_thp_migration (5 iterations each, mean of %d/%d runs)" % (res["test_hmm"]["n"], res["p2plab"]["n"]))
 print("%-22s %12s %12s %9s" % ("case", "test_hmm", "p2plab", "ratio"))
@@ -92,6 +93,19 @@ for key, label in (("s2d_ms", "sys->dev"), ("d2s_ms", "dev->sys")):
         print("%-22s %8.0f MiB/s %8.0f MiB/s %8.2fx" % ("%s %s" % (label, kind), tm, pm, pm / tm))
 print("throughput ratio p2plab/test_hmm (geometric mean): %.2f" %
       (ratios[0] * ratios[1] * ratios[2] * ratios[3]) ** 0.25)
+# the same numbers for the report (./p2plab bench-report): one row per case, with every round's MiB/s
+# (round i of test_hmm ran just before round i of p2plab: "paired" is the median of their ratios)
+import json, statistics
+rows = []
+for key, label in (("s2d_ms", "sys->dev"), ("d2s_ms", "dev->sys")):
+    for idx, kind in ((0, "THP"), (1, "4K")):
+        rt = [mib / (r[key][idx] / 1000.0) for r in res["test_hmm"]["runs"]]
+        rp = [mib / (r[key][idx] / 1000.0) for r in res["p2plab"]["runs"]]
+        tm = mib / (res["test_hmm"][key][idx] / 1000.0); pm = mib / (res["p2plab"][key][idx] / 1000.0)
+        rows.append({"case": "%s %s" % (label, kind), "direction": label, "pages": kind,
+                     "test_hmm_mib_s": round(tm, 1), "p2plab_mib_s": round(pm, 1), "ratio": round(pm / tm, 3),
+                     "paired_ratio": round(statistics.median(p / t for p, t in zip(rp, rt)), 3),
+                     "test_hmm_rounds_mib_s": [round(x, 1) for x in rt], "p2plab_rounds_mib_s": [round(x, 1) for x in rp]})
 # where p2plab's time went (debugfs p2plab-dmirror/migrate_profile, summed over the last p2plab round:
 # every buffer size of the benchmark, THP and 4K together)
 prof = re.findall(r"BENCH-PROFILE\n(to_dev:[^\n]*)\n(to_sys:[^\n]*)", log)
@@ -103,5 +117,21 @@ if prof:
         dma = re.search(r"total_ms (\d+) copy_dma_ms (\d+)(?: copy_alloc_ms (\d+))?", line)
         print("  %-7s %s%s" % (d, ", ".join("%s %s%%" % (n, v) for n, v in shares if v != "0"),
                                " (of %s ms: DMA engine wait %s ms, page allocation %s ms)" % (dma.group(1), dma.group(2), dma.group(3) or "?") if dma else ""))
+profile = []
+for line in (prof[-1] if prof else ()):
+    dma = re.search(r"total_ms (\d+) copy_dma_ms (\d+)(?: copy_alloc_ms (\d+))?", line)
+    profile.append({"direction": line.split(":")[0],
+                    "total_ms": int(dma.group(1)) if dma else None,
+                    "copy_dma_ms": int(dma.group(2)) if dma else None,
+                    "copy_alloc_ms": int(dma.group(3)) if dma and dma.group(3) else None,
+                    "phases": [{"phase": n, "ms": int(ms), "percent": int(pc)}
+                               for n, ms, pc in re.findall(r"(\w+)_ms (\d+) \((\d+)%", line)]})
+with open(sys.argv[2], "w") as f:
+    json.dump({"part": "hmm", "source": sys.argv[1], "size_mib": mib,
+               "benchmark": "hmm-tests hmm.hmm_device_private.benchmark_thp_migration (256 MiB block)",
+               "rounds": {"test_hmm": res["test_hmm"]["n"], "p2plab": res["p2plab"]["n"]},
+               "rows": rows, "geomean_ratio": round((ratios[0] * ratios[1] * ratios[2] * ratios[3]) ** 0.25, 3),
+               "profile": profile}, f, indent=1)
+    f.write("\n")
 PY
 cat "$OUT/hmm-bench.txt"

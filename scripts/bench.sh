@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark of the lab, each measured side by side with its reference in the same
-# run, collected into one report (build/bench/<date>/report.md):
-#   1. DMA engine bandwidth (256 MiB RAM->device, device->peer, device->RAM) vs native host memcpy
-#   2. QMP throughput (10k query-status, depth 1 and 8): p2plab client vs QEMU's qemu.qmp vs raw socket
-#   3. HMM migration throughput (256 MiB, THP and 4K, both ways): p2plab.ko vs test_hmm.ko
+# run, collected into one report (build/bench/<date>/report.md, the parts' logs as they printed), and
+# report.html (charts) + results.json (every number, one schema) by ./p2plab bench-report:
+#   1. DMA engine bandwidth vs transfer size (4 KiB..256 MiB: RAM->device, device->peer, device->RAM,
+#      RAM->RAM) vs native host memcpy of the same size                                      (dma.log)
+#   2. QMP throughput (10k query-status by depth): p2plab client vs QEMU's qemu.qmp vs raw socket (qmp.log)
+#   3. HMM migration throughput (256 MiB, THP and 4K, both ways): p2plab.ko vs test_hmm.ko (hmm/hmm-bench.json)
+#   4. SVM: device reads by VA (first touch vs mapped vs physical), one-page fault rate, per backend (svm/)
 # Speed goals live here, not in tests. Run on an otherwise idle machine: 2 cores are easily disturbed.
 source "$(dirname "$0")/lib.sh"
 cd "$P2PLAB_ROOT"
@@ -25,6 +28,15 @@ section() {  # section TITLE LOG CMD...
 section "DMA engine bandwidth vs host memcpy" "$out/dma.log" scripts/qemu-bench.sh
 section "QMP throughput" "$out/qmp.log" controller/bench.sh 10000
 section "HMM migration: p2plab.ko vs test_hmm.ko" "$out/hmm.log" scripts/bench-hmm.sh "$out/hmm"
+svm_bench() {  # the svm-bench scenario (both backends); its figures are in each case's guest-bench.stdout
+    local st=0
+    scripts/lab-env.sh ./p2plab run scenarios/svm/svm-bench.yaml --out "$out/svm" || st=$?
+    grep -h "^# bench" "$out"/svm/*/guest-bench.stdout 2>/dev/null
+    return $st
+}
+section "SVM device faults (svm-bench scenario)" "$out/svm.log" svm_bench
 cat "$report"
 log "report: $report"
+if ./p2plab bench-report "$out"; then log "charts: $out/report.html, numbers: $out/results.json"
+else rc=1; log "bench-report: some parts have no data (named above); $out/report.html shows the others"; fi
 exit $rc

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Bandwidth of the p2plab DMA engine under QEMU (qtest, TCG not involved: the copy runs in QEMU's
-# main loop) for 256 MiB RAM -> device memory, device -> peer BAR2 (switch-routed P2P) and
-# device -> RAM, next to a native host memcpy of 256 MiB measured in the same run.
+# main loop) for RAM -> device memory, device -> peer BAR2 (switch-routed P2P), device -> RAM and
+# RAM -> RAM at each transfer size of P2PLAB_BENCH_SIZES (default 4K,64K,1M,16M,256M), each next to a
+# host memcpy of the same size in the same process (interleaved rounds, medians: P2PLAB_BENCH_ROUNDS),
+# and a stand-alone native memcpy of 256 MiB before and after.
 #   scripts/qemu-bench.sh
 source "$(dirname "$0")/lib.sh"
 

@@ -44,6 +44,7 @@ public final class Main implements Callable<Integer> {
         CommandLine cl = new CommandLine(new Main());
         cl.addSubcommand("topo", new TopoCommand());
         cl.addSubcommand("merge-junit", new MergeJunitCommand());
+        cl.addSubcommand("bench-report", new io.p2plab.bench.report.BenchReportCommand());
         cl.setExitCodeExceptionMapper(t -> USAGE);
         cl.setExecutionExceptionHandler((ex, cmd, parse) -> {
             if (ex instanceof SpecException) {
