@@ -11,7 +11,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 COUNT=${1:-10000}
-DEPTHS="1 8"
+DEPTHS=${QMP_DEPTHS:-1 8}   # make bench: 1 2 4 8 16 (throughput vs depth in report.html)
 QEMU=${P2PLAB_QEMU:-$(command -v qemu-system-x86_64 || true)}
 [ -n "$QEMU" ] || { echo "bench: qemu-system-x86_64 not found (set P2PLAB_QEMU)" >&2; exit 2; }
 PYQMP=${P2PLAB_PYQMP:-${P2PLAB_CACHE:-$HOME/.cache/p2plab}/src/qemu-10.0.13/python}

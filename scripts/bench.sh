@@ -26,7 +26,7 @@ section() {  # section TITLE LOG CMD...
 }
 { echo "# p2plab benchmarks $(date -u +%FT%TZ)"; echo; echo "host: $(nproc) cores, $(uname -r)"; echo; } >"$report"
 section "DMA engine bandwidth vs host memcpy" "$out/dma.log" scripts/qemu-bench.sh
-section "QMP throughput" "$out/qmp.log" controller/bench.sh 10000
+QMP_DEPTHS=${QMP_DEPTHS:-1 2 4 8 16} section "QMP throughput" "$out/qmp.log" controller/bench.sh 10000
 section "HMM migration: p2plab.ko vs test_hmm.ko" "$out/hmm.log" scripts/bench-hmm.sh "$out/hmm"
 svm_bench() {  # the svm-bench scenario (both backends); its figures are in each case's guest-bench.stdout
     local st=0

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.p2plab.bench.report.BenchCharts.Chart;
 import io.p2plab.bench.report.BenchData.*;
 import io.p2plab.util.Json;
+import io.p2plab.util.Markup;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -230,7 +231,5 @@ public final class BenchReport {
     static String f2(double v) { return String.format(Locale.ROOT, "%.2f", v); }
     static String s(Long v) { return v == null ? "" : v.toString(); }
 
-    static String esc(String s) {
-        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&quot;");
-    }
+    static String esc(String s) { return Markup.escape(s); }
 }
