@@ -116,7 +116,10 @@ public final class BenchReport {
             b.append("<h2 id=\"").append(p.name()).append("\">").append(esc(p.title())).append("</h2>\n<p class=\"src\">source: <code>")
                     .append(esc(p.source().toString())).append("</code></p>\n");
             if (!p.ok()) {
-                b.append("<div class=\"err\">no data: ").append(esc(p.error())).append("</div>\n");
+                b.append("<div class=\"err\">no data: ").append(esc(p.error()));
+                Path log = dir.resolve(p.name() + ".log");
+                if (Files.isRegularFile(log) && !log.equals(p.source())) b.append("\nthe part's log: ").append(esc(log.toString()));
+                b.append("</div>\n");
                 continue;
             }
             switch (p.name()) {
@@ -157,6 +160,10 @@ public final class BenchReport {
     }
 
     private static void dmaSection(StringBuilder b, Dma d) {
+        b.append("<p>qtest <code>/p2plab/bench</code>: each measurement copies at least 16 MiB (n copies of the size, in batches of ")
+                .append("ring size - 1 descriptors, timed from the doorbell until the batch's last descriptor is done), next to a host ")
+                .append("memcpy of the same size and count in the same process. Below about 1 MiB the device figure is bounded by ")
+                .append("per-descriptor costs and qtest's completion polling (a read every 50 us), and the memcpy of a small buffer is cache-hot.</p>\n");
         chart(b, BenchCharts.dmaBandwidth(d));
         chart(b, BenchCharts.dmaRatio(d));
         table(b, List.of("path", "size", "device MB/s", "host memcpy MB/s", "ratio", "range", "rounds"),
