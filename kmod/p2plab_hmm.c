@@ -290,6 +290,117 @@ static void p2plab_drop_dst(unsigned long *dst, unsigned long npages)
 }
 
 /*
+ * A migration's copies, in steps: each source entry (a 4 KiB page or a THP) gets its
+ * destination allocated and its copy queued as descriptors on one batch; the batch then runs
+ * once on the DMA engine (p2plab_batch_run()), and the moved pages are counted.
+ */
+
+/* sum of the pages behind the valid entries of @dst (a compound entry is HPAGE_PMD_NR) */
+static unsigned long p2plab_dst_pages(const unsigned long *dst, unsigned long npages)
+{
+	unsigned long i, n = 0;
+
+	for (i = 0; i < npages; i++)
+		if (dst[i])
+			n += dst[i] & MIGRATE_PFN_COMPOUND ? HPAGE_PMD_NR : 1;
+	return n;
+}
+
+/* run the queued copies; @dir indexes the profile (0 to RAM, 1 to the device) */
+static int p2plab_copy_run(struct p2plab_batch *b, int dir)
+{
+	u64 t0 = ktime_get_ns();
+	int ret = p2plab_batch_run(b);
+
+	atomic64_add(ktime_get_ns() - t0, &p2plab_prof_dma_ns[dir]);
+	return ret;
+}
+
+/*
+ * MIGRATE_VMA_SELECT_SYSTEM should never hand us device memory, but 7.3's
+ * migrate_vma_collect_huge_pmd() collects a PMD-mapped device-coherent folio of any owner as if
+ * it were system memory (docs/hmm.md "Findings"): refuse the whole folio (it stays where it is)
+ * and count it.  True when @spage is such a page.
+ */
+static bool p2plab_to_dev_refuse_device_src(struct p2plab_devmem *dm, unsigned long src,
+					    struct page *spage)
+{
+	unsigned long skip;
+
+	if (!spage || !is_zone_device_page(spage))
+		return false;
+	skip = (src & MIGRATE_PFN_COMPOUND) ? folio_nr_pages(page_folio(spage)) : 1;
+	atomic64_add(skip, &dm->st_foreign_src);
+	dev_warn_ratelimited(dm->hmm->dma_dev,
+			     "migration source pfn 0x%lx is device memory (%s): refused\n",
+			     page_to_pfn(spage), is_device_coherent_page(spage) ?
+			     "device-coherent" : "device-private");
+	return true;
+}
+
+/*
+ * The destination of a THP source: a 2 MiB device folio (device-private memory, or coherent
+ * memory with hmm_coherent_thp), else NULL (4 KiB device pages: the kernel splits the source).
+ * Device-coherent memory is migrated in 4 KiB pages by default: coherent large folios are
+ * mapped like normal THPs and the 7.3 kernel does not handle their deferred split.
+ */
+static struct page *p2plab_to_dev_alloc_folio(struct p2plab_devmem *dm, unsigned long nr,
+					      bool *fail_alloc)
+{
+	if (*fail_alloc) {
+		/* HMM_DMIRROR_FLAG_FAIL_ALLOC: the next THP allocation fails */
+		*fail_alloc = false;
+		return NULL;
+	}
+	return p2plab_devmem_alloc(dm, nr == HPAGE_PMD_NR &&
+				   (dm->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE || hmm_coherent_thp) ?
+				   HPAGE_PMD_ORDER : 0);
+}
+
+/* queue a source (or zero-fill, @spage NULL) of @nr pages into device memory at @off */
+static int p2plab_to_dev_queue(struct p2plab_batch *b, struct p2plab_devmem *dm,
+			       struct page *spage, unsigned long first, unsigned long nr, u64 off)
+{
+	unsigned long j;
+	dma_addr_t a;
+
+	if (!spage) {
+		for (j = 0; j < nr; j++)
+			p2plab_batch_add(b, dm->hmm->zero_dma, off + (j << PAGE_SHIFT), PAGE_SIZE,
+					 P2PLAB_DESC_F_DST_LOCAL);
+		return 0;
+	}
+	a = p2plab_batch_map(b, page_to_phys(spage) + (first << PAGE_SHIFT), nr << PAGE_SHIFT,
+			     DMA_TO_DEVICE, 0);
+	if (a == DMA_MAPPING_ERROR)
+		return -EIO;
+	p2plab_batch_add(b, a, off, nr << PAGE_SHIFT, P2PLAB_DESC_F_DST_LOCAL);
+	return 0;
+}
+
+/* @nr pages of a source into 4 KiB device pages (@dpage: the first, if already allocated) */
+static int p2plab_to_dev_queue_pages(struct p2plab_batch *b, struct p2plab_devmem *dm,
+				     struct page *spage, struct page *dpage, unsigned long write,
+				     unsigned long *dst, unsigned long nr)
+{
+	unsigned long j;
+	int ret;
+
+	for (j = 0; j < nr; j++) {
+		if (!dpage)
+			dpage = p2plab_devmem_alloc(dm, 0);
+		if (!dpage)
+			return 0;	/* out of device memory: the rest is not migrated */
+		dst[j] = migrate_pfn(page_to_pfn(dpage)) | write;
+		ret = p2plab_to_dev_queue(b, dm, spage, j, 1, p2plab_page_dev_off(dpage));
+		if (ret)
+			return ret;
+		dpage = NULL;
+	}
+	return 0;
+}
+
+/*
  * System (or zero) pages -> device memory of @dm for a migrate_vma range.  Fills args->dst.
  * A THP source is migrated as one 2 MiB device folio (one descriptor) when a folio is free,
  * split into 4 KiB device pages otherwise (as test_hmm does).  On a DMA error every destination
@@ -297,11 +408,10 @@ static void p2plab_drop_dst(unsigned long *dst, unsigned long npages)
  */
 int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *args, bool fail_alloc)
 {
-	unsigned long npages = args->npages, i, j;
+	unsigned long npages = args->npages, i;
 	const unsigned long *src = args->src;
 	unsigned long *dst = args->dst;
 	struct p2plab_batch b;
-	u64 t0;
 	int ret;
 
 	memset(dst, 0, npages * sizeof(*dst));
@@ -312,7 +422,7 @@ int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *arg
 	for (i = 0; i < npages; ) {
 		unsigned long write = src[i] & MIGRATE_PFN_WRITE;
 		bool large = src[i] & MIGRATE_PFN_COMPOUND;
-		struct page *spage, *dpage;
+		struct page *spage, *dpage = NULL;
 		unsigned long nr = 1;
 
 		if (!(src[i] & MIGRATE_PFN_MIGRATE)) {
@@ -321,50 +431,23 @@ int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *arg
 		}
 		/* NULL for pte_none / the zero page: the device page is zero-filled */
 		spage = migrate_pfn_to_page(src[i]);
-		/*
-		 * MIGRATE_VMA_SELECT_SYSTEM should never hand us device memory, but 7.3's
-		 * migrate_vma_collect_huge_pmd() collects a PMD-mapped device-coherent folio of
-		 * any owner as if it were system memory (docs/hmm.md "Findings"): refuse the
-		 * whole folio (it stays where it is) and count it.
-		 */
-		if (spage && is_zone_device_page(spage)) {
-			unsigned long skip = (src[i] & MIGRATE_PFN_COMPOUND) ?
-				folio_nr_pages(page_folio(spage)) : 1;
-
-			atomic64_add(skip, &dm->st_foreign_src);
-			dev_warn_ratelimited(dm->hmm->dma_dev,
-					     "migration source pfn 0x%lx is device memory (%s): refused\n",
-					     page_to_pfn(spage), is_device_coherent_page(spage) ?
-					     "device-coherent" : "device-private");
+		if (p2plab_to_dev_refuse_device_src(dm, src[i], spage)) {
 			i++;	/* dst[i] stays 0: not migrated */
 			continue;
 		}
 		if (large)
-			nr = spage ? folio_nr_pages(page_folio(spage)) : HPAGE_PMD_NR;
-		if (i + nr > npages)
-			nr = npages - i;
-
+			nr = min_t(unsigned long, spage ? folio_nr_pages(page_folio(spage)) : HPAGE_PMD_NR,
+				   npages - i);
 		if (large && spage && !READ_ONCE(hmm_thp_split_fallback) &&
 		    dm->type == HMM_DMIRROR_MEMORY_DEVICE_COHERENT && !hmm_coherent_thp) {
 			atomic64_add(nr, &dm->st_skipped);	/* would need a split: stays */
 			i += nr;
 			continue;
 		}
-		if (fail_alloc && large) {
-			/* HMM_DMIRROR_FLAG_FAIL_ALLOC: the next THP allocation fails */
-			fail_alloc = false;
-			dpage = NULL;
-		} else {
-			/*
-			 * Device-private THP (7.3: MIGRATE_VMA_SELECT_COMPOUND). Device-coherent
-			 * memory is migrated in 4 KiB pages: coherent large folios are mapped like
-			 * normal THPs and the 7.3 kernel does not handle their deferred split.
-			 */
-			dpage = p2plab_devmem_alloc(dm, large && nr == HPAGE_PMD_NR &&
-						    (dm->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE || hmm_coherent_thp) ?
-						    HPAGE_PMD_ORDER : 0);
-		}
-
+		if (large)
+			dpage = p2plab_to_dev_alloc_folio(dm, nr, &fail_alloc);
+		else
+			dpage = p2plab_devmem_alloc(dm, 0);
 		if (!dpage && !large) {
 			i++;
 			continue;
@@ -376,62 +459,23 @@ int p2plab_migrate_copy_to_dev(struct p2plab_devmem *dm, struct migrate_vma *arg
 		}
 
 		if (dpage && folio_test_large(page_folio(dpage))) {
-			u64 off = p2plab_page_dev_off(dpage);
-
+			/* one 2 MiB device folio: one descriptor */
 			dst[i] = migrate_pfn(page_to_pfn(dpage)) | write | MIGRATE_PFN_COMPOUND;
-			if (spage) {
-				dma_addr_t a = p2plab_batch_map(&b, page_to_phys(spage),
-								nr << PAGE_SHIFT, DMA_TO_DEVICE, 0);
-				if (a == DMA_MAPPING_ERROR) {
-					ret = -EIO;
-					goto fail;
-				}
-				p2plab_batch_add(&b, a, off, nr << PAGE_SHIFT, P2PLAB_DESC_F_DST_LOCAL);
-			} else {
-				for (j = 0; j < nr; j++)
-					p2plab_batch_add(&b, dm->hmm->zero_dma, off + (j << PAGE_SHIFT),
-							 PAGE_SIZE, P2PLAB_DESC_F_DST_LOCAL);
-			}
+			ret = p2plab_to_dev_queue(&b, dm, spage, 0, nr, p2plab_page_dev_off(dpage));
 			atomic64_inc(&dm->st_thp);
-			i += nr;
-			continue;
+		} else {
+			/* 4 KiB pages: a small source, or a THP split because no device folio was free */
+			ret = p2plab_to_dev_queue_pages(&b, dm, spage, dpage, write, dst + i, nr);
 		}
-
-		/* 4 KiB pages: a small source, or a THP split because no device folio was free */
-		for (j = 0; j < nr; j++) {
-			u64 off;
-
-			if (!dpage)
-				dpage = p2plab_devmem_alloc(dm, 0);
-			if (!dpage)
-				break;	/* out of device memory: the rest is not migrated */
-			off = p2plab_page_dev_off(dpage);
-			dst[i + j] = migrate_pfn(page_to_pfn(dpage)) | write;
-			if (spage) {
-				dma_addr_t a = p2plab_batch_map(&b, page_to_phys(spage) + (j << PAGE_SHIFT),
-								PAGE_SIZE, DMA_TO_DEVICE, 0);
-				if (a == DMA_MAPPING_ERROR) {
-					ret = -EIO;
-					goto fail;
-				}
-				p2plab_batch_add(&b, a, off, PAGE_SIZE, P2PLAB_DESC_F_DST_LOCAL);
-			} else {
-				p2plab_batch_add(&b, dm->hmm->zero_dma, off, PAGE_SIZE,
-						 P2PLAB_DESC_F_DST_LOCAL);
-			}
-			dpage = NULL;
-		}
+		if (ret)
+			goto fail;
 		i += nr;
 	}
 
-	t0 = ktime_get_ns();
-	ret = p2plab_batch_run(&b);
-	atomic64_add(ktime_get_ns() - t0, &p2plab_prof_dma_ns[1]);
+	ret = p2plab_copy_run(&b, 1);
 	if (ret)
 		goto fail;
-	for (i = 0; i < npages; i++)
-		if (dst[i])
-			atomic64_add(dst[i] & MIGRATE_PFN_COMPOUND ? HPAGE_PMD_NR : 1, &dm->st_to_dev);
+	atomic64_add(p2plab_dst_pages(dst, npages), &dm->st_to_dev);
 	p2plab_batch_fini(&b);
 	return 0;
 
@@ -440,6 +484,71 @@ fail:
 	p2plab_batch_fini(&b);
 	p2plab_drop_dst(dst, npages);
 	return ret;
+}
+
+static struct folio *p2plab_folio_or_null(struct page *page)
+{
+	return page ? page_folio(page) : NULL;
+}
+
+/* a system page (or folio) for a migration back to RAM, timed for the profile */
+static struct folio *p2plab_to_ram_alloc(gfp_t gfp, unsigned int order, struct vm_area_struct *vma,
+					 unsigned long addr, bool evict)
+{
+	u64 t0 = ktime_get_ns();
+	struct folio *folio;
+
+	if (order)
+		folio = vma ? vma_alloc_folio(gfp, order, vma, addr) : folio_alloc(gfp, order);
+	else
+		folio = p2plab_folio_or_null(vma ? alloc_page_vma(gfp, vma, addr) :
+					     alloc_page(gfp | (evict ? __GFP_NOFAIL : 0)));
+	atomic64_add(ktime_get_ns() - t0, &p2plab_prof_alloc_ns[0]);
+	return folio;
+}
+
+/* queue the copy of device memory at @off into the locked system @folio (@nr pages) */
+static int p2plab_to_ram_queue(struct p2plab_batch *b, struct folio *folio, u64 off, unsigned long nr)
+{
+	dma_addr_t a = p2plab_batch_map(b, folio_pfn(folio) << PAGE_SHIFT, nr << PAGE_SHIFT,
+					DMA_FROM_DEVICE, 0);
+
+	if (a == DMA_MAPPING_ERROR)
+		return -EIO;
+	p2plab_batch_add(b, off, a, nr << PAGE_SHIFT, P2PLAB_DESC_F_SRC_LOCAL);
+	return 0;
+}
+
+/* @nr 4 KiB system pages for the device pages at @off (also a device THP's fallback) */
+static int p2plab_to_ram_queue_pages(struct p2plab_batch *b, struct p2plab_devmem *dm,
+				     struct page *spage, unsigned int order, u64 off,
+				     unsigned long *dst, unsigned long nr, unsigned long write,
+				     gfp_t gfp, struct vm_area_struct *vma, unsigned long addr,
+				     bool evict)
+{
+	unsigned long j;
+	int ret;
+
+	for (j = 0; j < nr; j++) {
+		struct folio *folio = p2plab_to_ram_alloc(gfp, 0, vma, addr + (j << PAGE_SHIFT), evict);
+
+		if (!folio)
+			return -ENOMEM;
+		folio_lock(folio);
+		dst[j] = migrate_pfn(folio_pfn(folio)) | write;
+		if (!order && spage->zone_device_data == &p2plab_page_cpu_copy) {
+			/* placed by SVM (p2plab_svm.c): the CPU copies it back */
+			void *va = kmap_local_folio(folio, 0);
+
+			memcpy_fromio(va, dm->hmm->pd->mem + off, PAGE_SIZE);
+			kunmap_local(va);
+			continue;
+		}
+		ret = p2plab_to_ram_queue(b, folio, off + (j << PAGE_SHIFT), 1);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 /*
@@ -453,10 +562,9 @@ static int p2plab_copy_to_ram(unsigned long *src, unsigned long *dst, unsigned l
 {
 	struct p2plab_devmem *dm = NULL;
 	struct p2plab_batch b;
-	unsigned long i, j;
+	unsigned long i;
 	gfp_t gfp = GFP_HIGHUSER_MOVABLE | (evict ? __GFP_ZERO : 0);
 	int ret = 0;
-	u64 t0;
 
 	memset(dst, 0, npages * sizeof(*dst));
 	for (i = 0; i < npages && !dm; i++)
@@ -490,87 +598,36 @@ static int p2plab_copy_to_ram(unsigned long *src, unsigned long *dst, unsigned l
 		}
 		off = p2plab_page_dev_off(spage);
 
-		if (fail_alloc && order) {
-			/* HMM_DMIRROR_FLAG_FAIL_ALLOC: the THP falls back to 4 KiB pages */
-			fail_alloc = false;
-		} else if (order) {
-			t0 = ktime_get_ns();
-			folio = vma ? vma_alloc_folio(gfp, order, vma, addr) : folio_alloc(gfp, order);
-			atomic64_add(ktime_get_ns() - t0, &p2plab_prof_alloc_ns[0]);
-		}
+		if (fail_alloc && order)
+			fail_alloc = false;	/* HMM_DMIRROR_FLAG_FAIL_ALLOC: 4 KiB pages instead */
+		else if (order)
+			folio = p2plab_to_ram_alloc(gfp, order, vma, addr, evict);
 
 		if (order && folio) {
-			dma_addr_t a;
-
+			/* a system THP: one descriptor */
 			folio_lock(folio);
 			dst[i] = migrate_pfn(folio_pfn(folio)) | write | MIGRATE_PFN_COMPOUND;
-			a = p2plab_batch_map(&b, folio_pfn(folio) << PAGE_SHIFT, nr << PAGE_SHIFT,
-					     DMA_FROM_DEVICE, 0);
-			if (a == DMA_MAPPING_ERROR) {
-				ret = -EIO;
-				goto fail;
-			}
-			p2plab_batch_add(&b, off, a, nr << PAGE_SHIFT, P2PLAB_DESC_F_SRC_LOCAL);
-			i += nr;
-			continue;
+			ret = p2plab_to_ram_queue(&b, folio, off, nr);
+		} else {
+			/* 4 KiB pages (also the fallback for a device THP when no system THP is free) */
+			ret = p2plab_to_ram_queue_pages(&b, dm, spage, order, off, dst + i, nr, write,
+							gfp, vma, addr, evict);
 		}
-
-		/* 4 KiB pages (also the fallback for a device THP when no system THP is free) */
-		for (j = 0; j < nr; j++) {
-			struct page *p;
-			dma_addr_t a;
-
-			t0 = ktime_get_ns();
-			if (vma)
-				p = alloc_page_vma(gfp, vma, addr + (j << PAGE_SHIFT));
-			else
-				p = alloc_page(gfp | (evict ? __GFP_NOFAIL : 0));
-			atomic64_add(ktime_get_ns() - t0, &p2plab_prof_alloc_ns[0]);
-			if (!p) {
-				ret = -ENOMEM;
-				goto fail;
-			}
-			lock_page(p);
-			dst[i + j] = migrate_pfn(page_to_pfn(p)) | write;
-			if (!order && spage->zone_device_data == &p2plab_page_cpu_copy) {
-				/* placed by SVM (p2plab_svm.c): the CPU copies it back */
-				void *va = kmap_local_page(p);
-
-				memcpy_fromio(va, dm->hmm->pd->mem + off, PAGE_SIZE);
-				kunmap_local(va);
-				continue;
-			}
-			a = p2plab_batch_map(&b, page_to_phys(p), PAGE_SIZE, DMA_FROM_DEVICE, 0);
-			if (a == DMA_MAPPING_ERROR) {
-				ret = -EIO;
-				goto fail;
-			}
-			p2plab_batch_add(&b, off + (j << PAGE_SHIFT), a, PAGE_SIZE,
-					 P2PLAB_DESC_F_SRC_LOCAL);
-		}
+		if (ret)
+			goto fail;
 		i += nr;
 	}
 
-	t0 = ktime_get_ns();
-	ret = p2plab_batch_run(&b);
-	atomic64_add(ktime_get_ns() - t0, &p2plab_prof_dma_ns[0]);
+	ret = p2plab_copy_run(&b, 0);
 	p2plab_batch_fini(&b);
 	if (ret && !evict)
 		goto fail_nobatch;
 	if (ret) {
-		unsigned long lost = 0;
-
-		for (i = 0; i < npages; i++)
-			if (dst[i])
-				lost += dst[i] & MIGRATE_PFN_COMPOUND ? HPAGE_PMD_NR : 1;
 		atomic64_inc(&dm->st_errors);
 		pr_err("p2plab%d: eviction DMA failed (%d): %lu pages could not be copied\n",
-		       dm->hmm->id, ret, lost);
+		       dm->hmm->id, ret, p2plab_dst_pages(dst, npages));
 	}
-	for (i = 0; i < npages; i++)
-		if (dst[i])
-			atomic64_add(dst[i] & MIGRATE_PFN_COMPOUND ? HPAGE_PMD_NR : 1,
-				     evict ? &dm->st_evicted : &dm->st_to_ram);
+	atomic64_add(p2plab_dst_pages(dst, npages), evict ? &dm->st_evicted : &dm->st_to_ram);
 	return ret;
 
 fail:
