@@ -73,6 +73,24 @@ static void p2plab_leave(struct p2plab_dev *pd)
 	up_read(&pd->active);
 }
 
+/*
+ * A peer's pd->active, taken while this device's is held (P2P_QUERY, PEER_COPY): never wait for it.
+ * Two ioctls entering each other's devices in opposite order would deadlock behind two remove()s'
+ * down_write (rwsem readers queue behind a waiting writer); lockdep reports it as "possible recursive
+ * locking" of &pd->active (found by the debug kernel, docs/debug-kernel.md). remove() is the only
+ * writer, so a failed trylock means the peer is going away: -ENODEV, as p2plab_enter() says then.
+ */
+static int p2plab_enter_peer(struct p2plab_dev *peer)
+{
+	if (READ_ONCE(peer->removing) || !down_read_trylock(&peer->active))
+		return -ENODEV;
+	if (READ_ONCE(peer->removing)) {
+		up_read(&peer->active);
+		return -ENODEV;
+	}
+	return 0;
+}
+
 /* the part of BAR2 userspace may use through this device */
 static u64 p2plab_user_window(struct p2plab_dev *pd)
 {
@@ -294,7 +312,7 @@ static int p2plab_ioc_peer_copy(struct p2plab_dev *pd, struct p2plab_peer_copy *
 	peer = p2plab_get_by_id(a->peer_id);
 	if (!peer)
 		return -ENODEV;
-	ret = p2plab_enter(peer);
+	ret = p2plab_enter_peer(peer);
 	if (ret)
 		goto out_put;
 	ret = p2plab_check_range(a->peer_off, a->len, peer->p2p_size);
@@ -349,7 +367,7 @@ static int p2plab_ioc_p2p_query(struct p2plab_dev *pd, struct p2plab_p2p_query *
 	peer = p2plab_get_by_id(q->peer_id);
 	if (!peer)
 		return -ENODEV;
-	ret = p2plab_enter(peer);
+	ret = p2plab_enter_peer(peer);
 	if (!ret) {
 		if (!peer->provider) {
 			ret = -EOPNOTSUPP;

@@ -675,6 +675,13 @@ static int p2plab_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		dev_err(dev, "no 64-bit DMA mask\n");
 		goto err_disable;
 	}
+	/*
+	 * One descriptor moves up to P2PLAB_DESC_MAX_LEN and the driver splits longer runs: segments of
+	 * any length up to that are fine. Without this the DMA core assumes 64 KiB, and the scatterlists
+	 * of pinned user pages (merged runs, e.g. 260 KiB) break that limit: DMA_API_DEBUG's "mapping sg
+	 * segment longer than device claims to support" (found by the debug kernel, docs/debug-kernel.md).
+	 */
+	dma_set_max_seg_size(dev, P2PLAB_DESC_MAX_LEN);
 	if (!(pci_resource_flags(pdev, P2PLAB_BAR_REGS) & IORESOURCE_MEM) ||
 	    !(pci_resource_flags(pdev, P2PLAB_BAR_MEM) & IORESOURCE_MEM) ||
 	    pci_resource_len(pdev, P2PLAB_BAR_REGS) < P2PLAB_REGS_SIZE ||
