@@ -686,16 +686,26 @@ static int dmirror_check_fault(struct p2plab_devmem *dm, struct hmm_range *range
  * The hmm_range_fault() loop of every mirror operation (Documentation/mm/hmm.rst): begin a
  * notifier read section, fault under the mmap lock (or hmm_range_fault_unlocked_timeout() for
  * @unlocked), start again on -EBUSY or when an invalidation ran meanwhile, for at most
- * HMM_RANGE_DEFAULT_TIMEOUT. @prepare (may be NULL) sets range->hmm_pfns' inputs before each
- * attempt. Returns 0 with dmirror->mutex HELD: the caller consumes range->hmm_pfns, then
+ * HMM_RANGE_DEFAULT_TIMEOUT without progress. @prepare (may be NULL) sets range->hmm_pfns' inputs
+ * before each attempt. Returns 0 with dmirror->mutex HELD: the caller consumes range->hmm_pfns, then
  * unlocks. Otherwise an error, without the mutex. *@retries (may be NULL) counts restarts.
  */
+static long dmirror_range_done(const struct hmm_range *range)
+{
+	long i, n = (range->end - range->start) >> PAGE_SHIFT;
+
+	for (i = 0; i < n && (range->hmm_pfns[i] & HMM_PFN_VALID); i++)
+		;
+	return i;
+}
+
 static int dmirror_hmm_fault_locked(struct dmirror *dmirror, struct hmm_range *range,
 				    bool unlocked, void (*prepare)(struct hmm_range *, void *),
 				    void *arg, u64 *retries)
 {
 	struct mm_struct *mm = dmirror->notifier.mm;
 	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	long done = -1, n;
 	int ret;
 
 	while (!time_after(jiffies, timeout)) {
@@ -713,6 +723,23 @@ static int dmirror_hmm_fault_locked(struct dmirror *dmirror, struct hmm_range *r
 		}
 		if (ret && (ret != -EBUSY || unlocked))
 			return ret;
+		/*
+		 * -EBUSY from hmm_range_fault(): a fault it took invalidated the range, e.g. a foreign
+		 * device-private folio migrated back to RAM, one folio per restart. The entries before
+		 * the walk's stop are outputs (VALID): after the first -EBUSY, and whenever more of them
+		 * are valid than ever before, the loop progresses and the budget starts again. On the
+		 * debug kernel one such attempt alone took 1.1 s (KASAN + lockdep under TCG), more than
+		 * HMM_RANGE_DEFAULT_TIMEOUT, and the loop gave up without a second attempt
+		 * (two.owner_mirror_other_device_migrates_back, docs/debug-kernel.md). A retry that gets no
+		 * further still ends with -EBUSY after HMM_RANGE_DEFAULT_TIMEOUT.
+		 */
+		if (ret == -EBUSY) {
+			n = dmirror_range_done(range);
+			if (n > done) {
+				done = n;
+				timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+			}
+		}
 		if (!ret) {
 			mutex_lock(&dmirror->mutex);
 			if (!mmu_interval_read_retry(range->notifier, range->notifier_seq) &&
