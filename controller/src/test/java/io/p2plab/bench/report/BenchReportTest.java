@@ -90,6 +90,19 @@ class BenchReportTest {
     }
 
     @Test
+    void qmpEveryDepthOfMakeBench() throws Exception {
+        // make bench's own run: QMP_DEPTHS="1 2 4 8 16", 10 rounds of 10000
+        Qmp q = BenchParsers.qmp(fixtures.resolveSibling("bench-qmp-depths.log"));
+        assertThat(q.rows()).hasSize(15);
+        assertThat(q.rows().stream().map(QmpRow::depth).distinct()).containsExactly(1, 2, 4, 8, 16);
+        assertThat(q.rows().stream().map(QmpRow::client).distinct()).containsExactly("raw-socket-python", "p2plab-java", "qemu.qmp-python");
+        assertThat(q.rows()).allSatisfy(r -> assertThat(r.paired()).isNotNull());
+        assertThat(BenchCharts.seriesNames(BenchCharts.qmpThroughput(q).chart()))
+                .containsExactly("raw-socket-python", "p2plab-java", "qemu.qmp-python");
+        assertThat(BenchCharts.seriesNames(BenchCharts.qmpRatio(q).chart())).containsExactly("p2plab-java", "qemu.qmp-python");
+    }
+
+    @Test
     void hmmRowsAndProfile() throws Exception {
         Hmm h = BenchParsers.hmm(fixtures.resolve("hmm/hmm-bench.json"));
         assertThat(h.rows()).extracting(HmmRow::kase).containsExactly("sys->dev THP", "sys->dev 4K", "dev->sys THP", "dev->sys 4K");
