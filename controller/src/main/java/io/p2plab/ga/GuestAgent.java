@@ -80,7 +80,7 @@ public final class GuestAgent extends JsonRpcConnection {
             return s.thenCompose(v -> {
                 ObjectNode req = Json.object().put("execute", command);
                 if (args != null && !args.isEmpty()) req.set("arguments", args);
-                return submit(command, req, nextId(), false, -1, timeout);
+                return submit(command, req, null, false, -1, timeout);
             });
         }).whenComplete((r, e) -> {
             if (e != null && JsonRpcConnection.unwrap(e) instanceof QmpTimeoutException) synced = false;

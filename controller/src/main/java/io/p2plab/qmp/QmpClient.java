@@ -144,7 +144,7 @@ public final class QmpClient extends JsonRpcConnection {
                     new IllegalArgumentException("QMP arguments must be a JSON object, got " + Json.compact(args)));
             req.set("arguments", args);
         }
-        return submit(command, req, nextId(), oob, fd, timeout);
+        return submit(command, req, null, oob, fd, timeout);
     }
 
     // ---- events -------------------------------------------------------------------------------

@@ -25,14 +25,15 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 
 /**
@@ -66,7 +67,7 @@ public abstract class JsonRpcConnection implements AutoCloseable {
     private final ArrayDeque<Pending> queue = new ArrayDeque<>();
     private int inFlightCount;  // non-oob commands counted against maxInFlight
     private volatile QmpException closedCause;
-    private final AtomicInteger ids = new AtomicInteger();
+    private final Set<Long> retired = new HashSet<>();  // ids sent and never answered: not reused
     private final CopyOnWriteArrayList<Consumer<TranscriptEntry>> transcript = new CopyOnWriteArrayList<>();
     protected final CompletableFuture<Void> closeFuture = new CompletableFuture<>();
     private int strayBytes;     // non-JSON bytes since the last message (event loop only)
@@ -82,6 +83,7 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         final long timeoutMs;
         Timeout timer;
         boolean sent;
+        boolean replied;
 
         Pending(String command, ObjectNode request, JsonNode id, boolean oob, int fd, long timeoutMs) {
             this.command = command;
@@ -148,12 +150,18 @@ public abstract class JsonRpcConnection implements AutoCloseable {
     }
 
     /**
-     * Ids are small integers: QEMU reads QMP one byte per read(2) (its monitor's can_read is 1), so every byte
-     * of a request costs QEMU's monitor a main-loop turn (about 1.5 us here); "id":123 instead of
-     * "id":"p2plab-123" is a tenth less QEMU CPU per query-status.
+     * Ids are the smallest integers not in use: QEMU reads QMP one byte per read(2) (its monitor's can_read
+     * is 1), so every byte of a request costs QEMU's monitor a main-loop turn (1.5-2 us here), and
+     * "id":3 instead of "id":"p2plab-123456" is about a sixth less QEMU CPU per query-status. An id is
+     * reused only after its own reply arrived (QEMU answers each command once); the id of a command that
+     * timed out or failed without its reply is retired for the life of the connection, so a late reply can
+     * never be taken for another command's. Caller holds {@code lock}.
      */
-    protected JsonNode nextId() {
-        return Json.NODES.numberNode(ids.updateAndGet(i -> i == Integer.MAX_VALUE ? 1 : i + 1));
+    private JsonNode allocateId() {
+        for (long i = 1; ; i++) {
+            Long k = i;
+            if (!inFlight.containsKey(k) && !retired.contains(k)) return Json.NODES.numberNode((int) i);
+        }
     }
 
     /** Map key of an id: integral ids by value (the parser may give IntNode or LongNode), others as nodes. */
@@ -167,16 +175,18 @@ public abstract class JsonRpcConnection implements AutoCloseable {
     public int queued() { synchronized (lock) { return queue.size(); } }
 
     /**
-     * Sends a request object (the {@code id} is added to it) and completes with the raw "return" value, or
+     * Sends a request object (the {@code id} is added to it; null = the smallest free one) and completes with the raw "return" value, or
      * exceptionally with a typed {@link QmpException}.
      */
     protected CompletableFuture<JsonNode> submit(String command, ObjectNode request, JsonNode id, boolean oob,
                                                  int fd, Duration timeout) {
         long tmo = (timeout == null ? options.defaultCommandTimeout() : timeout).toMillis();
-        request.set("id", id);
-        Pending p = new Pending(command, request, id, oob, fd, tmo);
+        Pending p;
         boolean sendNow;
         synchronized (lock) {
+            if (id == null) id = allocateId();
+            request.set("id", id);
+            p = new Pending(command, request, id, oob, fd, tmo);
             if (closedCause != null) {
                 p.future.completeExceptionally(closedCause);
                 return p.future;
@@ -261,6 +271,7 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         synchronized (lock) {
             if (inFlight.get(p.key) != p) return;
             inFlight.remove(p.key);
+            if (p.sent && !p.replied && p.key instanceof Long k) retired.add(k);
             if (p.sent) {
                 if (!p.oob) inFlightCount--;
             } else {
@@ -304,6 +315,7 @@ public abstract class JsonRpcConnection implements AutoCloseable {
             note('!', "reply for unknown or timed-out id " + Json.compact(id) + " ignored");
             return;
         }
+        p.replied = true;
         JsonNode err = msg.get("error");
         if (err != null) {
             complete(p, null, QmpErrorException.of(p.command, err.path("class").asText("?"),

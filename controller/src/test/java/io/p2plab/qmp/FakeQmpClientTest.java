@@ -360,4 +360,28 @@ class FakeQmpClientTest {
             assertThat(maxHeld.get()).isEqualTo(8);
         }
     }
+
+    @Test
+    void idsAreSmallAndAnUnansweredIdIsNeverReused() throws Exception {
+        List<JsonNode> slow = new CopyOnWriteArrayList<>();
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            if (req.path("execute").asText().equals("slow")) slow.add(req);
+            else c.reply(req, "\"" + req.path("execute").asText() + "\"");
+        });
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            assertThat(q.call("a").asText()).isEqualTo("a");
+            assertThat(q.call("b").asText()).isEqualTo("b");
+            assertThatThrownBy(() -> QmpClient.join(q.execute("slow", null, Duration.ofMillis(200))))
+                    .isInstanceOf(QmpTimeoutException.class);
+            assertThat(q.call("c").asText()).isEqualTo("c");
+            // the late reply to "slow" carries its id: it must not complete the command that has it now
+            CompletableFuture<JsonNode> d = q.execute("d");
+            FakeQmpServer.Conn c = s.connections.peek();
+            c.send("{\"return\": \"late\", \"id\": " + slow.get(0).get("id") + "}\r\n");
+            assertThat(d.get(5, TimeUnit.SECONDS).asText()).isEqualTo("d");
+            List<String> ids = s.received.stream().skip(1).map(l -> Json.parse(l).get("id").toString()).toList();
+            // a reused after its reply, slow's 1 retired: c and d get 2
+            assertThat(ids).containsExactly("1", "1", "1", "2", "2");
+        }
+    }
 }
