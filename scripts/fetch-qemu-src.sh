@@ -9,24 +9,18 @@ upstream=${QEMU_DEB_VERSION#*:}; upstream=${upstream%%+*}
 dest=$P2PLAB_CACHE/src/qemu-$upstream
 
 host_deps dpkg-dev xz-utils
-if [ ! -e "$dest/.complete" ]; then
+if ! cache_ready "$dest"; then
     apt_private_init
-    rm -rf "$dest" "$dest.tmp"; mkdir -p "$dest.tmp"
+    cache_begin "$dest"
+    dl=$(mktemp -d "$P2PLAB_CACHE/src/.qemu-download.XXXXXX")
+    chmod 755 "$dl"   # apt's _apt user downloads into it
     log "fetching qemu=$QEMU_DEB_VERSION source (~40 MB)"
-    (cd "$dest.tmp" && apt_private source --download-only -qq "qemu=$QEMU_DEB_VERSION" >&2) \
-        || die "apt-get source qemu=$QEMU_DEB_VERSION failed"
-    orig=$(ls "$dest.tmp"/qemu_*.orig.tar.* | head -1)
-    mkdir -p "$dest.tmp/tree"
-    tar -xf "$orig" -C "$dest.tmp/tree" --strip-components=1
-    mv "$dest.tmp/tree" "$dest"; rm -rf "$dest.tmp"
-    touch "$dest/.complete"
+    (cd "$dl" && apt_private source --download-only -qq "qemu=$QEMU_DEB_VERSION" >&2) \
+        || { rm -rf "$dl"; die "apt-get source qemu=$QEMU_DEB_VERSION failed"; }
+    tar -xf "$(ls "$dl"/qemu_*.orig.tar.* | head -1)" -C "$dest.tmp" --strip-components=1
+    rm -rf "$dl"
+    cache_publish "$dest"
 fi
-meson_dir=$P2PLAB_CACHE/tools/meson-${MESON_DEB_VERSION%-*}
-if [ ! -e "$meson_dir/.complete" ]; then
-    apt_private_init
-    rm -rf "$meson_dir"; mkdir -p "$meson_dir/deb"
-    (cd "$meson_dir/deb" && apt_private download -qq "meson=$MESON_DEB_VERSION" >&2) || die "meson download failed"
-    dpkg-deb -x "$meson_dir"/deb/meson_*.deb "$meson_dir/root"
-    touch "$meson_dir/.complete"
-fi
+# trixie's meson (QEMU 10 needs a newer one than bookworm's), unpacked into tools/meson-<version>/root
+deb_extract "$P2PLAB_CACHE/tools/meson-${MESON_DEB_VERSION%-*}" "meson=$MESON_DEB_VERSION"
 echo "$dest"
