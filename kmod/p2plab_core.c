@@ -889,7 +889,15 @@ static void p2plab_remove(struct pci_dev *pdev)
 
 	mutex_lock(&pd->dma_lock);
 	p2plab_engine_stop(pd);
+	mutex_unlock(&pd->dma_lock);
+	/*
+	 * Not under dma_lock: pci_irq_vector()/free_irq() take the MSI domain's mutex, which allocates
+	 * (fs_reclaim -> mmu notifiers -> dmirror->mutex, which is held around DMA runs that take
+	 * dma_lock): lockdep's "possible circular locking dependency" on hot-unplug (debug kernel,
+	 * docs/debug-kernel.md). Every user of the engine is gone by now (ioctls, HMM, SVM).
+	 */
 	p2plab_teardown_irqs(pd);
+	mutex_lock(&pd->dma_lock);
 	dma_free_coherent(&pdev->dev, pd->ring_size * sizeof(*pd->ring), pd->ring, pd->ring_dma);
 	pd->ring = NULL;
 	mutex_unlock(&pd->dma_lock);
