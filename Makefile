@@ -13,7 +13,7 @@ SHARD      ?=
 DURATIONS  ?=
 shard_arg   = $(if $(SHARD),--shard $(SHARD) $(if $(DURATIONS),--durations $(DURATIONS)))
 
-.PHONY: guest-smoke lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test stress-test svm-test \
+.PHONY: guest-smoke lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test stress-test svm-test debug-test \
         run test boot console bench soak clean distclean
 
 help: ## this list
@@ -52,6 +52,9 @@ stress-test: qemu guest controller ## seeded HMM race stress, short runs (scenar
 
 svm-test: qemu guest controller ## SVM: device faults on process memory resolved by HMM (scenarios/svm)
 	@scripts/lab-env.sh ./p2plab suite scenarios/svm --out $(OUT)/svm --junit $(OUT)/svm/junit.xml $(shard_arg)
+
+debug-test: qemu controller ## the debug kernel (KASAN, lockdep, DEBUG_VM, kmemleak; built once, cached): guest P2P + HMM + SVM selection
+	@scripts/debug-test.sh $(OUT)/debug
 
 run: qemu guest controller ## THE main job: boot the lab, run the default suite, print a summary
 	@scripts/lab-env.sh ./p2plab suite $(SUITE) --out $(OUT) --junit $(OUT)/junit.xml $(shard_arg)

@@ -19,6 +19,7 @@ stages=(
     "hmm:hmm-test:1800"
     "stress:stress-test:900"
     "svm:svm-test:1800"
+    "debug:debug-test:3000"     # the PROFILE=debug kernel: its cold build + a selection (docs/debug-kernel.md)
 )
 [ -n "${P2PLAB_STAGES:-}" ] && IFS=',' read -r -a only <<<"$P2PLAB_STAGES"
 
