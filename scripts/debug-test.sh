@@ -27,8 +27,10 @@ cases=(
     'hmm-faults'
     'hmm-eviction'
     'hmm-driver-cycles'
-    # SVM: the device-fault suite, gpusvm backend (drm_gpusvm) with the IOMMU
-    'svm-tests\[backend=gpusvm,iommu=on\]'
+    # SVM: device faults resolved by HMM through drm_gpusvm with P2P and the IOMMU, and the odp
+    # backend's exclusive-access THP path (svm-tests itself: not yet, see docs/debug-kernel.md)
+    'svm-p2p\[backend=gpusvm,cpu=amd,iommu=on\]'
+    'svm-exclusive-thp'
 )
 filter=${DEBUG_CASES:-^($(IFS='|'; echo "${cases[*]}"))$}
 out=${1:-build/runs/debug-$(date +%Y%m%d-%H%M%S)}
