@@ -6,15 +6,15 @@ import java.time.Duration;
 /**
  * Outcome of one case.
  *
- * @param stallOnly the case failed only because of RCU stall / soft or hard lockup reports (no other
- *                  splat kind, no missing expected splat, no timeout): what a vCPU the emulator did not
- *                  run or wake looks like under TCG, so the engine runs such a case once more
- *                  ({@link StallRerun})
+ * @param rerunnable the case failed only in ways the emulator produces on its own, so the engine
+ *                   runs it once more ({@link StallRerun}): RCU stall / soft-lockup reports only (no
+ *                   other splat kind, no missing expected splat, no timeout), or QEMU aborting on an
+ *                   assertion in its own core code (not in the p2plab device) with a clean kernel log
  * @param firstAttempt the failed first run when this result is a rerun (its artefacts stay in
  *                     {@code firstAttempt.dir()}), else null
  */
 public record CaseResult(Scenario.Case scenarioCase, Status status, String message, String excerpt, Duration time,
-                         Path dir, boolean stallOnly, CaseResult firstAttempt) {
+                         Path dir, boolean rerunnable, CaseResult firstAttempt) {
     public enum Status {
         PASSED, FAILED, SKIPPED, XFAIL, XPASS;
 

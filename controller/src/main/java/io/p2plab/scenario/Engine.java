@@ -66,8 +66,8 @@ public final class Engine {
             i++;
             progress.printf("[%d/%d] %s%n", i, cases.size(), c.name());
             CaseResult r = runCase(c);
-            for (int n = 1; r.status() == CaseResult.Status.FAILED && r.stallOnly() && n <= stallReruns; n++) {
-                progress.printf("[%d/%d] %s: failed with stall reports only (%s): rerun %d of %d in a fresh VM%n", i,
+            for (int n = 1; r.status() == CaseResult.Status.FAILED && r.rerunnable() && n <= stallReruns; n++) {
+                progress.printf("[%d/%d] %s: failed only as the emulator fails on its own (%s): rerun %d of %d in a fresh VM%n", i,
                         cases.size(), c.name(), firstLine(r.message()), n, stallReruns);
                 CaseResult first;
                 try {
@@ -169,8 +169,14 @@ public final class Engine {
                     : "passed but was expected to fail (" + c.expectFail() + ")";
             return new CaseResult(c, st, msg, excerpt, time, dir);
         }
+        boolean rerunnable = failure != null && StallRerun.stallOnly(kernel, ctx.timedOut.get());
+        String qemuAbort = failure != null && !ctx.timedOut.get() ? StallRerun.qemuCoreAbort(dir) : null;
+        if (qemuAbort != null) {
+            failure += " | QEMU aborted (an emulator bug, not the guest's): " + qemuAbort;
+            rerunnable |= kernel == null || kernel.failure() == null;
+        }
         return new CaseResult(c, failure == null ? CaseResult.Status.PASSED : CaseResult.Status.FAILED, failure,
-                excerpt, time, dir, failure != null && StallRerun.stallOnly(kernel, ctx.timedOut.get()), null);
+                excerpt, time, dir, rerunnable, null);
     }
 
     /** The guest's whole kernel log on stdout, its taint flags on stderr. */

@@ -94,4 +94,24 @@ class StallRerunTest {
         Reports.junit(List.of(r), xml);
         assertThat(Files.readString(xml)).contains("<failure").doesNotContain("flakyFailure");
     }
+
+    @Test
+    void qemuAbortingInItsOwnCoreIsRerunnableButNotInTheDevice() throws IOException {
+        // real: a CI rehearsal's vfio-dmabuf[topo=far-amd] (QEMU 10.0.13, TCG)
+        Path real = tmp.resolve("real");
+        Files.createDirectories(real);
+        Files.copy(Path.of("src/test/resources/qemu-stderr/iotlb-assert.log"), real.resolve("qemu-stderr.log"));
+        assertThat(StallRerun.qemuCoreAbort(real)).isEqualTo("qemu-system-x86_64: ../system/physmem.c:2671: "
+                + "iotlb_to_section: Assertion `section_index < d->map.sections_nb' failed.");
+        Path dev = tmp.resolve("dev");
+        Files.createDirectories(dev);
+        Files.writeString(dev.resolve("qemu-stderr.log"), "qemu-system-x86_64: ../hw/misc/p2plab.c:712: "
+                + "p2plab_dma_bh: Assertion `n <= len' failed.\n");
+        assertThat(StallRerun.qemuCoreAbort(dev)).as("the lab's own device").isNull();
+        assertThat(StallRerun.qemuCoreAbort(tmp.resolve("none"))).isNull();
+        Path warn = tmp.resolve("warn");
+        Files.createDirectories(warn);
+        Files.writeString(warn.resolve("qemu-stderr.log"), "qemu-system-x86_64: warning: TCG doesn't support requested feature\n");
+        assertThat(StallRerun.qemuCoreAbort(warn)).isNull();
+    }
 }
