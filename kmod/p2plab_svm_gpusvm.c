@@ -95,9 +95,20 @@ static struct drm_gpusvm_range *gs_range_alloc(struct drm_gpusvm *gpusvm)
 
 static void gs_range_free(struct drm_gpusvm_range *range)
 {
-	drm_gpusvm_free_pages(range->gpusvm, &to_gs_range(range)->pages,
-			      drm_gpusvm_range_size(range) >> PAGE_SHIFT);
-	kfree(to_gs_range(range));
+	struct gs_ctx *gc = to_gs_ctx(range->gpusvm);
+	struct gs_range *gr = to_gs_range(range);
+
+	/*
+	 * gs_garbage_collect() takes a range off the list, then removes it without gc_lock: an
+	 * MMU_NOTIFY_UNMAP in between (gs_invalidate()) queues it again, and it was freed while on
+	 * the list (KASAN use-after-free in gs_garbage_collect() on the debug kernel). A freed range
+	 * leaves the list here, under the lock the notifier queues it with.
+	 */
+	spin_lock(&gc->gc_lock);
+	list_del_init(&gr->gc_link);
+	spin_unlock(&gc->gc_lock);
+	drm_gpusvm_free_pages(range->gpusvm, &gr->pages, drm_gpusvm_range_size(range) >> PAGE_SHIFT);
+	kfree(gr);
 }
 
 /* drm_gpusvm calls this with gpusvm->notifier_lock held for write */
