@@ -59,7 +59,7 @@ debug-test: qemu controller ## the debug kernel (KASAN, lockdep, DEBUG_VM, kmeml
 run: qemu guest controller ## THE main job: boot the lab, run the default suite, print a summary
 	@scripts/lab-env.sh ./p2plab suite $(SUITE) --out $(OUT) --junit $(OUT)/junit.xml $(shard_arg)
 
-test: deps ## everything CI runs: controller, qtests, guest, HMM, scenarios
+test: deps ## everything CI runs: lint, controller, qtests, guest P2P, HMM, stress, SVM, debug kernel
 	@scripts/test-all.sh
 
 guest-smoke: qemu guest controller ## quick check of a build: boot, device/DMA tests, bandwidth, driver reload (INTx, MSI-X)
@@ -78,7 +78,7 @@ soak: qemu guest controller ## seeded HMM race stress (scenarios/stress), DURATI
 	 scripts/lab-env.sh ./p2plab suite scenarios/stress --out $(OUT)/soak --junit $(OUT)/soak/junit.xml; rc=$$?; \
 	 grep -h '^STRESS ' $(OUT)/soak/*/guest-stress.stdout 2>/dev/null; exit $$rc
 
-bench: qemu guest controller ## benchmarks: DMA bandwidth, QMP throughput, HMM migration vs test_hmm
+bench: qemu guest controller ## benchmarks: DMA bandwidth vs size, QMP throughput vs depth, HMM migration vs test_hmm, SVM faults (report.html)
 	@scripts/bench.sh
 
 clean: ## remove build outputs in the tree (keeps ~/.cache/p2plab)

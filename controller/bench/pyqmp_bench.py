@@ -2,7 +2,8 @@
 import asyncio, sys, time
 from qemu.qmp import QMPClient
 
-async def main(sock, count, depths):
+async def connect(sock):
+    """A connected, warmed-up client; returns (qmp, run) with run(n, depth) -> seconds."""
     qmp = QMPClient('bench')
     await qmp.connect(sock)
     async def run(n, depth):
@@ -15,25 +16,20 @@ async def main(sock, count, depths):
         await asyncio.gather(*(worker() for _ in range(depth)))
         return time.perf_counter() - t0
     await run(1000, 8)  # warm-up
+    return qmp, run
+
+def report(d, n, s):
+    print(f"qemu.qmp-python {d} {n} {s:.3f} {n / s:.0f}", flush=True)
+
+async def main(sock, count, depths):
+    qmp, run = await connect(sock)
     for d in depths:
-        s = await run(count, d)
-        print(f"qemu.qmp-python {d} {count} {s:.3f} {count / s:.0f}", flush=True)
+        report(d, count, await run(count, d))
     await qmp.disconnect()
 
 async def serve(sock):
     """Serve mode (alternate.py): warm up, say ready, then one "DEPTH COUNT" batch per input line."""
-    qmp = QMPClient('bench')
-    await qmp.connect(sock)
-    async def run(n, depth):
-        left = [n]
-        async def worker():
-            while left[0] > 0:
-                left[0] -= 1
-                await qmp.execute('query-status')
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(depth)))
-        return time.perf_counter() - t0
-    await run(1000, 8)
+    qmp, run = await connect(sock)
     print("ready", flush=True)
     loop = asyncio.get_running_loop()
     while True:
@@ -41,8 +37,7 @@ async def serve(sock):
         if not line:
             break
         d, n = (int(x) for x in line.split())
-        s = await run(n, d)
-        print(f"qemu.qmp-python {d} {n} {s:.3f} {n / s:.0f}", flush=True)
+        report(d, n, await run(n, d))
     await qmp.disconnect()
 
 if sys.argv[2] == 'serve':

@@ -1,7 +1,8 @@
 """Raw-socket QMP loop: the floor any client can reach. Pipelines DEPTH requests, one reply per line."""
 import socket, sys, time
 
-def main(sock, count, depths):
+def connect(sock):
+    """A QMP session in command mode, warmed up; returns run(n, depth) -> seconds for n commands."""
     s = socket.socket(socket.AF_UNIX)
     s.connect(sock)
     f = s.makefile('rb')
@@ -25,43 +26,25 @@ def main(sock, count, depths):
                 s.sendall(req)
                 sent += 1
         return time.perf_counter() - t0
-    run(1000, 8)
+    run(1000, 8)  # warm-up
+    return s, run
+
+def report(d, n, t):
+    print(f"raw-socket-python {d} {n} {t:.3f} {n / t:.0f}", flush=True)
+
+def main(sock, count, depths):
+    s, run = connect(sock)
     for d in depths:
-        t = run(count, d)
-        print(f"raw-socket-python {d} {count} {t:.3f} {count / t:.0f}", flush=True)
+        report(d, count, run(count, d))
     s.close()
 
 def serve(sock):
     """Serve mode (alternate.py): warm up, say ready, then one "DEPTH COUNT" batch per input line."""
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sock)
-    f = s.makefile('rb')
-    f.readline()
-    s.sendall(b'{"execute":"qmp_capabilities"}\n')
-    f.readline()
-    req = b'{"execute":"query-status"}\n'
-    def run(n, depth):
-        t0 = time.perf_counter()
-        sent = min(depth, n)
-        s.sendall(req * sent)
-        got = 0
-        while got < n:
-            line = f.readline()
-            if not line:
-                raise SystemExit("QEMU closed the socket")
-            if b'"return"' not in line:
-                continue
-            got += 1
-            if sent < n:
-                s.sendall(req)
-                sent += 1
-        return time.perf_counter() - t0
-    run(1000, 8)
+    s, run = connect(sock)
     print("ready", flush=True)
     for line in sys.stdin:
         d, n = (int(x) for x in line.split())
-        t = run(n, d)
-        print(f"raw-socket-python {d} {n} {t:.3f} {n / t:.0f}", flush=True)
+        report(d, n, run(n, d))
 
 if sys.argv[2] == 'serve':
     serve(sys.argv[1])
