@@ -14,7 +14,7 @@ DURATIONS  ?=
 shard_arg   = $(if $(SHARD),--shard $(SHARD) $(if $(DURATIONS),--durations $(DURATIONS)))
 
 .PHONY: guest-smoke lint help deps qemu qemu-test kmod guest controller controller-test guest-test hmm-test stress-test svm-test debug-test \
-        run test boot console bench soak clean distclean
+        run test boot console bench soak prove clean distclean
 
 help: ## this list
 	@printf 'p2plab — HMM and PCI P2PDMA lab\n\n  make run     boot the lab and run the default scenario suite\n  make test    the whole test suite (what CI runs)\n\n'
@@ -70,6 +70,9 @@ boot: qemu guest controller ## boot one VM with the default topology, serial con
 
 console: qemu guest controller ## interactive QMP console on a freshly booted default VM
 	@scripts/lab-env.sh ./p2plab console --spec scenarios/machines/default.yaml
+
+prove: qemu controller ## mutation proofs of the seed guards (docs/seed-guards.md): MUTANT=name|regex, KERNEL_SRC=built tree
+	@scripts/prove.sh $(OUT)/prove
 
 DURATION ?= 60
 soak: qemu guest controller ## seeded HMM race stress (scenarios/stress), DURATION seconds per case (default 60)

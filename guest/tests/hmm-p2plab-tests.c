@@ -435,6 +435,60 @@ TEST_F(two, dma_map_reused)
 	free(mirror);
 }
 
+/*
+ * Seed row 21 ("Do not destroy the pfns input flags when a fault returns -EBUSY"): an entry that
+ * is VALID|HMM_PFN_DMA_MAPPED on a read-only PTE keeps its input flags through the write fault
+ * that hmm_range_fault() makes for a device write. The PTEs are write-protected by fork() (COW);
+ * once the child has exited, the write fault reuses the same pages in place (do_wp_page ->
+ * wp_page_reuse: no copy, no MMU notifier), so nothing invalidates the mirror's entries and every
+ * DMA mapping made by the read must be reused by the write: maps +0, reuses +npages. An entry
+ * cleared before the fault loses HMM_PFN_DMA_MAPPED and is mapped again.
+ */
+TEST_F(two, dma_map_kept_through_write_fault)
+{
+	unsigned long npages = 16, size = npages * PAGE;
+	struct mstats s0, s1, s2;
+	struct hmm_dmirror_cmd c;
+	char *buf = buf_alloc(size, 0), *mirror = malloc(size), *ref = malloc(size);
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(buf, NULL);
+	fill(buf, size, 21);
+	/* fork before the mirror maps anything: copy_page_range() write-protects the parent's PTEs
+	 * (and invalidates the range), the child exits at once, the pages are the parent's alone
+	 */
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(0);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	/* device read: maps every page (read-only PTEs: VALID without WRITE) */
+	ASSERT_EQ(mirror_stats(0, &s0), 0);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_READ, buf, mirror, npages, &c), 0);
+	ASSERT_EQ(memcmp(mirror, buf, size), 0);
+	ASSERT_EQ(mirror_stats(0, &s1), 0);
+	ASSERT_EQ(MDELTA(s0, s1, maps), npages);
+	/* device write: REQ_WRITE on read-only PTEs -> write faults (reused in place) -> re-walk */
+	fill(ref, size, 121);
+	memcpy(mirror, ref, size);
+	ASSERT_EQ(dm_cmd(self->fd0, HMM_DMIRROR_WRITE, buf, mirror, npages, &c), 0);
+	EXPECT_GE(c.faults, 1);
+	ASSERT_EQ(memcmp(buf, ref, size), 0);
+	ASSERT_EQ(mirror_stats(0, &s2), 0);
+	TH_LOG("write after fork: faults %llu, maps +%ld, reuses +%ld, unmaps +%ld",
+	       (unsigned long long)c.faults, MDELTA(s1, s2, maps), MDELTA(s1, s2, reuses),
+	       MDELTA(s1, s2, unmaps));
+	/* the same pages, still mapped: no invalidation happened, so nothing may be mapped again */
+	EXPECT_EQ(MDELTA(s1, s2, unmaps), 0);
+	EXPECT_EQ(MDELTA(s1, s2, maps), 0);
+	EXPECT_EQ(MDELTA(s1, s2, reuses), npages);
+	munmap(buf, size);
+	free(mirror);
+	free(ref);
+}
+
 /* an invalidation unmaps exactly the pages it covers (hmm_dma_unmap_pfn per page) */
 TEST_F(two, invalidate_unmaps_exact)
 {
