@@ -4,6 +4,7 @@
 #  - every register, flag and error code in include/p2plab_hw.h is documented in docs/device.md
 #  - every scripts/... file named in the tree exists (nothing points at a removed or renamed script)
 #  - every scenario file validates (./p2plab validate)
+#  - every make-prove mutant (prove/mutants/*.patch) parses and still applies to the kernel source
 source "$(dirname "$0")/lib.sh"
 cd "$P2PLAB_ROOT"
 tap_open "${P2PLAB_RESULTS:-build/test-results}/lint/lint.tap"
@@ -34,4 +35,10 @@ git rev-parse --git-dir >/dev/null 2>&1 && tap_check "scripts named in the tree 
 if [ -x ./p2plab ] && [ -d scenarios ]; then
     tap_check "scenario files validate" ./p2plab validate scenarios
 fi
+prove_mutants_apply() {
+    local src
+    src=$(scripts/fetch-kernel-src.sh | tail -1) || { echo "kernel source unavailable"; return 1; }
+    python3 scripts/prove.py --list >/dev/null && python3 scripts/prove.py --check-apply "$src"
+}
+[ -d prove/mutants ] && tap_check "make prove's mutants parse and apply to linux-source-7.3" prove_mutants_apply
 tap_close

@@ -160,6 +160,9 @@ def run_cases(cases, guest, out, guard_timeout):
                     res[(name, i)] = (None, f"not run: the case stopped at step {failed_step}")
             elif ex[-1] != "0":
                 res[(name, i)] = (True, "exit " + ex[-1] + (": not ok " + "; ".join(notok[:3]) if notok else ""))
+            elif not ran_every_filter(cmds[i], text):
+                # a -r name that matches no test runs nothing and passes: a guard that cannot fail
+                res[(name, i)] = (None, "ran fewer tests than its -r filters name (a misspelt test name?)")
             elif msg and failed_step is None:
                 res[(name, i)] = (True, short(msg))   # a report found after the guards (end-of-case check)
             else:
@@ -169,6 +172,15 @@ def run_cases(cases, guest, out, guard_timeout):
 
 def esc(s):
     return s.replace("|", "\\|")
+
+
+def ran_every_filter(cmd, text):
+    """a kselftest command with N '-r fixture[.variant].test' filters must have run N tests"""
+    want = len(re.findall(r"(?:^|\s)-r\s+\S+", cmd))
+    if not want:
+        return True
+    plans = [int(x) for x in re.findall(r"^1\.\.(\d+)\s*$", text, re.M)]
+    return sum(plans) >= want and len(re.findall(r"^(?:not )?ok \d+ ", text, re.M)) >= want
 
 
 def short(msg, n=160):
@@ -277,6 +289,7 @@ def main():
     ap.add_argument("--cache", default=os.path.expanduser("~/.cache/p2plab"))
     ap.add_argument("--mutant", help="a mutant name, or a regex over the names")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--check-apply", metavar="SRC", help="only check that every mutant applies to this source tree")
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("P2PLAB_BUILD_JOBS", "2")))
     ap.add_argument("--guard-timeout", type=int, default=300, help="seconds per guard command")
     a = ap.parse_args()
@@ -288,6 +301,16 @@ def main():
         if not sel:
             die(f"no mutant matches {a.mutant!r} (scripts/prove.sh --list)")
         mutants = sel
+    if a.check_apply:
+        bad = 0
+        for m in mutants:
+            r = sh(["patch", "-p1", "-N", "--dry-run", "-s", "-d", a.check_apply, "-i", m.path],
+                   capture_output=True, text=True)
+            if r.returncode:
+                bad += 1
+                print(f"{m.name}: does not apply to {a.check_apply}: {short(r.stdout + r.stderr)}")
+        print(f"{len(mutants) - bad} of {len(mutants)} mutants apply to {a.check_apply}")
+        return 1 if bad else 0
     if a.list:
         for m in mutants:
             print(f"{m.name}  (row {m.row}, expect {m.expect}): {m.what}")

@@ -601,7 +601,12 @@ public final class Engine {
                     ? new GuestStream(ga, base, l -> progress.println("      > " + (l.length() > 300 ? l.substring(0, 297) + "..." : l)))
                     : null;
             if (stream != null) log("  streaming the command's output (live lines on the progress stream)");
-            GuestAgent.ExecResult r = exec(ga, argv, g.timeout(), abort, stream);
+            GuestAgent.ExecResult r;
+            try {
+                r = exec(ga, argv, g.timeout(), abort, stream);
+            } catch (io.p2plab.qmp.QmpTimeoutException te) {
+                throw new StepFailure(te.getMessage() + "; " + dumpBlockedTasks(ga));
+            }
             writeArtifact(base + ".stdout", r.out());
             writeArtifact(base + ".stderr", r.err());
             log("  guest exit " + r.exitCode() + (r.signal() != null ? " signal " + r.signal() : ""));
@@ -613,6 +618,25 @@ public final class Engine {
                 throw new StepFailure("stdout does not match /" + g.stdout().pattern() + "/", outs);
             if (g.stderr() != null && !g.stderr().matcher(r.err()).find())
                 throw new StepFailure("stderr does not match /" + g.stderr().pattern() + "/", outs);
+        }
+
+        /**
+         * A guest command ran past its timeout: ask the guest kernel for the stacks of its blocked
+         * (D-state) tasks (sysrq 'w' through /proc/sysrq-trigger, which ignores the sysrq mask) and
+         * keep them with the kernel log as blocked-tasks.txt, so a hang is reported with where it
+         * waits. Bounded: 20 s for the agent; a guest whose agent no longer answers says so.
+         */
+        String dumpBlockedTasks(GuestAgent ga) {
+            try {
+                GuestAgent.ExecResult d = exec(ga, List.of("/bin/sh", "-c",
+                        "echo w > /proc/sysrq-trigger; sleep 1; dmesg | sed -n '/sysrq: Show Blocked State/,$p'"),
+                        Duration.ofSeconds(20), null, null);
+                writeArtifact("blocked-tasks.txt", d.out() + d.err());
+                long tasks = d.out().lines().filter(l -> l.contains("task:")).count();
+                return "blocked tasks (sysrq-w): " + tasks + " in D state, stacks in blocked-tasks.txt";
+            } catch (RuntimeException e) {
+                return "no blocked-task dump (the guest agent did not answer: " + e.getMessage() + ")";
+            }
         }
 
         private String tail(String s) {

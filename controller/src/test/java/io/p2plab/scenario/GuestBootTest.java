@@ -84,4 +84,36 @@ class GuestBootTest {
         assertThat(Files.readString(dir.resolve("qmp-transcript.log"))).contains("[ga] ", "guest-sync-delimited");
         assertThat(EngineRealQemuTest.qemuChildren()).isZero();
     }
+
+    /** A guest command past its timeout fails its step with the guest's blocked-task stacks kept. */
+    @Test
+    void aGuestCommandPastItsTimeoutLeavesTheBlockedTaskDump() throws Exception {
+        Path g = guest();
+        assumeTrue(g != null, "no guest build (make guest)");
+        assumeTrue(KernelBootTest.hasP2plab(), "QEMU without the p2plab device");
+        Path gc = Files.createDirectories(tmp.resolve("guest"));
+        Files.copy(g.resolve("vmlinuz"), gc.resolve("vmlinuz"));
+        Files.copy(g.resolve("initramfs.cpio.gz"), gc.resolve("initramfs.cpio.gz"));
+        Path f = tmp.resolve("hang.yaml");
+        Files.writeString(f, """
+                name: guest-hang
+                timeout: 200
+                machine:
+                  kernel: %1$s/vmlinuz
+                  initrd: %1$s/initramfs.cpio.gz
+                  append: console=ttyS0 panic=-1 loglevel=4
+                  memory: 1G
+                steps:
+                  - boot: {}
+                  - guest: {shell: "sleep 120", timeout: 3}
+                  - guest: {shell: "echo not reached", save: after}
+                """.formatted(gc));
+        EngineRealQemuTest.Run r = EngineRealQemuTest.main("run", "--out", tmp.resolve("out").toString(), f.toString());
+        assertThat(r.rc()).as(r.err()).isNotZero();
+        assertThat(r.out() + r.err()).contains("blocked tasks (sysrq-w): 0 in D state");
+        Path dir = tmp.resolve("out/guest-hang");
+        assertThat(Files.readString(dir.resolve("blocked-tasks.txt"))).contains("sysrq: Show Blocked State");
+        assertThat(dir.resolve("guest-after.stdout")).doesNotExist();
+        assertThat(EngineRealQemuTest.qemuChildren()).isZero();
+    }
 }
