@@ -42,15 +42,20 @@ class GuestBootTest {
         return best;
     }
 
-    @Test
-    void bootsTheGuestAndRunsCommandsThroughQemuGa() throws Exception {
+    /** The lab's guest, copied (the cache may be rebuilt while we run); skips the test without one. */
+    private Path copiedGuest() throws Exception {
         Path g = guest();
         assumeTrue(g != null, "no guest build (make guest)");
         assumeTrue(KernelBootTest.hasP2plab(), "QEMU without the p2plab device");
-        // copy: the cache may be rebuilt while we run
         Path gc = Files.createDirectories(tmp.resolve("guest"));
         Files.copy(g.resolve("vmlinuz"), gc.resolve("vmlinuz"));
         Files.copy(g.resolve("initramfs.cpio.gz"), gc.resolve("initramfs.cpio.gz"));
+        return gc;
+    }
+
+    @Test
+    void bootsTheGuestAndRunsCommandsThroughQemuGa() throws Exception {
+        Path gc = copiedGuest();
         Path f = tmp.resolve("guest.yaml");
         Files.writeString(f, """
                 name: guest-smoke
@@ -88,12 +93,7 @@ class GuestBootTest {
     /** A guest command past its timeout fails its step with the guest's blocked-task stacks kept. */
     @Test
     void aGuestCommandPastItsTimeoutLeavesTheBlockedTaskDump() throws Exception {
-        Path g = guest();
-        assumeTrue(g != null, "no guest build (make guest)");
-        assumeTrue(KernelBootTest.hasP2plab(), "QEMU without the p2plab device");
-        Path gc = Files.createDirectories(tmp.resolve("guest"));
-        Files.copy(g.resolve("vmlinuz"), gc.resolve("vmlinuz"));
-        Files.copy(g.resolve("initramfs.cpio.gz"), gc.resolve("initramfs.cpio.gz"));
+        Path gc = copiedGuest();
         Path f = tmp.resolve("hang.yaml");
         Files.writeString(f, """
                 name: guest-hang
