@@ -21,13 +21,15 @@ import java.util.regex.Pattern;
  * switches:   [{id, bus?: ROOT-PORT-ID (default: a new root port), downstream: [{id, acs?, props?}]}]
  * devices:    [{driver, id?, bus?, props?, cmb-size-mb?, drive-size?, serial?}]
  * extra-args: [...]
+ * hotplug: acpi | native   (q35 only; native: -global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off,
+ *                          the guest's pciehp drives the root and downstream ports' slots)
  * </pre>
  */
 public record MachineSpec(String type, String qemu, String accel, String cpu, String memory, int smp,
                           String bios, String kernel, String initrd, String append, boolean iommu,
                           boolean guestAgent, Pattern ready, Duration readyTimeout, boolean watchdog,
                           Duration quitGrace, List<RootPort> rootPorts, List<Switch> switches,
-                          List<Device> devices, List<String> extraArgs) {
+                          List<Device> devices, List<String> extraArgs, String hotplug) {
 
     public record RootPort(String id, Integer chassis, Integer slot, Map<String, String> props) {}
     public record Downstream(String id, boolean acs, Map<String, String> props) {}
@@ -37,12 +39,12 @@ public record MachineSpec(String type, String qemu, String accel, String cpu, St
 
     public static final String[] KEYS = {"type", "qemu", "accel", "cpu", "memory", "smp", "bios", "kernel",
             "initrd", "append", "iommu", "guest-agent", "ready", "ready-timeout", "watchdog", "quit-grace",
-            "root-ports", "switches", "devices", "extra-args"};
+            "root-ports", "switches", "devices", "extra-args", "hotplug"};
 
     /** A minimal spec: {@code -machine none}, no console, no guest. */
     public static MachineSpec none() {
         return new MachineSpec("none", null, "tcg", null, "64M", 1, null, null, null, null, false, false,
-                null, Duration.ofSeconds(10), false, Duration.ofSeconds(3), List.of(), List.of(), List.of(), List.of());
+                null, Duration.ofSeconds(10), false, Duration.ofSeconds(3), List.of(), List.of(), List.of(), List.of(), "acpi");
     }
 
     public static MachineSpec parse(Node m) {
@@ -111,11 +113,17 @@ public record MachineSpec(String type, String qemu, String accel, String cpu, St
                         + "' is neither a root port nor a switch downstream port (nor pcie.N)");
         }
         List<String> extra = m.has("extra-args") ? m.child("extra-args").strList() : List.of();
+        String hotplug = m.optStr("hotplug", "acpi");
+        if (!hotplug.equals("acpi") && !hotplug.equals("native"))
+            throw m.child("hotplug").error("hotplug must be 'acpi' or 'native', got '" + hotplug + "'");
+        if (hotplug.equals("native") && !type.equals("q35"))
+            throw m.child("hotplug").error("hotplug: native is a q35 option (it turns q35's ACPI PCI hotplug off), "
+                    + "the machine type is '" + type + "'");
         return new MachineSpec(type, m.optStr("qemu", null), accel, m.optStr("cpu", type.equals("none") ? null : "max"),
                 memory, (int) smp, m.optStr("bios", type.equals("q35") ? "qboot.rom" : null), kernel,
                 m.optStr("initrd", null), m.optStr("append", null), m.optBool("iommu", false), ga, ready,
                 m.optDuration("ready-timeout", Duration.ofSeconds(180)), m.optBool("watchdog", true),
-                m.optDuration("quit-grace", Duration.ofSeconds(5)), rps, sws, devs, extra);
+                m.optDuration("quit-grace", Duration.ofSeconds(5)), rps, sws, devs, extra, hotplug);
     }
 
     private static void unique(Node m, Map<String, String> ids, String id, String kind) {

@@ -47,6 +47,9 @@ public final class QemuCommand {
         String machine = s.type();
         if (kvm && s.iommu() && !none) machine += ",kernel-irqchip=split";
         a.addAll(List.of("-machine", machine, "-accel", kvm ? "kvm" : "tcg"));
+        // native PCIe hotplug: q35's ACPI hotplug (on by default since QEMU 6.1) off, so the firmware's _OSC
+        // grants the guest PCIeHotplug and pciehp drives the slots of the root and downstream ports
+        if (s.hotplug().equals("native")) a.addAll(List.of("-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"));
         a.addAll(List.of("-nodefaults", "-display", "none", "-no-user-config"));
         if (!none) a.addAll(List.of("-nic", "none", "-vga", "none"));
         if (s.cpu() != null) a.addAll(List.of("-cpu", s.cpu()));

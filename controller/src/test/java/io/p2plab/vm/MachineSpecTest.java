@@ -79,6 +79,59 @@ class MachineSpecTest {
                 .hasMessageContaining("at least one downstream");
     }
 
+    static final String GLOBAL_NATIVE = "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off";
+
+    /** hotplug: native turns q35's ACPI PCI hotplug off (the guest's pciehp gets the slots); acpi is the default. */
+    @Test
+    void hotplugNativeTurnsQ35AcpiHotplugOff() {
+        List<String> acpi = QemuCommand.build(MachineSpecs.parse(TOPO), "qemu", tmp, tmp, false);
+        assertThat(acpi).doesNotContain("-global").noneMatch(x -> x.contains("acpi-pci-hotplug"));
+        assertThat(QemuCommand.build(MachineSpecs.parse(TOPO + "hotplug: acpi\n"), "qemu", tmp, tmp, false))
+                .isEqualTo(acpi);
+        MachineSpec n = MachineSpecs.parse(TOPO + "hotplug: native\n");
+        assertThat(n.hotplug()).isEqualTo("native");
+        List<String> a = QemuCommand.build(n, "qemu", tmp, tmp, false);
+        assertThat(a.get(a.indexOf("-global") + 1)).isEqualTo(GLOBAL_NATIVE);
+        assertThat(a.stream().filter(x -> x.equals("-global")).count()).isEqualTo(1);
+        // the rest of the command line is the same: only the hotplug controller changes
+        List<String> rest = new java.util.ArrayList<>(a);
+        rest.remove(a.indexOf("-global") + 1);
+        rest.remove("-global");
+        assertThat(rest).isEqualTo(acpi);
+        // root ports keep a chassis/slot pair (a PCIe slot capability: what pciehp drives)
+        assertThat(String.join(" ", a)).contains("-device pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=0");
+    }
+
+    @Test
+    void hotplugBadValuesGiveLocatedErrors() {
+        assertThatThrownBy(() -> MachineSpecs.parse("type: q35\nhotplug: pciehp\n"))
+                .isInstanceOf(SpecException.class).hasMessageContaining("<inline>:2:")
+                .hasMessageContaining("hotplug must be 'acpi' or 'native', got 'pciehp'");
+        assertThatThrownBy(() -> MachineSpecs.parse("type: pc\nhotplug: native\n"))
+                .isInstanceOf(SpecException.class).hasMessageContaining("<inline>:2:")
+                .hasMessageContaining("q35 option").hasMessageContaining("'pc'");
+        assertThat(MachineSpecs.parse("type: pc\nhotplug: acpi\n").hotplug()).isEqualTo("acpi");
+        assertThat(MachineSpec.none().hotplug()).isEqualTo("acpi");
+    }
+
+    /** The real QEMU takes the global and q35's ACPI device reports ACPI PCI hotplug off (paused, no guest). */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void realQemuTurnsAcpiHotplugOffForNative() {
+        for (String mode : List.of("acpi", "native")) {
+            MachineSpec s = MachineSpecs.parse("type: q35\nhotplug: " + mode
+                    + "\nroot-ports: [{id: rp0}]\nextra-args: [-S]\nready: never\n");
+            try (Vm vm = Vm.launch(s, tmp.resolve("case-" + mode), null)) {
+                String lpc = vm.qmp().call("qom-get", Json.object().put("path", "/machine")
+                        .put("property", "acpi-device")).asText();
+                assertThat(lpc).as("q35's acpi-device link").isNotEmpty();
+                boolean on = vm.qmp().call("qom-get", Json.object().put("path", lpc)
+                        .put("property", "acpi-pci-hotplug-with-bridge-support")).asBoolean();
+                assertThat(on).as("ACPI PCI hotplug with hotplug: " + mode).isEqualTo(mode.equals("acpi"));
+            }
+        }
+    }
+
     /** The generated q35 topology is accepted by the real QEMU (paused, no guest). */
     @Test
     @Timeout(value = 60, unit = TimeUnit.SECONDS)
