@@ -242,19 +242,25 @@ static int gs_fault(struct p2plab_svm_ctx *ctx, u64 va, u32 access)
 	gs_garbage_collect(gc);
 	if (!mmget_not_zero(mm))
 		return -EFAULT;
-	/* as xe: a read-only mapping is mirrored read-only, anything else read-write */
-	mmap_read_lock(mm);
-	vma = vma_lookup(mm, va);
-	writable = vma && (vma->vm_flags & VM_WRITE);
-	mmap_read_unlock(mm);
-	if (!vma) {
-		ret = -EFAULT;
-		goto out_mmput;
-	}
-	dctx.read_only = !writable && access == P2PLAB_FAULT_ACC_READ;
-	perm = P2PLAB_PTE_R | (dctx.read_only ? 0 : P2PLAB_PTE_W | P2PLAB_PTE_A);
 
 	for (tries = 0; tries < 8; tries++) {
+		/*
+		 * as xe: a read-only mapping is mirrored read-only, anything else read-write. Looked up
+		 * on every try: an mprotect() between this lookup and hmm_range_fault() makes a
+		 * read-write request fail with -EPERM, and a read fault must then be mirrored read-only
+		 * rather than cancelled
+		 */
+		mmap_read_lock(mm);
+		vma = vma_lookup(mm, va);
+		writable = vma && (vma->vm_flags & VM_WRITE);
+		mmap_read_unlock(mm);
+		if (!vma) {
+			ret = -EFAULT;
+			goto out_mmput;
+		}
+		dctx.read_only = !writable && access == P2PLAB_FAULT_ACC_READ;
+		perm = P2PLAB_PTE_R | (dctx.read_only ? 0 : P2PLAB_PTE_W | P2PLAB_PTE_A);
+
 		mutex_lock(&gc->range_lock);
 		range = drm_gpusvm_range_find_or_insert(gpusvm, va, gpusvm->mm_start,
 							gpusvm->mm_start + gpusvm->mm_range,
@@ -262,6 +268,8 @@ static int gs_fault(struct p2plab_svm_ctx *ctx, u64 va, u32 access)
 		mutex_unlock(&gc->range_lock);
 		if (IS_ERR(range)) {
 			ret = PTR_ERR(range);	/* -ENOENT no VMA, -EPERM read-only ... */
+			if (ret == -EPERM && access == P2PLAB_FAULT_ACC_READ && !dctx.read_only)
+				continue;	/* mprotect()ed since the lookup: again, read-only */
 			goto out_mmput;
 		}
 		gr = to_gs_range(range);
@@ -273,7 +281,9 @@ static int gs_fault(struct p2plab_svm_ctx *ctx, u64 va, u32 access)
 			gs_garbage_collect(gc);
 			continue;
 		}
-		if (ret == -EBUSY || ret == -EAGAIN) {
+		if (ret == -EBUSY || ret == -EAGAIN ||
+		    (ret == -EPERM && access == P2PLAB_FAULT_ACC_READ && !dctx.read_only)) {
+			/* -EPERM: hmm_range_fault() met a write-protected VMA, see the lookup above */
 			atomic64_inc(&ctx->retries);
 			continue;
 		}
