@@ -29,8 +29,10 @@ cases=(
     'hmm-eviction'
     'hmm-driver-cycles'
     'hmm-tests-quick'   # upstream hmm-tests without its 5 slowest tests here (68 of 78 cases): 67-102 s
-    # SVM: device faults resolved by HMM through drm_gpusvm with P2P and the IOMMU, and the odp
-    # backend's exclusive-access THP path (svm-tests itself: not yet, see docs/debug-kernel.md)
+    # SVM: the SVM suite on the drm_gpusvm backend behind the IOMMU (its use-after-free and its
+    # mprotect race were found here: docs/debug-kernel.md), device faults with P2P, and the odp
+    # backend's exclusive-access THP path
+    'svm-tests\[backend=gpusvm,iommu=on\]'   # 33 pass, 4 skip (placement: odp only): 120-180 s
     'svm-p2p\[backend=gpusvm,cpu=amd,iommu=on\]'
     'svm-exclusive-thp'
 )
