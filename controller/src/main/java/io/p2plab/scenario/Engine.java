@@ -460,6 +460,12 @@ public final class Engine {
                 } catch (RuntimeException e) {
                     if (timedOut.get()) throw e;
                     throw new StepFailure("step " + current + ": " + describe(e));
+                } catch (StackOverflowError e) {
+                    // java.util.regex recurses once per repetition of a group: (.|\n)* over a long
+                    // output overflows. The case fails; the run and the other cases go on.
+                    throw new StepFailure("step " + current + ": checking the step's result overflowed the stack: a"
+                            + " pattern that repeats a group per character, such as (.|\\n)*, on a long output;"
+                            + " write (?s:.*) or [\\s\\S]* instead");
                 }
                 long ms = (System.nanoTime() - t0) / 1_000_000;
                 log("step " + idx + " ok (" + ms + " ms)");

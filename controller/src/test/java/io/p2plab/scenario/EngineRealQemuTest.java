@@ -86,6 +86,25 @@ class EngineRealQemuTest {
         assertThat(qemuChildren()).isZero();
     }
 
+    /** A pattern that overflows java.util.regex's recursion fails its case, not the run. */
+    @Test
+    void aRegexThatOverflowsTheStackFailsItsCaseOnly() throws Exception {
+        Path f = tmp.resolve("overflow.yaml");
+        Files.writeString(f, """
+                name: overflow
+                machine: {type: none}
+                matrix:
+                  n: [one, two]
+                steps:
+                  - hmp: {command: "help", expect: '(.|\\s)*no-such-text'}
+                """);
+        Run r = main("run", "--out", tmp.resolve("o").toString(), f.toString());
+        assertThat(r.rc()).as(r.err()).isEqualTo(1);
+        assertThat(r.out()).contains("overflow[n=one]", "overflow[n=two]", "0 passed, 2 failed");
+        assertThat(r.out() + r.err()).contains("overflowed the stack", "(?s:.*)");
+        assertThat(qemuChildren()).isZero();
+    }
+
     @Test
     void caseTimeoutKillsQemuAndFailsClearly() throws Exception {
         Path f = tmp.resolve("slow.yaml");
