@@ -4,8 +4,9 @@
 # client starts once and warms up once, then they take turns batch by batch (bench/alternate.py) for
 # ROUNDS (default 10) rounds: medians, and the median of the per-round ratios to the raw loop ("paired":
 # batches seconds apart see the same load of a shared machine). The Java client warms up until the JIT is
-# quiet (QmpBench: at least 5000 commands per depth, at most 10 s) so that a C2 compile does not run on
-# the 2 cores during the measurement, and says so if a batch did not keep DEPTH commands in flight.
+# quiet (QmpBench: at least 5000 commands per depth through its serve loop's own code, then 3 quiet rounds
+# in a row, at most 20 s) so that a C2 compile does not run on the 2 cores during the measurement, and
+# says so if a batch did not keep DEPTH commands in flight.
 #   controller/bench.sh [COUNT]
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

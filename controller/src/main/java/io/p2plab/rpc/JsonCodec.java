@@ -17,7 +17,14 @@ public final class JsonCodec {
     private JsonCodec() {}
 
     public static final Decoder DECODER = new Decoder();
-    public static final Encoder ENCODER = new Encoder();
+    /** Each message followed by a newline (qemu-ga, line-oriented peers). */
+    public static final Encoder ENCODER = new Encoder(true);
+    /**
+     * Messages back to back, nothing after the closing brace (QMP): QEMU's JSON streamer ends a message at
+     * its closing brace, and its monitor reads one byte per main-loop turn, so a newline would cost QEMU a
+     * turn per command for nothing.
+     */
+    public static final Encoder UNTERMINATED_ENCODER = new Encoder(false);
 
     @ChannelHandler.Sharable
     public static final class Decoder extends MessageToMessageDecoder<ByteBuf> {
@@ -33,9 +40,15 @@ public final class JsonCodec {
         }
     }
 
-    /** Encodes JsonNode (or pre-encoded String) followed by a newline. */
+    /** Encodes JsonNode (or pre-encoded String), followed by a newline if {@code newline}. */
     @ChannelHandler.Sharable
     public static final class Encoder extends MessageToByteEncoder<Object> {
+        private final boolean newline;
+
+        private Encoder(boolean newline) {
+            this.newline = newline;
+        }
+
         @Override
         public boolean acceptOutboundMessage(Object msg) {
             return msg instanceof JsonNode || msg instanceof String;
@@ -48,7 +61,7 @@ public final class JsonCodec {
             } else {
                 out.writeCharSequence((String) msg, StandardCharsets.UTF_8);
             }
-            out.writeByte('\n');
+            if (newline) out.writeByte('\n');
         }
     }
 }

@@ -8,11 +8,9 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.unix.UnixChannel;
 import io.netty.handler.flush.FlushConsolidationHandler;
-import io.netty.util.HashedWheelTimer;
-import io.netty.util.Timeout;
-import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.GenericFutureListener;
+import io.netty.util.concurrent.ScheduledFuture;
 import io.p2plab.qmp.QmpClosedException;
 import io.p2plab.qmp.QmpErrorException;
 import io.p2plab.qmp.QmpException;
@@ -46,16 +44,14 @@ import java.util.function.Consumer;
  * and their futures completed on it, so a callback that sends the next command writes from the event loop
  * without a thread handoff; writes made while a read is being processed are flushed once at the end of
  * that read (one syscall for a pipelined batch), and writes from other threads are flushed once per event
- * loop turn. Failures caused by the peer's bytes (a non-JSON frame, a stream of stray bytes) fail the
- * outstanding commands at once with {@link QmpProtocolException} instead of leaving them to their timeout.
+ * loop turn. Timeouts cost a command nothing but its deadline: one sweep per connection, on the event loop,
+ * fails the commands past theirs (no timer object or timer thread per command). Failures caused by the
+ * peer's bytes (a non-JSON frame, a stream of stray bytes) fail the outstanding commands at once with
+ * {@link QmpProtocolException} instead of leaving them to their timeout.
  */
 public abstract class JsonRpcConnection implements AutoCloseable {
     /** One line of the wire transcript: direction '>' sent, '<' received, '!' note. */
     public record TranscriptEntry(long epochMillis, char direction, String text) {}
-
-    /** One shared wheel for all command timeouts: far cheaper per command than a scheduled task each. */
-    private static final HashedWheelTimer TIMEOUTS = new HashedWheelTimer(
-            new DefaultThreadFactory("p2plab-timeouts", true), 5, TimeUnit.MILLISECONDS, 512);
 
     protected final ConnectionOptions options;
     protected final String peer;
@@ -71,6 +67,14 @@ public abstract class JsonRpcConnection implements AutoCloseable {
     private final CopyOnWriteArrayList<Consumer<TranscriptEntry>> transcript = new CopyOnWriteArrayList<>();
     protected final CompletableFuture<Void> closeFuture = new CompletableFuture<>();
     private int strayBytes;     // non-JSON bytes since the last message (event loop only)
+    // Command timeouts: one sweep per connection, scheduled on the event loop at the earliest deadline of the
+    // commands pending when it was armed; it times out the expired ones and re-arms for the earliest left. A
+    // command only notes its deadline (no timer object, queue or timer thread per command), and the sweep
+    // is re-armed only for a deadline earlier than the armed one (rare: deadlines grow with the default
+    // timeout). Guarded by lock.
+    private ScheduledFuture<?> sweep;
+    private long sweepAt = Long.MAX_VALUE;
+    private long sweepGen;      // which arming the scheduled sweep belongs to: a superseded one does nothing
 
     protected final class Pending implements GenericFutureListener<Future<? super Void>> {
         final String command;
@@ -81,7 +85,7 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         final int fd;
         final CompletableFuture<JsonNode> future = new CompletableFuture<>();
         final long timeoutMs;
-        Timeout timer;
+        long deadline;      // System.nanoTime() after which it times out (timeoutMs > 0)
         boolean sent;
         boolean replied;
 
@@ -118,7 +122,7 @@ public abstract class JsonRpcConnection implements AutoCloseable {
                                 FlushConsolidationHandler.DEFAULT_EXPLICIT_FLUSH_AFTER_FLUSHES, true))
                         .addLast("framer", framer)
                         .addLast("json", JsonCodec.DECODER)
-                        .addLast("encoder", JsonCodec.ENCODER)
+                        .addLast("encoder", newlineAfterRequest() ? JsonCodec.ENCODER : JsonCodec.UNTERMINATED_ENCODER)
                         .addLast("handler", new Handler());
             }
         };
@@ -192,6 +196,10 @@ public abstract class JsonRpcConnection implements AutoCloseable {
                 return p.future;
             }
             if (inFlight.putIfAbsent(p.key, p) != null) throw new IllegalArgumentException("duplicate id " + Json.compact(id));
+            if (tmo > 0) {
+                p.deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(tmo);
+                if (p.deadline - sweepAt < 0 || sweep == null) armSweep(p.deadline);
+            }
             sendNow = oob || inFlightCount < options.maxInFlight();
             if (sendNow) {
                 if (!oob) inFlightCount++;
@@ -199,9 +207,6 @@ public abstract class JsonRpcConnection implements AutoCloseable {
             } else {
                 queue.add(p);
             }
-        }
-        if (tmo > 0) {
-            p.timer = TIMEOUTS.newTimeout(t -> timeout(p), tmo, TimeUnit.MILLISECONDS);
         }
         if (sendNow) write(p);
         return p.future;
@@ -260,6 +265,42 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         ch.writeAndFlush(text).addListener(p);
     }
 
+    /** (Re-)arms the timeout sweep for {@code at} (System.nanoTime()). Caller holds {@code lock}. */
+    private void armSweep(long at) {
+        if (sweep != null) sweep.cancel(false);
+        sweepAt = at;
+        long gen = ++sweepGen;
+        sweep = channel.eventLoop().schedule(() -> sweep(gen), Math.max(0, at - System.nanoTime()), TimeUnit.NANOSECONDS);
+    }
+
+    /**
+     * On the event loop: times out the commands past their deadline, re-arms for the earliest one left. A sweep
+     * that was superseded while it was already due (too late to cancel) returns: the later arming is earlier.
+     */
+    private void sweep(long gen) {
+        List<Pending> expired = null;
+        synchronized (lock) {
+            if (gen != sweepGen) return;
+            sweep = null;
+            sweepAt = Long.MAX_VALUE;
+            long now = System.nanoTime();
+            boolean left = false;
+            long next = 0;
+            for (Pending p : inFlight.values()) {
+                if (p.timeoutMs <= 0) continue;
+                if (p.deadline - now <= 0) {
+                    if (expired == null) expired = new ArrayList<>();
+                    expired.add(p);
+                } else if (!left || p.deadline - next < 0) {
+                    left = true;
+                    next = p.deadline;
+                }
+            }
+            if (left && closedCause == null) armSweep(next);
+        }
+        if (expired != null) for (Pending p : expired) timeout(p);
+    }
+
     private void timeout(Pending p) {
         complete(p, null, new QmpTimeoutException(p.command + " (id " + Json.compact(p.id) + ") got no reply from "
                 + peer + " within " + p.timeoutMs + " ms"));
@@ -285,7 +326,6 @@ public abstract class JsonRpcConnection implements AutoCloseable {
                 toSend.add(q);
             }
         }
-        if (p.timer != null) p.timer.cancel();
         if (error != null) p.future.completeExceptionally(error);
         else p.future.complete(result);
         if (toSend != null) for (Pending q : toSend) write(q);
@@ -372,12 +412,22 @@ public abstract class JsonRpcConnection implements AutoCloseable {
         synchronized (lock) {
             if (closedCause == null) closedCause = cause;
             all = new ArrayList<>(inFlight.values());
+            if (sweep != null) sweep.cancel(false);
+            sweep = null;
+            sweepAt = Long.MAX_VALUE;
+            sweepGen++;
         }
         for (Pending p : all) complete(p, null, cause);
         onClosed(cause);
     }
 
     protected void onClosed(QmpException cause) {}
+
+    /**
+     * Whether a newline follows each request on the wire (default). A peer whose JSON parser ends a message at
+     * its closing brace needs none (QMP: see {@link JsonCodec#UNTERMINATED_ENCODER}).
+     */
+    protected boolean newlineAfterRequest() { return true; }
 
     protected void handleSentinel() {}
 

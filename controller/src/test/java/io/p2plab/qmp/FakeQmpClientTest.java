@@ -210,6 +210,36 @@ class FakeQmpClientTest {
         }
     }
 
+    /**
+     * Timeouts of different lengths, in any order: a short one after a long one still fires on time (the
+     * connection's one timeout sweep is re-armed for the earlier deadline), the long one keeps waiting, and
+     * one that is answered in time never fires.
+     */
+    @Test
+    void eachCommandTimesOutAtItsOwnDeadline() throws Exception {
+        try (FakeQmpServer s = server((c, req, raw) -> {
+            if (req.path("execute").asText().equals("fast")) c.reply(req, "\"fast\"");
+            // anything else is never answered
+        });
+             QmpClient q = QmpClient.connect(s.address, opts())) {
+            CompletableFuture<JsonNode> slow = q.execute("never-long", null, Duration.ofSeconds(30));
+            CompletableFuture<JsonNode> answered = q.execute("fast", null, Duration.ofMillis(300));
+            long t0 = System.nanoTime();
+            CompletableFuture<JsonNode> shortOne = q.execute("never-short", null, Duration.ofMillis(300));
+            CompletableFuture<JsonNode> longer = q.execute("never-longer", null, Duration.ofMillis(900));
+            assertThatThrownBy(() -> QmpClient.join(shortOne))
+                    .isInstanceOf(QmpTimeoutException.class).hasMessageContaining("never-short").hasMessageContaining("300 ms");
+            long shortMs = (System.nanoTime() - t0) / 1_000_000;
+            assertThat(shortMs).isBetween(250L, 800L);
+            assertThat(answered.get(1, TimeUnit.SECONDS).asText()).isEqualTo("fast");
+            assertThat(longer).isNotDone();
+            assertThatThrownBy(() -> QmpClient.join(longer)).isInstanceOf(QmpTimeoutException.class);
+            assertThat((System.nanoTime() - t0) / 1_000_000).isBetween(850L, 1500L);
+            assertThat(slow).isNotDone();
+            assertThat(q.inFlight()).isEqualTo(1);
+        }
+    }
+
     @Test
     void atMostNInFlightTheRestQueued() throws Exception {
         List<JsonNode> held = new CopyOnWriteArrayList<>();
@@ -383,5 +413,43 @@ class FakeQmpClientTest {
             // a reused after its reply, slow's 1 retired: c and d get 2
             assertThat(ids).containsExactly("1", "1", "1", "2", "2");
         }
+    }
+
+    /**
+     * QEMU's monitor reads QMP one byte per main-loop turn and takes a command at its closing brace: requests
+     * go out back to back, with no newline (a turn per command for nothing). Checked on the raw bytes.
+     */
+    @Test
+    void requestsGoOutWithoutATrailingNewline() throws Exception {
+        Path sock = tmp.resolve("raw.sock");
+        try (var srv = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            srv.bind(java.net.UnixDomainSocketAddress.of(sock));
+            CompletableFuture<QmpClient> connecting = QmpClient.connectAsync(Transport.unix(sock), opts());
+            try (var c = srv.accept()) {
+                c.write(FakeQmpServer.bytes(FakeQmpServer.GREETING));
+                String caps = "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]},\"id\":1}";
+                assertThat(readExactly(c, caps.length())).isEqualTo(caps);
+                c.write(FakeQmpServer.bytes("{\"return\": {}, \"id\": 1}\r\n"));
+                try (QmpClient q = connecting.get(5, TimeUnit.SECONDS)) {
+                    CompletableFuture<JsonNode> a = q.execute("query-status");
+                    CompletableFuture<JsonNode> b = q.execute("query-name");
+                    // nothing between or after the two objects: a newline after the first would come first here
+                    String two = "{\"execute\":\"query-status\",\"id\":1}{\"execute\":\"query-name\",\"id\":2}";
+                    assertThat(readExactly(c, two.length())).isEqualTo(two);
+                    c.write(FakeQmpServer.bytes("{\"return\": {}, \"id\": 1}\r\n{\"return\": {}, \"id\": 2}\r\n"));
+                    a.get(5, TimeUnit.SECONDS);
+                    b.get(5, TimeUnit.SECONDS);
+                    c.configureBlocking(false);
+                    Thread.sleep(100);
+                    assertThat(c.read(java.nio.ByteBuffer.allocate(16))).as("bytes after the last request").isZero();
+                }
+            }
+        }
+    }
+
+    private static String readExactly(java.nio.channels.SocketChannel c, int n) throws Exception {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(n);
+        while (b.hasRemaining()) assertThat(c.read(b)).as("stream ended").isNotNegative();
+        return new String(b.array(), java.nio.charset.StandardCharsets.UTF_8);
     }
 }

@@ -26,7 +26,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 
 /**
  * In-process fake QMP / qemu-ga peer for what real QEMU cannot be made to do. The behaviour callback
- * sees every request line and answers through {@link Conn}.
+ * sees every request (one JSON object, newline-terminated or not) and answers through {@link Conn}.
  */
 final class FakeQmpServer implements AutoCloseable {
     interface Behavior {
@@ -136,10 +136,8 @@ final class FakeQmpServer implements AutoCloseable {
     private void serve(Conn c, BufferedReader in) {
         try {
             if (greeting != null) c.send(greeting);
-            String line;
-            while ((line = in.readLine()) != null) {
-                String l = line.replace("\u00ff", "").trim();
-                if (l.isEmpty()) continue;
+            String l;
+            while ((l = nextMessage(in)) != null) {
                 received.add(l);
                 JsonNode req = Json.parse(l);
                 if (req.path("execute").asText().equals("qmp_capabilities")) {
@@ -151,6 +149,44 @@ final class FakeQmpServer implements AutoCloseable {
         } catch (Exception ignored) {
             // connection closed
         }
+    }
+
+    /**
+     * The next request: a JSON object read up to its closing brace (the QMP client sends no newline after
+     * one, the guest agent does), skipping whitespace and 0xFF between objects; anything else up to the end
+     * of its line is returned as is (and fails to parse). null at end of stream.
+     */
+    static String nextMessage(java.io.Reader in) throws IOException {
+        int c;
+        do {
+            c = in.read();
+        } while (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == 0xff);
+        if (c < 0) return null;
+        StringBuilder b = new StringBuilder();
+        if (c != '{') {
+            while (c >= 0 && c != '\n') {
+                if (c != 0xff) b.append((char) c);
+                c = in.read();
+            }
+            return b.toString().trim();
+        }
+        int depth = 0;
+        boolean str = false, esc = false;
+        for (; c >= 0; c = in.read()) {
+            b.append((char) c);
+            if (str) {
+                if (esc) esc = false;
+                else if (c == '\\') esc = true;
+                else if (c == '"') str = false;
+            } else if (c == '"') {
+                str = true;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if ((c == '}' || c == ']') && --depth == 0) {
+                return b.toString();
+            }
+        }
+        return b.toString();   // cut off by the end of the stream: fails to parse
     }
 
     static ByteBuffer bytes(String s) {
