@@ -110,7 +110,7 @@ def main():
         print(f"({expected_failures[0]} guest-program outputs with failures their passing scenario asserts"
               " (expected failures, known-bug reproducers) counted as passed)")
     if flaky[0]:
-        print(f"({flaky[0]} flaky: passed on a rerun after a stall-only failure; their first attempts'"
+        print(f"({flaky[0]} flaky: passed on a rerun after a failure the emulator or the host can cause; their first attempts'"
               " reports are in the JUnit XML <flakyFailure> and the case's .attempt1 folder)")
     if tot[0] + tot[1] == 0:
         print("no test ran", file=sys.stderr)

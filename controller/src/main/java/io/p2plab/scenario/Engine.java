@@ -170,6 +170,11 @@ public final class Engine {
             return new CaseResult(c, st, msg, excerpt, time, dir);
         }
         boolean rerunnable = failure != null && StallRerun.stallOnly(kernel, ctx.timedOut.get());
+        if (failure != null && !rerunnable && StallRerun.hostStarved(kernel, ctx.timedOut.get())) {
+            failure += " | the host starved the guest of CPU meanwhile (the kernel's own \"(false positive?)\" RCU"
+                    + " stall report, kernel-splats.txt): a timing-dependent step is not conclusive";
+            rerunnable = true;
+        }
         String qemuAbort = failure != null && !ctx.timedOut.get() ? StallRerun.qemuCoreAbort(dir) : null;
         if (qemuAbort != null) {
             failure += " | QEMU aborted (an emulator bug, not the guest's): " + qemuAbort;

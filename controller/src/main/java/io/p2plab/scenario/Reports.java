@@ -32,7 +32,7 @@ public final class Reports {
         long skipped = results.stream().filter(r -> r.status() == CaseResult.Status.SKIPPED).count();
         long flaky = results.stream().filter(CaseResult::flaky).count();
         return passed + " passed, " + failed + " failed, " + skipped + " skipped"
-                + (flaky == 0 ? "" : " (" + flaky + " flaky: passed on a rerun after a stall-only failure)");
+                + (flaky == 0 ? "" : " (" + flaky + " flaky: passed on a rerun after a failure the emulator or the host can cause)");
     }
 
     public static void junit(List<CaseResult> results, Path file) throws IOException {

@@ -22,7 +22,8 @@ import java.util.Set;
  * attempt's artefacts kept in {@code <case dir>.attempt1}. Any other splat (BUG, Oops, WARNING, KASAN,
  * lockdep, hung task ...) or a timeout is never rerun. The same one rerun is given to a case that
  * failed because QEMU aborted on an assertion in its own core code ({@link #qemuCoreAbort}), with the
- * assertion in the failure message. P2PLAB_STALL_RERUNS=0 turns reruns off.
+ * assertion in the failure message, and to a case that failed at a step while the kernel reported
+ * host starvation and nothing else ({@link #hostStarved}). P2PLAB_STALL_RERUNS=0 turns reruns off.
  */
 final class StallRerun {
     private StallRerun() {}
@@ -47,6 +48,17 @@ final class StallRerun {
         // a stall report's NMI backtraces may be cut out as bare stack dumps (CALL_TRACE): allowed beside one
         return bad.stream().anyMatch(r -> STALL_KINDS.contains(r.splat().kind()))
                 && bad.stream().allMatch(r -> STALL_KINDS.contains(r.splat().kind()) || r.splat().kind() == KernelLog.Kind.CALL_TRACE);
+    }
+
+    /**
+     * True when a failed case's kernel log is clean but for RCU stall reports that the kernel
+     * itself blames on a starved vCPU ({@link SplatCheck#HOST_STARVATION}): the host did not run
+     * the guest for many seconds while the steps ran, so a step that failed on a guest-side timeout
+     * or a timing assertion is not conclusive. Never after a case timeout.
+     */
+    static boolean hostStarved(SplatCheck.Result kernel, boolean timedOut) {
+        return !timedOut && kernel != null && kernel.failure() == null
+                && kernel.reports().stream().anyMatch(r -> r.expectedBy() == SplatCheck.HOST_STARVATION);
     }
 
     private static final java.util.regex.Pattern QEMU_ASSERT = java.util.regex.Pattern.compile(
@@ -85,7 +97,7 @@ final class StallRerun {
     static CaseResult combine(CaseResult first, CaseResult rerun) {
         String msg = rerun.status().failed()
                 ? rerun.message() + " (failed again on a rerun; first attempt: " + Engine.firstLine(first.message()) + ")"
-                : (rerun.message() == null ? "" : rerun.message() + "; ") + "flaky: passed on a rerun after a stall-only failure: "
+                : (rerun.message() == null ? "" : rerun.message() + "; ") + "flaky: passed on a rerun after a failure the emulator or the host can cause: "
                         + Engine.firstLine(first.message()) + " (artefacts: " + first.dir().getFileName() + ")";
         return new CaseResult(rerun.scenarioCase(), rerun.status(), msg, rerun.excerpt(),
                 first.time().plus(rerun.time()), rerun.dir(), rerun.rerunnable(), first);
