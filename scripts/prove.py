@@ -149,27 +149,31 @@ def run_cases(cases, guest, out, guard_timeout):
         for i in range(len(cmds)):
             outf = os.path.join(out, name, f"guest-guard{i + 1}.stdout")
             text = open(outf, errors="replace").read() if os.path.exists(outf) else None
-            ex = re.findall(EXIT_MARK + r"(\d+)", text or "")
-            notok = re.findall(r"^not ok \d+ (.*)$", text or "", re.M)
-            if msg and failed_step == i + 2:
-                res[(name, i)] = (True, short(msg))
-            elif text is None or not ex:
-                res[(name, i)] = (None if not msg else True,
-                                  short(msg) if msg else "no output")
-                if msg and failed_step is not None and failed_step < i + 2:
-                    res[(name, i)] = (None, f"not run: the case stopped at step {failed_step}")
-            elif ex[-1] != "0":
-                res[(name, i)] = (True, "exit " + ex[-1] + (": not ok " + "; ".join(notok[:3]) if notok else ""))
-            elif not ran_every_filter(cmds[i], text):
-                # a -r name that matches no test runs nothing and passes: a guard that cannot fail
-                res[(name, i)] = (None, "ran fewer tests than its -r filters name (a misspelt test name?)")
-            elif msg and failed_step is None:
-                res[(name, i)] = (True, short(msg))   # a report found after the guards (end-of-case check)
-            else:
-                skips = re.findall(r"^ok \d+ (\S+) # SKIP", text, re.M)
-                # a skipped test asserted nothing: say so (on the base kernel it makes the guard invalid)
-                res[(name, i)] = (None, "skipped: " + ", ".join(skips[:3])) if skips else (False, "passed")
+            res[(name, i)] = judge(cmds[i], text, msg, failed_step, i + 2)
     return res
+
+
+def judge(cmd, text, msg, failed_step, step):
+    """one guard's (killed?, detail): its command's output, the case's failure message and the step
+    it failed at (None: after the steps, or no step named), the guard's own step number"""
+    if msg and failed_step == step:
+        return True, short(msg)                   # failed while it ran (exit status, report, dead guest)
+    ex = re.findall(EXIT_MARK + r"(\d+)", text or "")
+    if not ex:
+        if msg and failed_step is not None and failed_step < step:
+            return None, f"not run: the case stopped at step {failed_step}"
+        return (True, short(msg)) if msg else (None, "no output")
+    if ex[-1] != "0":
+        notok = re.findall(r"^not ok \d+ (.*)$", text, re.M)
+        return True, "exit " + ex[-1] + (": not ok " + "; ".join(notok[:3]) if notok else "")
+    if not ran_every_filter(cmd, text):
+        # a -r name that matches no test runs nothing and passes: a guard that cannot fail
+        return None, "ran fewer tests than its -r filters name (a misspelt test name?)"
+    if msg and failed_step is None:
+        return True, short(msg)                   # a report found after the guards (end-of-case check)
+    skips = re.findall(r"^ok \d+ (\S+) # SKIP", text, re.M)
+    # a skipped test asserted nothing: say so (on the base kernel it makes the guard invalid)
+    return (None, "skipped: " + ", ".join(skips[:3])) if skips else (False, "passed")
 
 
 def esc(s):
