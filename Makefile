@@ -2,7 +2,7 @@
 # Every target installs what it needs (apt packages, Maven deps, sources) and caches big artefacts under
 # ~/.cache/p2plab (safe to delete). Knobs: QEMU_SRC=/path/to/qemu, KERNEL_SRC=/path/to/linux,
 # PROFILE=debug (debug guest kernel, slow), SHARD=K/N, DURATIONS=previous-junit.xml (balances SHARD),
-# SUITE=dir, OUT=dir, APPEND="kernel args" (make boot).
+# SUITE=dir, OUT=dir, APPEND="kernel args" (make boot), JOBS=N|auto (cases at once in make run; auto: host CPUs / 2).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export QEMU_SRC KERNEL_SRC PROFILE
@@ -10,6 +10,7 @@ export QEMU_SRC KERNEL_SRC PROFILE
 SUITE      ?= scenarios
 OUT        ?= build/runs/$(shell date +%Y%m%d-%H%M%S)
 SHARD      ?=
+JOBS       ?= auto
 DURATIONS  ?=
 shard_arg   = $(if $(SHARD),--shard $(SHARD) $(if $(DURATIONS),--durations $(DURATIONS)))
 
@@ -57,7 +58,7 @@ debug-test: qemu controller ## the debug kernel (KASAN, lockdep, DEBUG_VM, kmeml
 	@scripts/debug-test.sh $(OUT)/debug
 
 run: qemu guest controller ## THE main job: boot the lab, run the default suite, print a summary
-	@scripts/lab-env.sh ./p2plab suite $(SUITE) --out $(OUT) --junit $(OUT)/junit.xml $(shard_arg)
+	@scripts/lab-env.sh ./p2plab suite $(SUITE) --out $(OUT) --junit $(OUT)/junit.xml --jobs $(JOBS) $(shard_arg)
 
 test: deps ## everything CI runs: lint, controller, qtests, guest P2P, HMM, stress, SVM, debug kernel
 	@scripts/test-all.sh

@@ -7,6 +7,8 @@
 #   2. QMP throughput (10k query-status by depth): p2plab client vs QEMU's qemu.qmp vs raw socket (qmp.log)
 #   3. HMM migration throughput (256 MiB, THP and 4K, both ways): p2plab.ko vs test_hmm.ko (hmm/hmm-bench.json)
 #   4. SVM: device reads by VA (first touch vs mapped vs physical), one-page fault rate, per backend (svm/)
+#   5. Suite wall time: the same ten guest cases with --jobs 1 and --jobs 2, alternating, and where a case's
+#      time goes (boot phases vs the test itself, scripts/suite-profile.py)                   (suite.log)
 # Speed goals live here, not in tests. Run on an otherwise idle machine: 2 cores are easily disturbed.
 source "$(dirname "$0")/lib.sh"
 cd "$P2PLAB_ROOT"
@@ -35,6 +37,7 @@ svm_bench() {  # the svm-bench scenario (both backends); its figures are in each
     return $st
 }
 section "SVM device faults (svm-bench scenario)" "$out/svm.log" svm_bench
+section "Suite wall time: --jobs 1 vs --jobs 2" "$out/suite.log" scripts/suite-bench.sh "$out/suite"
 cat "$report"
 log "report: $report"
 if ./p2plab bench-report "$out"; then log "charts: $out/report.html, numbers: $out/results.json"

@@ -67,6 +67,7 @@ public final class Main implements Callable<Integer> {
         String filter;
         boolean list;
         boolean console;
+        String jobs;
     }
 
     static List<Scenario.Case> loadAll(List<Path> files, PrintWriter err) {
@@ -86,8 +87,25 @@ public final class Main implements Callable<Integer> {
         return cases;
     }
 
+    /** --jobs / P2PLAB_JOBS: a positive count, "auto" (host CPUs / 2, at least 1); null or blank: 1; else -1. */
+    public static int parseJobs(String v, int cpus) {
+        if (v == null || v.isBlank()) return 1;
+        if (v.strip().equals("auto")) return Math.max(1, cpus / 2);
+        try {
+            int n = Integer.parseInt(v.strip());
+            return n >= 1 && n <= 64 ? n : -1;
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
     /** Runs the cases; errors and warnings go to {@code err} (picocli's err stream), progress to stderr. */
     static int runCases(List<Path> files, RunOptions o, PrintWriter err) {
+        int jobs = parseJobs(o.jobs, Runtime.getRuntime().availableProcessors());
+        if (jobs < 0) {
+            err.println("error: --jobs / P2PLAB_JOBS: '" + o.jobs + "' is not a count from 1 to 64 or 'auto'");
+            return USAGE;
+        }
         List<Scenario.Case> cases = loadAll(files, err);
         if (cases == null) return USAGE;
         if (o.filter != null) {
@@ -122,7 +140,7 @@ public final class Main implements Callable<Integer> {
         }
         Path out = o.out != null ? o.out : defaultOut();
         err.println("artifacts: " + out.toAbsolutePath());
-        List<CaseResult> results = new Engine(out, System.err).teeConsole(o.console).run(cases);
+        List<CaseResult> results = new Engine(out, System.err).teeConsole(o.console).jobs(jobs).run(cases);
         Reports.summary(results, System.out);
         if (o.junit != null) {
             try {
@@ -228,10 +246,14 @@ public final class Main implements Callable<Integer> {
         boolean list;
         @Option(names = {"-c", "--console"}, description = "stream the guest serial console to stderr")
         boolean console;
+        @Option(names = {"-j", "--jobs"}, paramLabel = "N|auto", description = "cases run at once, each in its own VM "
+                + "(default: env P2PLAB_JOBS, else 1); auto: one per two host CPUs (a guest has two vCPUs). With -c, 1")
+        String jobs;
 
         RunOptions o() {
             RunOptions r = new RunOptions();
             r.out = out; r.junit = junit; r.shard = shard; r.durations = durations; r.filter = filter; r.list = list; r.console = console;
+            r.jobs = jobs != null ? jobs : System.getenv("P2PLAB_JOBS");
             return r;
         }
     }

@@ -32,13 +32,15 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class Engine {
     private final Path outDir;
     private final PrintStream progress;
-    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
+    // one thread per case that can run at once: a firing timeout reads the guest's log (seconds) before it kills
+    private final ScheduledExecutorService timer = Executors.newScheduledThreadPool(4, r -> {
         Thread t = new Thread(r, "p2plab-case-timer");
         t.setDaemon(true);
         return t;
     });
 
     private boolean teeConsole;
+    private int jobs = 1;
     private final int stallReruns = StallRerun.reruns();
     private boolean topology = !"0".equals(System.getenv("P2PLAB_TOPO"));
 
@@ -59,32 +61,116 @@ public final class Engine {
         return this;
     }
 
+    /**
+     * Run up to {@code n} cases at once, each in its own VM (default 1: one after the other). With more than
+     * one, a case's progress lines are held back and printed together when it ends; {@link #teeConsole}
+     * (a live console) runs one at a time.
+     */
+    public Engine jobs(int n) {
+        this.jobs = Math.max(1, n);
+        return this;
+    }
+
     public List<CaseResult> run(List<Scenario.Case> cases) {
-        List<CaseResult> out = new ArrayList<>();
-        int i = 0;
-        for (Scenario.Case c : cases) {
-            i++;
-            progress.printf("[%d/%d] %s%n", i, cases.size(), c.name());
-            CaseResult r = runCase(c);
-            for (int n = 1; r.status() == CaseResult.Status.FAILED && r.rerunnable() && n <= stallReruns; n++) {
-                progress.printf("[%d/%d] %s: failed only as the emulator fails on its own (%s): rerun %d of %d in a fresh VM%n", i,
-                        cases.size(), c.name(), firstLine(r.message()), n, stallReruns);
-                CaseResult first;
-                try {
-                    first = StallRerun.keepAttempt(r, n);
-                } catch (IOException e) {
-                    progress.printf("[%d/%d] %s: cannot keep the first attempt's artefacts (%s): no rerun%n", i,
-                            cases.size(), c.name(), e.getMessage());
-                    break;
+        try {
+            if (jobs == 1 || teeConsole || cases.size() < 2) {
+                List<CaseResult> out = new ArrayList<>();
+                int i = 0;
+                for (Scenario.Case c : cases) {
+                    i++;
+                    progress.printf("[%d/%d] %s%n", i, cases.size(), c.name());
+                    out.add(runWithReruns(c, i, cases.size(), progress));
                 }
-                r = StallRerun.combine(first, runCase(c));
+                return out;
             }
-            progress.printf("[%d/%d] %s: %s (%.1f s)%s%n", i, cases.size(), c.name(), r.status(),
-                    r.time().toMillis() / 1000.0, r.message() == null ? "" : " - " + firstLine(r.message()));
-            out.add(r);
+            return runParallel(cases);
+        } finally {
+            timer.shutdownNow();
         }
-        timer.shutdownNow();
-        return out;
+    }
+
+    /**
+     * {@link #jobs} workers take the cases in order; results come back in case order. Each case prints its
+     * start at once and its progress (steps, warnings, result) in one piece when it ends, so the lines of
+     * cases running side by side never interleave.
+     */
+    private List<CaseResult> runParallel(List<Scenario.Case> cases) {
+        int n = cases.size();
+        CaseResult[] out = new CaseResult[n];
+        java.util.concurrent.atomic.AtomicInteger running = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.ExecutorService pool = Executors.newFixedThreadPool(Math.min(jobs, n), r -> {
+            Thread t = new Thread(r, "p2plab-case");
+            t.setDaemon(true);
+            return t;
+        });
+        progress.printf("%d cases, %d at a time (each in its own VM)%n", n, Math.min(jobs, n));
+        List<java.util.concurrent.Future<?>> fs = new ArrayList<>();
+        for (int k = 0; k < n; k++) {
+            int idx = k;
+            fs.add(pool.submit(() -> {
+                Scenario.Case c = cases.get(idx);
+                int i = idx + 1;
+                progress.printf("[%d/%d] %s: started (%d running)%n", i, n, c.name(), running.incrementAndGet());
+                java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+                PrintStream held = new PrintStream(buf, true, StandardCharsets.UTF_8);
+                CaseResult r;
+                try {
+                    r = runWithReruns(c, i, n, held);
+                } catch (RuntimeException | Error e) {
+                    // never lose a case to a bug of the runner: it fails, the others go on
+                    r = new CaseResult(c, CaseResult.Status.FAILED, "the runner failed: " + describe(e), null,
+                            Duration.ZERO, outDir.resolve(dirName(c.name())));
+                    held.printf("[%d/%d] %s: %s%n", i, n, c.name(), r.message());
+                }
+                held.flush();
+                running.decrementAndGet();
+                synchronized (progress) {
+                    progress.printf("[%d/%d] %s%n", i, n, c.name());
+                    progress.print(buf.toString(StandardCharsets.UTF_8));
+                    progress.flush();
+                    out[idx] = r;
+                }
+            }));
+        }
+        pool.shutdown();
+        for (java.util.concurrent.Future<?> f : fs) {
+            try {
+                f.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                pool.shutdownNow();
+                break;
+            } catch (java.util.concurrent.ExecutionException e) {
+                progress.println("runner error: " + describe(e.getCause()));
+            }
+        }
+        List<CaseResult> list = new ArrayList<>();
+        for (int k = 0; k < n; k++) {
+            list.add(out[k] != null ? out[k] : new CaseResult(cases.get(k), CaseResult.Status.FAILED,
+                    "not run: the runner was interrupted", null, Duration.ZERO, outDir.resolve(dirName(cases.get(k).name()))));
+        }
+        return list;
+    }
+
+    /** One case, rerun in a fresh VM when it failed only as the emulator or the host fails (StallRerun). */
+    private CaseResult runWithReruns(Scenario.Case c, int i, int n, PrintStream out) {
+        CaseResult r = runCase(c, out);
+        for (int k = 1; r.status() == CaseResult.Status.FAILED && r.rerunnable() && k <= stallReruns; k++) {
+            out.printf("[%d/%d] %s: failed only as the emulator fails on its own (%s): rerun %d of %d in a fresh VM%n", i,
+                    n, c.name(), firstLine(r.message()), k, stallReruns);
+            CaseResult first;
+            try {
+                first = StallRerun.keepAttempt(r, k);
+            } catch (IOException e) {
+                out.printf("[%d/%d] %s: cannot keep the first attempt's artefacts (%s): no rerun%n", i,
+                        n, c.name(), e.getMessage());
+                break;
+            }
+            r = StallRerun.combine(first, runCase(c, out));
+        }
+        out.printf("[%d/%d] %s: %s (%.1f s)%s%n", i, n, c.name(), r.status(),
+                r.time().toMillis() / 1000.0, r.message() == null ? "" : " - " + firstLine(r.message()));
+        return r;
     }
 
     static String firstLine(String s) {
@@ -97,6 +183,11 @@ public final class Engine {
     }
 
     CaseResult runCase(Scenario.Case c) {
+        return runCase(c, progress);
+    }
+
+    /** @param out this case's progress lines */
+    CaseResult runCase(Scenario.Case c, PrintStream out) {
         Path dir = outDir.resolve(dirName(c.name()));
         long t0 = System.nanoTime();
         if (c.skip() != null) {
@@ -105,7 +196,7 @@ public final class Engine {
         Ctx ctx;
         try {
             Files.createDirectories(dir);
-            ctx = new Ctx(c, dir);
+            ctx = new Ctx(c, dir, out);
         } catch (IOException e) {
             return new CaseResult(c, CaseResult.Status.FAILED, "cannot create " + dir + ": " + e.getMessage(), null,
                     Duration.ZERO, dir);
@@ -306,8 +397,11 @@ public final class Engine {
         int guestSeq;
         final PropertyTypes types = new PropertyTypes();
 
-        Ctx(Scenario.Case c, Path dir) throws IOException {
+        final PrintStream progress;
+
+        Ctx(Scenario.Case c, Path dir, PrintStream progress) throws IOException {
             this.c = c;
+            this.progress = progress;
             this.dir = dir;
             this.log = Files.newBufferedWriter(dir.resolve("steps.log"));
             log("case " + c.name() + " from " + c.file());

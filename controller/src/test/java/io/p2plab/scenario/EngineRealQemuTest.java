@@ -106,6 +106,62 @@ class EngineRealQemuTest {
     }
 
     @Test
+    void jobsRunCasesSideBySideEachInItsOwnVmWithResultsInCaseOrder() throws Exception {
+        Path f = tmp.resolve("par.yaml");
+        // four cases of ~2 s each: two at a time take ~4 s, one after the other ~8 s; one fails, one times out
+        Files.writeString(f, """
+                name: par
+                machine: {type: none}
+                matrix:
+                  n: [a, b, c, d]
+                expect-fail: [{n: c}]
+                steps:
+                  - qmp: query-status
+                  - sleep: 2
+                """);
+        Path f2 = tmp.resolve("par2.yaml");
+        Files.writeString(f2, """
+                name: par2
+                machine: {type: none}
+                timeout: 2
+                steps:
+                  - qmp: query-status
+                  - sleep: 30
+                """);
+        long t0 = System.nanoTime();
+        Run r = main("run", "--jobs", "2", "--out", tmp.resolve("o").toString(), "--junit", tmp.resolve("j.xml").toString(),
+                f.toString(), f2.toString());
+        double s = (System.nanoTime() - t0) / 1e9;
+        assertThat(r.rc()).as(r.err()).isEqualTo(1);
+        // in case order, whatever order they ended in
+        assertThat(r.out()).containsSubsequence("par[n=a]", "PASSED", "par[n=b]", "PASSED", "par[n=c]", "XPASS",
+                "par[n=d]", "PASSED", "par2", "FAILED", "case timeout of 2 s exceeded in step 2");
+        assertThat(r.err()).contains("5 cases, 2 at a time", "par[n=a]: started", "running)");
+        // a case's step lines are printed in one piece: its header, then its own steps, then its result
+        String e = r.err();
+        int hb = e.indexOf("[2/5] par[n=b]\n");
+        assertThat(hb).as(e).isGreaterThanOrEqualTo(0);
+        assertThat(e.substring(hb)).startsWith("[2/5] par[n=b]\n    step 1 ");
+        assertThat(e.substring(hb).split("\n\\[")[0]).contains("step 2 sleep").doesNotContain("par[n=a]");
+        // 4 x 2 s + a 2 s timeout one after the other is >= 10 s; two at a time about 6 s
+        assertThat(s).as(e).isLessThan(9.5);
+        assertThat(Files.readString(tmp.resolve("j.xml"))).contains("name=\"par\" tests=\"4\"", "name=\"par2\" tests=\"1\"");
+        assertThat(qemuChildren()).isZero();
+        assertThat(ProcessRegistry.live()).isZero();
+    }
+
+    @Test
+    void badJobsIsAUsageError() {
+        Run r = main("run", "--jobs", "0", "src/test/resources/scenarios/qemu-basics.yaml");
+        assertThat(r.rc()).isEqualTo(2);
+        assertThat(r.err()).contains("--jobs", "'0'");
+        assertThat(io.p2plab.cli.Main.parseJobs("auto", 2)).isEqualTo(1);
+        assertThat(io.p2plab.cli.Main.parseJobs("auto", 16)).isEqualTo(8);
+        assertThat(io.p2plab.cli.Main.parseJobs(null, 16)).isEqualTo(1);
+        assertThat(io.p2plab.cli.Main.parseJobs("x", 16)).isEqualTo(-1);
+    }
+
+    @Test
     void caseTimeoutKillsQemuAndFailsClearly() throws Exception {
         Path f = tmp.resolve("slow.yaml");
         Files.writeString(f, """

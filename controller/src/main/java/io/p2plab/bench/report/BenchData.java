@@ -47,4 +47,17 @@ public final class BenchData {
     public record SvmFaultRate(String backend, int faults, double seconds, double faultsPerS, Map<String, Double> perFaultUs) {}
 
     public record Svm(List<SvmRead> reads, List<SvmFaultRate> faultRates, List<String> sources) {}
+
+    /** scripts/suite-bench.sh: one run of the cases with --jobs 1 or --jobs J, its wall time in seconds. */
+    public record SuiteRound(int round, int jobs, double wallS, int passed, int failed) {}
+
+    /** One phase of the cases' time (scripts/suite-profile.py, the one-at-a-time round): seconds in all, share. */
+    public record SuitePhase(String phase, double seconds, double percent) {}
+
+    /**
+     * Suite wall time, --jobs 1 vs --jobs J side by side: the medians, the median of the per-round ratios
+     * (serial / parallel: above 1 the parallel run was faster), where the time goes.
+     */
+    public record Suite(String header, int jobs, List<SuiteRound> rounds, double serialMedianS, double parallelMedianS,
+                        double ratio, List<Double> pairedRatios, List<SuitePhase> profile, Double bootPercent) {}
 }

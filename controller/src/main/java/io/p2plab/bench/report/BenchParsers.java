@@ -45,6 +45,9 @@ public final class BenchParsers {
             + NUM + " faults/s(.*)$");
     private static final Pattern PER_FAULT = Pattern.compile("([a-z][a-z >\\-]*?) " + NUM + " us");
 
+    private static final Pattern SUITE_ROUND = Pattern.compile("^round (\\d+) jobs (\\d+) wall " + NUM + " s passed (\\d+) failed (\\d+)");
+    private static final Pattern SUITE_BOOT = Pattern.compile("^boot to ready .*\\((\\d+)%\\)");
+
     static String read(Path f) throws BenchReportException {
         if (!Files.isRegularFile(f)) throw new BenchReportException(f, "missing (the part did not run, or wrote elsewhere)");
         try {
@@ -143,6 +146,59 @@ public final class BenchParsers {
     }
 
     private static Long lng(JsonNode n, String k) { return n.hasNonNull(k) ? n.get(k).asLong() : null; }
+
+    /** scripts/suite-bench.sh output: interleaved --jobs 1 / --jobs J rounds and the profile of the first. */
+    public static Suite suite(Path f) throws BenchReportException {
+        String header = null;
+        List<SuiteRound> rounds = new ArrayList<>();
+        List<SuitePhase> profile = new ArrayList<>();
+        List<String> phases = null;
+        Double boot = null;
+        for (String raw : read(f).split("\n")) {
+            String line = raw.strip();
+            if (header == null && line.startsWith("suite bench:")) header = line;
+            Matcher m = SUITE_ROUND.matcher(line);
+            if (m.find()) {
+                rounds.add(new SuiteRound(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)), d(m.group(3)),
+                        Integer.parseInt(m.group(4)), Integer.parseInt(m.group(5))));
+                continue;
+            }
+            if (line.startsWith("case ") && line.contains("qemu+fw")) {
+                phases = List.of(line.replace("(seconds)", "").trim().split("\\s+"));
+                continue;
+            }
+            if (phases != null && line.startsWith("all ") && line.contains(" cases ")) {
+                String[] v = line.substring(line.indexOf(" cases ") + 7).trim().split("\\s+");
+                double total = d(v[v.length - 1]);
+                for (int i = 1; i < phases.size() - 1 && i - 1 < v.length - 1; i++)
+                    profile.add(new SuitePhase(phases.get(i), d(v[i - 1]), total > 0 ? 100 * d(v[i - 1]) / total : 0));
+                continue;
+            }
+            m = SUITE_BOOT.matcher(line);
+            if (m.find()) boot = d(m.group(1));
+        }
+        if (rounds.isEmpty()) throw new BenchReportException(f, "no \"round R jobs J wall S s ...\" line: the suite bench did not finish a round");
+        int jobs = rounds.stream().mapToInt(SuiteRound::jobs).max().orElse(1);
+        if (jobs == 1) throw new BenchReportException(f, "only --jobs 1 rounds: nothing to compare with");
+        List<Double> serial = new ArrayList<>(), parallel = new ArrayList<>(), paired = new ArrayList<>();
+        java.util.Map<Integer, Double> serialOf = new java.util.HashMap<>();
+        for (SuiteRound r : rounds) {
+            if (r.failed() > 0) throw new BenchReportException(f, "round " + r.round() + " (--jobs " + r.jobs() + ") had " + r.failed()
+                    + " failed case(s): its time is not the suite's (see its log in the artefacts)");
+            if (r.jobs() == 1) { serial.add(r.wallS()); serialOf.put(r.round(), r.wallS()); }
+            else parallel.add(r.wallS());
+        }
+        for (SuiteRound r : rounds)
+            if (r.jobs() == jobs && serialOf.containsKey(r.round())) paired.add(serialOf.get(r.round()) / r.wallS());
+        if (serial.isEmpty() || paired.isEmpty()) throw new BenchReportException(f, "no round with both --jobs 1 and --jobs " + jobs);
+        return new Suite(header, jobs, rounds, median(serial), median(parallel), median(paired), paired, profile, boot);
+    }
+
+    static double median(List<Double> v) {
+        List<Double> s = v.stream().sorted().toList();
+        int n = s.size();
+        return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
+    }
 
     /** The svm-bench scenario's guest-bench.stdout files under DIR (one per backend), or one such file. */
     public static Svm svm(Path dirOrFile) throws BenchReportException {

@@ -29,9 +29,14 @@ public final class BenchReport {
     public static final String SCHEMA = "p2plab-bench-results/1";
 
     /** Where each part's output is; null means "not part of this report". */
-    public record Inputs(Path dma, Path qmp, Path hmm, Path svm) {
+    public record Inputs(Path dma, Path qmp, Path hmm, Path svm, Path suite) {
+        public Inputs(Path dma, Path qmp, Path hmm, Path svm) {
+            this(dma, qmp, hmm, svm, null);
+        }
+
         public static Inputs in(Path dir) {
-            return new Inputs(dir.resolve("dma.log"), dir.resolve("qmp.log"), dir.resolve("hmm/hmm-bench.json"), dir.resolve("svm"));
+            return new Inputs(dir.resolve("dma.log"), dir.resolve("qmp.log"), dir.resolve("hmm/hmm-bench.json"), dir.resolve("svm"),
+                    dir.resolve("suite.log"));
         }
     }
 
@@ -61,8 +66,9 @@ public final class BenchReport {
         Part<Hmm> hmm = part("hmm", "HMM migration: p2plab.ko vs test_hmm.ko", in.hmm(), BenchParsers::hmm);
         Part<Qmp> qmp = part("qmp", "QMP throughput vs depth", in.qmp(), BenchParsers::qmp);
         Part<Svm> svm = part("svm", "SVM device faults", in.svm(), BenchParsers::svm);
+        Part<Suite> suite = part("suite", "Suite wall time: cases side by side (--jobs)", in.suite(), BenchParsers::suite);
         List<Part<?>> parts = new ArrayList<>();
-        for (Part<?> p : java.util.Arrays.asList(dma, hmm, qmp, svm)) if (p != null) parts.add(p);
+        for (Part<?> p : java.util.Arrays.asList(dma, hmm, qmp, svm, suite)) if (p != null) parts.add(p);
 
         ObjectNode results = Json.object();
         results.put("schema", SCHEMA);
@@ -93,13 +99,14 @@ public final class BenchReport {
         Path json = dir.resolve("results.json");
         Files.writeString(json, Json.pretty(results) + "\n");
         Path html = dir.resolve("report.html");
-        Files.writeString(html, html(dir, results.get("generated").asText(), dma, hmm, qmp, svm, parts), StandardCharsets.UTF_8);
+        Files.writeString(html, html(dir, results.get("generated").asText(), dma, hmm, qmp, svm, suite, parts), StandardCharsets.UTF_8);
         return new Result(html, json, errors);
     }
 
     // ---- HTML ---------------------------------------------------------------------------------------
 
-    static String html(Path dir, String generated, Part<Dma> dma, Part<Hmm> hmm, Part<Qmp> qmp, Part<Svm> svm, List<Part<?>> parts) {
+    static String html(Path dir, String generated, Part<Dma> dma, Part<Hmm> hmm, Part<Qmp> qmp, Part<Svm> svm, Part<Suite> suite,
+                       List<Part<?>> parts) {
         StringBuilder b = new StringBuilder();
         b.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>p2plab benchmarks</title>\n<style>\n")
                 .append("body{font-family:sans-serif;margin:24px;max-width:1000px;color:#222}")
@@ -111,7 +118,7 @@ public final class BenchReport {
         b.append("<h1>p2plab benchmarks</h1>\n<p>Generated ").append(esc(generated)).append(" from <code>").append(esc(dir.toString()))
                 .append("</code>. Every figure is a ratio of two measurements taken side by side in the same run (medians of interleaved rounds); ")
                 .append("all numbers: <a href=\"results.json\">results.json</a>.</p>\n");
-        summary(b, dma, hmm, qmp, svm);
+        summary(b, dma, hmm, qmp, svm, suite);
         for (Part<?> p : parts) {
             b.append("<h2 id=\"").append(p.name()).append("\">").append(esc(p.title())).append("</h2>\n<p class=\"src\">source: <code>")
                     .append(esc(p.source().toString())).append("</code></p>\n");
@@ -127,13 +134,14 @@ public final class BenchReport {
                 case "hmm" -> hmmSection(b, (Hmm) p.data());
                 case "qmp" -> qmpSection(b, (Qmp) p.data());
                 case "svm" -> svmSection(b, (Svm) p.data());
+                case "suite" -> suiteSection(b, (Suite) p.data());
                 default -> throw new IllegalStateException(p.name());
             }
         }
         return b.append("</body></html>\n").toString();
     }
 
-    private static void summary(StringBuilder b, Part<Dma> dma, Part<Hmm> hmm, Part<Qmp> qmp, Part<Svm> svm) {
+    private static void summary(StringBuilder b, Part<Dma> dma, Part<Hmm> hmm, Part<Qmp> qmp, Part<Svm> svm, Part<Suite> suite) {
         b.append("<h2>Summary</h2>\n<table><tr><th>measure</th><th>ratio</th><th>goal</th></tr>\n");
         if (dma != null && dma.ok()) {
             long max = dma.data().rows().stream().mapToLong(DmaRow::bytes).max().orElse(0);
@@ -150,6 +158,8 @@ public final class BenchReport {
         if (svm != null && svm.ok())
             for (SvmRead r : svm.data().reads())
                 goalRow(b, "SVM " + r.backend() + " " + r.leaves() + ": first-touch / mapped read", r.firstOverMapped(), Double.NaN);
+        if (suite != null && suite.ok())
+            goalRow(b, "Suite wall time, --jobs 1 / --jobs " + suite.data().jobs() + " (halve it)", suite.data().ratio(), 2.0);
         b.append("</table>\n");
     }
 
@@ -198,6 +208,23 @@ public final class BenchReport {
         table(b, List.of("client", "depth", "count", "median/s", "min/s", "max/s", "vs raw", "paired"), q.rows(),
                 r -> List.of(r.client(), Integer.toString(r.depth()), Integer.toString(r.count()), f0(r.medianPerS()), f0(r.minPerS()),
                         f0(r.maxPerS()), f2(r.vsRaw()) + "x", r.paired() == null ? "" : f2(r.paired()) + "x"));
+    }
+
+    private static void suiteSection(StringBuilder b, Suite s) {
+        if (s.header() != null) b.append("<p>").append(esc(s.header())).append("</p>\n");
+        b.append("<p>Each case boots its own VM; <code>--jobs ").append(s.jobs()).append("</code> runs that many at once. Median wall time: ")
+                .append(f1(s.serialMedianS())).append(" s one at a time, ").append(f1(s.parallelMedianS())).append(" s with --jobs ")
+                .append(s.jobs()).append("; median of the per-round ratios ").append(f2(s.ratio())).append("x.</p>\n");
+        table(b, List.of("round", "jobs", "wall s", "passed", "failed"), s.rounds(),
+                r -> List.of(Integer.toString(r.round()), Integer.toString(r.jobs()), f1(r.wallS()), Integer.toString(r.passed()),
+                        Integer.toString(r.failed())));
+        if (!s.profile().isEmpty()) {
+            b.append("<p>Where the time goes, one case at a time (<code>scripts/suite-profile.py</code>)")
+                    .append(s.bootPercent() == null ? "" : ": booting to P2PLAB-READY is " + f0(s.bootPercent()) + "% of it")
+                    .append(".</p>\n");
+            table(b, List.of("phase", "seconds (all cases)", "share"), s.profile(),
+                    p -> List.of(p.phase(), f1(p.seconds()), f0(p.percent()) + "%"));
+        }
     }
 
     private static void svmSection(StringBuilder b, Svm s) {

@@ -23,7 +23,9 @@ public final class BenchReportCommand implements Callable<Integer> {
     Path hmm;
     @Option(names = "--svm", paramLabel = "DIR|FILE", description = "the svm-bench run's folder or one guest-bench.stdout (default DIR/svm)")
     Path svm;
-    @Option(names = "--only", split = ",", paramLabel = "PART", description = "report only these parts (dma, qmp, hmm, svm)")
+    @Option(names = "--suite", paramLabel = "FILE", description = "scripts/suite-bench.sh output (default DIR/suite.log)")
+    Path suite;
+    @Option(names = "--only", split = ",", paramLabel = "PART", description = "report only these parts (dma, qmp, hmm, svm, suite)")
     java.util.List<String> only;
 
     @Override
@@ -31,7 +33,7 @@ public final class BenchReportCommand implements Callable<Integer> {
         System.setProperty("java.awt.headless", "true");
         BenchReport.Inputs d = BenchReport.Inputs.in(dir);
         BenchReport.Inputs in = new BenchReport.Inputs(pick("dma", dma, d.dma()), pick("qmp", qmp, d.qmp()),
-                pick("hmm", hmm, d.hmm()), pick("svm", svm, d.svm()));
+                pick("hmm", hmm, d.hmm()), pick("svm", svm, d.svm()), pick("suite", suite, d.suite()));
         BenchReport.Result r = BenchReport.write(dir, in);
         for (String e : r.errors()) System.err.println("bench-report: " + e);
         System.err.println("bench-report: " + r.html() + ", " + r.json());

@@ -27,7 +27,7 @@ import static org.assertj.core.api.Assertions.within;
 /**
  * The bench report on outputs captured from real runs (src/test/resources/bench: scripts/qemu-bench.sh at
  * 5 sizes, controller/bench.sh 2000 x 3 rounds, scripts/bench-hmm.sh's hmm-bench.json, the svm-bench
- * scenario's guest-bench.stdout of both backends), and on missing or broken ones.
+ * scenario's guest-bench.stdout of both backends, scripts/suite-bench.sh one round), and on missing or broken ones.
  */
 class BenchReportTest {
     static Path fixtures;
@@ -136,6 +136,21 @@ class BenchReportTest {
     }
 
     @Test
+    void suiteRoundsRatioAndProfile() throws Exception {
+        Suite s = BenchParsers.suite(fixtures.resolve("suite.log"));
+        assertThat(s.jobs()).isEqualTo(2);
+        assertThat(s.rounds()).extracting(SuiteRound::jobs).containsExactly(1, 2);
+        assertThat(s.serialMedianS()).isEqualTo(105.9);
+        assertThat(s.parallelMedianS()).isEqualTo(86.5);
+        assertThat(s.ratio()).isCloseTo(105.9 / 86.5, within(1e-9));
+        assertThat(s.profile()).extracting(SuitePhase::phase).containsExactly("qemu+fw", "kernel", "init", "topo", "steps", "end");
+        assertThat(s.profile().get(1).seconds()).isEqualTo(37.2);
+        assertThat(s.profile().get(1).percent()).isCloseTo(100 * 37.2 / 104.2, within(1e-9));
+        assertThat(s.bootPercent()).isEqualTo(71.0);
+        assertThat(s.header()).startsWith("suite bench: 10 cases");
+    }
+
+    @Test
     void reportHtmlChartsAndResultsJson(@TempDir Path tmp) throws Exception {
         Path dir = copyFixtures(tmp.resolve("bench"));
         assertThat(Main.execute("bench-report", dir.toString())).isEqualTo(0);
@@ -155,18 +170,20 @@ class BenchReportTest {
                 "qmp-ratio", "svm-read", "svm-fault-rate", "svm-fault-latency");
         assertThat(html).doesNotContain("class=\"err\"");
         assertThat(html).contains("DMA device-&gt;peer 256 MiB vs host memcpy", "HMM migration sys-&gt;dev 4K: p2plab / test_hmm",
-                "QMP p2plab-java depth 8 / raw socket (paired)", "results.json");
+                "QMP p2plab-java depth 8 / raw socket (paired)", "results.json",
+                "Suite wall time, --jobs 1 / --jobs 2 (halve it)</td><td class=\"miss\">1.22x", "<td>kernel</td><td>37.2</td><td>36%</td>");
 
         JsonNode r = Json.MAPPER.readTree(dir.resolve("results.json").toFile());
         assertThat(r.get("schema").asText()).isEqualTo(BenchReport.SCHEMA);
-        assertThat(r.get("parts").fieldNames()).toIterable().containsExactly("dma", "hmm", "qmp", "svm");
+        assertThat(r.get("parts").fieldNames()).toIterable().containsExactly("dma", "hmm", "qmp", "svm", "suite");
+        assertThat(r.at("/parts/suite/data/ratio").asDouble()).isCloseTo(1.224, within(0.001));
         assertThat(r.at("/parts/dma/data/rows")).hasSize(20);
         assertThat(r.at("/parts/dma/data/rows/0/bytes").asLong()).isEqualTo(4096);
         assertThat(r.at("/parts/qmp/data/rows/3/paired").asDouble()).isEqualTo(1.50);
         assertThat(r.at("/parts/hmm/data/profile/1/copyAllocMs").asLong()).isEqualTo(6743);
         assertThat(r.at("/parts/svm/data/faultRates/1/faultsPerS").asDouble()).isEqualTo(9222);
         // each part's numbers beside its log
-        for (String part : List.of("dma", "qmp", "svm")) {
+        for (String part : List.of("dma", "qmp", "svm", "suite")) {
             JsonNode one = Json.MAPPER.readTree(dir.resolve(part + ".json").toFile());
             assertThat(one.get("part").asText()).isEqualTo(part);
             assertThat(one.get("data")).isEqualTo(r.at("/parts/" + part + "/data"));
@@ -185,6 +202,7 @@ class BenchReportTest {
         assertThat(r.at("/parts/qmp/error").asText()).isEqualTo(dir.resolve("qmp.log") + ": missing (the part did not run, or wrote elsewhere)");
         assertThat(r.at("/parts/hmm/error").asText()).startsWith(dir.resolve("hmm/hmm-bench.json") + ": missing");
         assertThat(r.at("/parts/svm/error").asText()).startsWith(dir.resolve("svm") + ": missing");
+        assertThat(r.at("/parts/suite/error").asText()).startsWith(dir.resolve("suite.log") + ": missing");
         String html = Files.readString(dir.resolve("report.html"));
         assertThat(html).contains("<div class=\"err\">no data: " + dir.resolve("qmp.log") + ": missing");
         assertThat(html).contains("id=\"dma-bandwidth\"").doesNotContain("id=\"qmp-throughput\"", "id=\"hmm-migration\"", "id=\"svm-read\"");
@@ -222,6 +240,16 @@ class BenchReportTest {
         assertThatThrownBy(() -> BenchParsers.hmm(hmm)).hasMessageStartingWith(hmm + ": no \"rows\"");
         Files.writeString(hmm, "{\"rows\": [{\"case\": \"sys->dev THP\", \"test_hmm_mib_s\": 1}]}");
         assertThatThrownBy(() -> BenchParsers.hmm(hmm)).hasMessageStartingWith(hmm + ": a row lacks \"p2plab_mib_s\"");
+
+        Path suite = tmp.resolve("suite.log");
+        Files.writeString(suite, "suite bench: 10 cases\n");
+        assertThatThrownBy(() -> BenchParsers.suite(suite)).hasMessageStartingWith(suite + ": no \"round R jobs J wall S s");
+        Files.writeString(suite, "round 1 jobs 1 wall 100.0 s passed 10 failed 0 load 1\n");
+        assertThatThrownBy(() -> BenchParsers.suite(suite)).hasMessage(suite + ": only --jobs 1 rounds: nothing to compare with");
+        Files.writeString(suite, "round 1 jobs 1 wall 100.0 s passed 10 failed 0\nround 1 jobs 2 wall 50.0 s passed 9 failed 1\n");
+        assertThatThrownBy(() -> BenchParsers.suite(suite)).hasMessageStartingWith(suite + ": round 1 (--jobs 2) had 1 failed case(s)");
+        Files.writeString(suite, "round 1 jobs 1 wall 100.0 s passed 10 failed 0\nround 2 jobs 2 wall 50.0 s passed 10 failed 0\n");
+        assertThatThrownBy(() -> BenchParsers.suite(suite)).hasMessage(suite + ": no round with both --jobs 1 and --jobs 2");
 
         Path svm = Files.createDirectories(tmp.resolve("svm/svm-bench_backend=odp_"));
         assertThatThrownBy(() -> BenchParsers.svm(svm.getParent())).hasMessageStartingWith(svm.getParent() + ": no guest-bench.stdout");
