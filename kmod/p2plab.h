@@ -3,7 +3,10 @@
  * p2plab.h - internal API of p2plab.ko, shared by the core (probe, DMA engine, P2PDMA provider,
  * character device) and the HMM side (p2plab_hmm.c, p2plab_dmirror.c).
  *
- * Locking: p2plab_devs_lock (core) protects the device list; pd->dma_lock serialises the DMA ring;
+ * Locking: p2plab_devs_lock (core) protects the device list; pd->dma_lock serialises posting on the
+ * DMA ring and every batch from its doorbell to its completion, except single-descriptor SVM (VA)
+ * submissions, which post under dma_lock and wait without it (their slot stays owned in
+ * pd->ring_owned, pd->ring_lock, until the waiter has read its status or an engine reset);
  * pd->active (rwsem) is held for read by every character-device operation and peer use of the
  * device, and for write by remove() when it marks the device as going away.
  */
@@ -65,11 +68,16 @@ struct p2plab_dev {			/* one per PCI function */
 	bool p2pmem_published;
 	u32 caps, if_version, ring_max;
 
-	struct mutex dma_lock;		/* serialises the ring */
+	struct mutex dma_lock;		/* serialises posting and locked batches */
 	struct p2plab_desc *ring;	/* coherent */
 	dma_addr_t ring_dma;
 	u32 ring_size;			/* entries, power of two */
-	u32 tail;			/* driver copy of RING_TAIL (engine idle between batches) */
+	u32 tail;			/* driver copy of RING_TAIL (dma_lock) */
+	/* slots posted by unlocked (SVM) submissions whose waiters have not read them yet */
+	spinlock_t ring_lock;		/* ring_gen, ring_owned, ring_nowned */
+	u32 ring_gen;			/* bumped by every engine reset (dma_lock held too) */
+	unsigned long *ring_owned;	/* bitmap, ring_size bits */
+	unsigned int ring_nowned;	/* bits set in ring_owned */
 	u32 cookie;
 	bool dead;			/* link down / surprise removed: MMIO reads all-ones */
 	wait_queue_head_t wq;		/* woken by interrupts */
@@ -101,7 +109,9 @@ struct p2plab_xfer {
  * link to return and then aborts the work with an engine reset; p2plab_dma_run_info() reports
  * the rare case where it did not return as info->stuck), -EINVAL (n == 0, len 0 or
  * > P2PLAB_DESC_MAX_LEN, unknown flags).
- * Safe to call concurrently (serialises on a mutex). May sleep.
+ * Safe to call concurrently (serialises on pd->dma_lock). A batch may also wait (up to its
+ * timeout) for ring slots still owned by SVM descriptors parked on device-MMU faults, and its
+ * timeout's engine reset aborts those (their submitters get -EIO). May sleep.
  */
 int p2plab_dma_run(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
 		   unsigned int timeout_ms, unsigned int *failed_idx, u32 *err_code);
@@ -123,6 +133,10 @@ int p2plab_dma_run_info(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsi
  * waiting for the timeout, as soon as pd or @peer (the other device of a peer copy, may be NULL)
  * is being removed; work already posted is aborted with an engine reset first (info->stuck if
  * the device does not answer). remove() wakes every waiter when it starts.
+ * One descriptor with a VA side (an SVM submission, p2plab_svm.c) is posted under dma_lock and
+ * waited for without it: while the device keeps it parked on a fault, other users run. It gets
+ * -EIO with P2PLAB_ERR_ABORTED if an engine reset (someone else's timeout, halt, P2PLAB_IOC_RESET)
+ * takes its slot.
  */
 int p2plab_dma_run_user(struct p2plab_dev *pd, const struct p2plab_xfer *x, unsigned int n,
 			unsigned int timeout_ms, struct p2plab_dev *peer,

@@ -9,6 +9,7 @@
 #include <linux/pci-p2pdma.h>
 #include <linux/dma-mapping.h>
 #include <linux/interrupt.h>
+#include <linux/bitmap.h>
 #include <linux/delay.h>
 #include <linux/idr.h>
 #include <linux/slab.h>
@@ -147,7 +148,25 @@ static void p2plab_engine_stop(struct p2plab_dev *pd)
 	wr(pd, P2PLAB_REG_CTRL, P2PLAB_CTRL_RESET);
 }
 
-/* CTRL.RESET, wait for it to self-clear, re-program. Caller holds dma_lock (or is probe). */
+/*
+ * The ring is about to be reset (CTRL.RESET aborts parked descriptors, the ring is zeroed and
+ * restarts at slot 0): every slot an unlocked submission owns is taken back. Their waiters see
+ * the generation change and settle without touching the slot again (p2plab_unlocked_collect()).
+ * An aborted waiter gets -EIO (P2PLAB_ERR_ABORTED), -ENODEV if the device is going away.
+ */
+static void p2plab_ring_new_gen(struct p2plab_dev *pd)
+{
+	lockdep_assert_held(&pd->dma_lock);
+	spin_lock(&pd->ring_lock);
+	pd->ring_gen++;
+	if (pd->ring_owned)
+		bitmap_zero(pd->ring_owned, pd->ring_size);
+	pd->ring_nowned = 0;
+	spin_unlock(&pd->ring_lock);
+	wake_up_all(&pd->wq);	/* CTRL.RESET interrupts nobody */
+}
+
+/* CTRL.RESET, wait for it to self-clear, re-program. Caller holds dma_lock (probe too). */
 int p2plab_engine_reset(struct p2plab_dev *pd)
 {
 	u32 v;
@@ -162,6 +181,7 @@ int p2plab_engine_reset(struct p2plab_dev *pd)
 		return -ENODEV;
 	pd->dead = false;
 	p2plab_cnt_add(pd, resets, 1);
+	p2plab_ring_new_gen(pd);
 	wr(pd, P2PLAB_REG_CTRL, P2PLAB_CTRL_RESET);
 	for (i = 0; i < 1000; i++) {
 		v = rd(pd, P2PLAB_REG_CTRL);
@@ -492,6 +512,226 @@ static int p2plab_dma_chunk(struct p2plab_dev *pd, const struct p2plab_xfer *x,
 	return 0;
 }
 
+/* ---- slots owned by unlocked submissions ---- */
+
+/*
+ * How many descriptors can be posted at pd->tail now (dma_lock held): slots [tail, tail + k) must
+ * not be owned by an unlocked submission, and neither may the new tail, tail + k: an owned slot
+ * the device has not fetched yet is at or after HEAD, and a tail that reached it would make the
+ * ring look empty (docs/device.md §5). At most ring_size - 1; 0 if the slot at the tail is owned.
+ */
+static u32 p2plab_ring_room(struct p2plab_dev *pd)
+{
+	u32 mask = pd->ring_size - 1, d;
+
+	spin_lock(&pd->ring_lock);
+	if (!pd->ring_nowned) {
+		spin_unlock(&pd->ring_lock);
+		return pd->ring_size - 1;
+	}
+	for (d = 0; d < pd->ring_size; d++)
+		if (test_bit((pd->tail + d) & mask, pd->ring_owned))
+			break;
+	spin_unlock(&pd->ring_lock);
+	return d ? d - 1 : 0;
+}
+
+static bool p2plab_ring_room_settled(struct p2plab_dev *pd, struct p2plab_dev *peer, bool user,
+				     u32 *room)
+{
+	*room = p2plab_ring_room(pd);
+	return *room || p2plab_user_abort(pd, peer, user) || READ_ONCE(pd->dead);
+}
+
+/*
+ * Before posting (dma_lock held): wait until there is room at the tail, i.e. until the unlocked
+ * submissions owning the slots ahead of it have read them (a descriptor parked on a device-MMU
+ * fault owns its slot until the fault is answered; the ring is much larger than the 32 the device
+ * can park, so this waits only when the ring wrapped onto one). Bounded by the caller's deadline:
+ * -ETIMEDOUT without a reset (nothing of ours is posted, the device is not at fault).
+ */
+static int p2plab_ring_wait_room(struct p2plab_dev *pd, unsigned long deadline,
+				 struct p2plab_dev *peer, bool user, u32 *room)
+{
+	unsigned long now = jiffies;
+	long left = time_after(deadline, now) ? deadline - now : 1;
+
+	*room = p2plab_ring_room(pd);
+	if (*room)
+		return 0;
+	wait_event_timeout(pd->wq, p2plab_ring_room_settled(pd, peer, user, room), left);
+	if (*room)
+		return 0;
+	if (p2plab_user_abort(pd, peer, user) || READ_ONCE(pd->dead))
+		return -ENODEV;
+	p2plab_cnt_add(pd, timeouts, 1);
+	dev_err(&pd->pdev->dev,
+		"ring slot %u still owned by a parked SVM descriptor at the deadline: batch not posted\n",
+		pd->tail);
+	return -ETIMEDOUT;
+}
+
+/*
+ * A single-descriptor SVM (VA) submission: posted under dma_lock, waited for without it. The
+ * device may park the descriptor on a device-MMU fault for as long as the fault takes
+ * (docs/device.md §15.6) while HEAD moves past it and the engine runs everybody else's work:
+ * holding the ring meanwhile would stall every other user of the engine, and deadlock the fault
+ * path if it needed the engine. The slot stays owned (pd->ring_owned) until the waiter has read
+ * its status; an engine reset (pd->ring_gen) takes every owned slot back.
+ */
+struct p2plab_unlocked {
+	struct p2plab_chunk c;		/* k = 1: head == last == the slot */
+	u32 gen;			/* pd->ring_gen when posted */
+	bool reset;			/* the ring was reset under it: the slot is not ours */
+};
+
+static bool p2plab_unlocked_settled(struct p2plab_dev *pd, struct p2plab_unlocked *u,
+				    struct p2plab_dev *peer, bool user)
+{
+	/* a hint only (the slot may be zeroed or reused): p2plab_unlocked_collect() decides */
+	if (READ_ONCE(pd->ring_gen) != u->gen) {
+		u->reset = true;
+		return true;
+	}
+	return p2plab_chunk_settled(pd, u->c.last, &u->c.state, peer, user, &u->c.aborted);
+}
+
+/*
+ * If the slot is still ours and its status has DONE, collect the result and give the slot back
+ * (true); false if it is still posted, or if an engine reset took it (u->reset). ring_lock keeps
+ * a reset (p2plab_ring_new_gen(), before the ring is zeroed) and a reuse of the slot (posters
+ * check ring_owned) out while the status is read.
+ */
+static bool p2plab_unlocked_collect(struct p2plab_dev *pd, struct p2plab_unlocked *u,
+				    struct p2plab_run_info *info)
+{
+	bool done = false;
+
+	spin_lock(&pd->ring_lock);
+	if (pd->ring_gen != u->gen) {
+		u->reset = true;
+	} else if (le32_to_cpu(READ_ONCE(pd->ring[u->c.last].status)) & P2PLAB_DESC_DONE) {
+		u->c.state = CHUNK_DONE;
+		p2plab_chunk_collect(pd, &u->c, info);
+		__clear_bit(u->c.last, pd->ring_owned);
+		pd->ring_nowned--;
+		done = true;
+	}
+	spin_unlock(&pd->ring_lock);
+	if (done)
+		wake_up_all(&pd->wq);	/* posters waiting for room */
+	return done;
+}
+
+/* an engine reset took the slot: the descriptor was aborted (or never ran) */
+static int p2plab_unlocked_reset(struct p2plab_dev *pd, struct p2plab_dev *peer, bool user,
+				 struct p2plab_run_info *info)
+{
+	if (p2plab_user_abort(pd, peer, user) || READ_ONCE(pd->dead))
+		return -ENODEV;
+	info->failed_idx = 0;
+	info->err_code = P2PLAB_ERR_ABORTED;
+	return -EIO;
+}
+
+/* the result of a collected descriptor */
+static int p2plab_unlocked_result(struct p2plab_dev *pd, struct p2plab_run_info *info)
+{
+	if (info->failed_idx == ~0U)
+		return 0;
+	dev_dbg(&pd->pdev->dev, "SVM descriptor failed: error %#x\n", info->err_code);
+	return -EIO;
+}
+
+/*
+ * The wait ended without the descriptor's DONE: link down, halt, removal or the deadline. Take
+ * the ring, look again, then handle it as a locked batch would (reset: this aborts every other
+ * parked descriptor too, their waiters get -EIO).
+ */
+static int p2plab_unlocked_stuck(struct p2plab_dev *pd, struct p2plab_unlocked *u, long left,
+				 unsigned long deadline, unsigned int timeout_ms,
+				 struct p2plab_dev *peer, bool user, struct p2plab_run_info *info)
+{
+	int ret;
+
+	mutex_lock(&pd->dma_lock);
+	if (p2plab_unlocked_collect(pd, u, info)) {
+		p2plab_chunk_check_irq(pd, &u->c, left, deadline, info);
+		ret = p2plab_unlocked_result(pd, info);
+		goto out_unlock;
+	}
+	if (u->reset) {
+		ret = p2plab_unlocked_reset(pd, peer, user, info);
+		goto out_unlock;
+	}
+	/* still ours: nobody resets the ring while we hold dma_lock */
+	p2plab_chunk_settled(pd, u->c.last, &u->c.state, peer, user, &u->c.aborted);
+	if (u->c.state == CHUNK_DONE && p2plab_unlocked_collect(pd, u, info))
+		ret = p2plab_unlocked_result(pd, info);	/* DONE since our look above */
+	else if (u->c.aborted && u->c.state == CHUNK_RUNNING)
+		ret = p2plab_chunk_abort(pd, &u->c, info);
+	else if (u->c.state == CHUNK_DEAD)
+		ret = p2plab_chunk_link_lost(pd, &u->c, deadline, info);
+	else if (u->c.state == CHUNK_HALTED)
+		ret = p2plab_chunk_halted(pd, &u->c, info);
+	else
+		ret = p2plab_chunk_timeout(pd, timeout_ms);
+out_unlock:
+	mutex_unlock(&pd->dma_lock);
+	return ret;
+}
+
+static int p2plab_dma_run_unlocked(struct p2plab_dev *pd, const struct p2plab_xfer *x,
+				   unsigned int timeout_ms, struct p2plab_dev *peer, bool user,
+				   struct p2plab_run_info *info)
+{
+	struct p2plab_unlocked u = {
+		.c = {
+			.x = x,
+			.k = 1,
+			.state = CHUNK_RUNNING,
+		},
+	};
+	unsigned long deadline, now;
+	long left;
+	u32 room;
+	int ret;
+
+	mutex_lock(&pd->dma_lock);
+	ret = p2plab_dma_begin(pd, peer, user);
+	deadline = jiffies + msecs_to_jiffies(timeout_ms);
+	if (!ret)
+		ret = p2plab_ring_wait_room(pd, deadline, peer, user, &room);
+	if (ret)
+		goto out_unlock;
+	u.c.head = pd->tail;
+	u.c.last = pd->tail;
+	u.c.irq_seq = atomic_read(&pd->irq_seq);
+	p2plab_chunk_fill(pd, &u.c);
+	spin_lock(&pd->ring_lock);
+	__set_bit(u.c.last, pd->ring_owned);
+	pd->ring_nowned++;
+	u.gen = pd->ring_gen;
+	spin_unlock(&pd->ring_lock);
+	p2plab_chunk_doorbell(pd, &u.c);
+	mutex_unlock(&pd->dma_lock);
+
+	now = jiffies;
+	left = time_after(deadline, now) ? deadline - now : 1;
+	left = wait_event_timeout(pd->wq, p2plab_unlocked_settled(pd, &u, peer, user), left);
+	if (p2plab_unlocked_collect(pd, &u, info)) {
+		p2plab_chunk_check_irq(pd, &u.c, left, deadline, info);
+		return p2plab_unlocked_result(pd, info);
+	}
+	if (u.reset)
+		return p2plab_unlocked_reset(pd, peer, user, info);
+	return p2plab_unlocked_stuck(pd, &u, left, deadline, timeout_ms, peer, user, info);
+
+out_unlock:
+	mutex_unlock(&pd->dma_lock);
+	return ret;
+}
+
 static int p2plab_dma_run_common(struct p2plab_dev *pd, const struct p2plab_xfer *x,
 				 unsigned int n, unsigned int timeout_ms, struct p2plab_dev *peer,
 				 bool user, struct p2plab_run_info *info)
@@ -506,13 +746,22 @@ static int p2plab_dma_run_common(struct p2plab_dev *pd, const struct p2plab_xfer
 		return ret;
 	if (!timeout_ms)
 		timeout_ms = READ_ONCE(p2plab_timeout_ms) ?: 5000;
+	/* an SVM descriptor may park on a device-MMU fault: it does not keep the ring meanwhile */
+	if (n == 1 && (x->flags & (P2PLAB_DESC_F_SRC_VA | P2PLAB_DESC_F_DST_VA)))
+		return p2plab_dma_run_unlocked(pd, x, timeout_ms, peer, user, info);
 
 	mutex_lock(&pd->dma_lock);
 	ret = p2plab_dma_begin(pd, peer, user);
 	deadline = jiffies + msecs_to_jiffies(timeout_ms);
 	while (!ret && done < n) {
-		unsigned int k = min_t(unsigned int, n - done, pd->ring_size - 1);
+		u32 room;
+		unsigned int k;
 
+		/* split where the ring would wrap onto a slot an unlocked submission owns */
+		ret = p2plab_ring_wait_room(pd, deadline, peer, user, &room);
+		if (ret)
+			break;
+		k = min_t(unsigned int, n - done, room);
 		ret = p2plab_dma_chunk(pd, x, done, k, deadline, timeout_ms, peer, user, info);
 		done += k;
 	}
@@ -614,6 +863,9 @@ static int p2plab_dbg_show(struct seq_file *s, void *unused)
 		   "priv_off %llu\npriv_size %llu\ndead %d\n",
 		   pci_name(pd->pdev), pd->irq_mode, pd->ring_size, (u64)pd->mem_size,
 		   (u64)pd->p2p_size, (u64)pd->priv_off, (u64)pd->priv_size, pd->dead);
+	spin_lock(&pd->ring_lock);
+	seq_printf(s, "ring_gen %u\nring_owned %u\n", pd->ring_gen, pd->ring_nowned);
+	spin_unlock(&pd->ring_lock);
 	seq_printf(s, "batches %llu\ndescs %llu\nbytes %llu\ndesc_errors %llu\nring_errors %llu\n"
 		   "timeouts %llu\nresets %llu\nlink_down %llu\nirq_done %llu\nirq_error %llu\n"
 		   "irq_lost %llu\np2p_bus %llu\np2p_host_bridge %llu\np2p_refused %llu\n",
@@ -659,6 +911,7 @@ static int p2plab_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	INIT_LIST_HEAD(&pd->node);
 	init_rwsem(&pd->active);
 	mutex_init(&pd->dma_lock);
+	spin_lock_init(&pd->ring_lock);
 	spin_lock_init(&pd->cnt_lock);
 	init_waitqueue_head(&pd->wq);
 	atomic_set(&pd->irq_seq, 0);
@@ -739,12 +992,19 @@ static int p2plab_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		ret = -ENOMEM;
 		goto err_unmap_mem;
 	}
+	pd->ring_owned = bitmap_zalloc(pd->ring_size, GFP_KERNEL);
+	if (!pd->ring_owned) {
+		ret = -ENOMEM;
+		goto err_free_ring;
+	}
 	ret = p2plab_setup_irqs(pd);
 	if (ret) {
 		dev_err(dev, "no interrupts: %d\n", ret);
-		goto err_free_ring;
+		goto err_free_owned;
 	}
+	mutex_lock(&pd->dma_lock);
 	ret = p2plab_engine_reset(pd);
+	mutex_unlock(&pd->dma_lock);
 	if (ret) {
 		dev_err(dev, "engine start failed: %d\n", ret);
 		goto err_teardown_irqs;
@@ -826,6 +1086,9 @@ err_stop_engine:
 	p2plab_engine_stop(pd);
 err_teardown_irqs:
 	p2plab_teardown_irqs(pd);
+err_free_owned:
+	bitmap_free(pd->ring_owned);
+	pd->ring_owned = NULL;
 err_free_ring:
 	dma_free_coherent(dev, pd->ring_size * sizeof(*pd->ring), pd->ring, pd->ring_dma);
 	pd->ring = NULL;
@@ -900,6 +1163,8 @@ static void p2plab_remove(struct pci_dev *pdev)
 	mutex_lock(&pd->dma_lock);
 	dma_free_coherent(&pdev->dev, pd->ring_size * sizeof(*pd->ring), pd->ring, pd->ring_dma);
 	pd->ring = NULL;
+	bitmap_free(pd->ring_owned);	/* no unlocked submission is left: SVM went first */
+	pd->ring_owned = NULL;
 	mutex_unlock(&pd->dma_lock);
 
 	ida_free(&p2plab_ida, pd->id);

@@ -267,8 +267,8 @@ atomic64_t p2plab_prof_alloc_ns[2];
 
 /*
  * zone_device_data of a device-private page that SVM placement (p2plab_svm.c) migrated with CPU
- * copies: its migration back to RAM copies with the CPU too, without the DMA ring (a ring user
- * may be parked on a device fault that waits for this very migration: docs/svm.md "One ring").
+ * copies: its migration back to RAM copies with the CPU too, without the DMA ring (docs/svm.md
+ * "One ring").
  */
 char p2plab_page_cpu_copy;
 

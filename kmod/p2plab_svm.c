@@ -446,8 +446,9 @@ bool p2plab_svm_local_page(struct p2plab_svm_ctx *ctx, struct page *page, u64 *d
 
 /*
  * Migrate the writable system pages of [start, end) (inside @vma) into this device's private
- * memory with migrate_vma_*(); the data is copied by the CPU through the BAR (not by the ring:
- * the fault worker runs while a submission holds it, docs/svm.md "One ring"). mmap lock held.
+ * memory with migrate_vma_*(); the data is copied by the CPU through the BAR, not by the ring
+ * (docs/svm.md "One ring": a parked submission no longer holds the ring, the engine is not
+ * used here yet). mmap lock held.
  * Returns the pages migrated.
  */
 static unsigned long svm_place_migrate(struct p2plab_svm_ctx *ctx, struct p2plab_devmem *dm,

@@ -10,7 +10,9 @@
  *                          (pfn lists): the "driver lock" of the mmu_interval_read_retry() pattern;
  *                          taken by the invalidate callback (trylock when not blockable)
  *   svm->inv_lock (spin)   the invalidation register group INV_CTX..INV_CMD + INV_ISSUED read
- *   pd->dma_lock           the ring (core); never taken by fault handling or invalidation
+ *   pd->dma_lock           the ring (core); never taken by fault handling or invalidation; an SVM
+ *                          submission holds it only to post its descriptor, not while it is
+ *                          parked on a fault (p2plab_dma_run_unlocked(), docs/svm.md "One ring")
  */
 #ifndef P2PLAB_SVM_H
 #define P2PLAB_SVM_H

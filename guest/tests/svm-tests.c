@@ -10,6 +10,12 @@
  *                                       fresh buffer (its fault held by mmu-hold-faults), munmap()
  *                                       while held, "MUNMAPPED" written to STATEFILE; then waits
  *                                       for the copy: exit 0 iff it failed with EFAULT at the buffer
+ *   svm-tests hold-others STATE GO      helper for svm-qmp.yaml: while one context's copy is parked
+ *                                       on a held fault, another process's SVM copy and a physical
+ *                                       copy must complete promptly; the first one completes with
+ *                                       correct data once the hold is released (see hold_others())
+ *   svm-tests hold-abort                helper for svm-qmp.yaml: copies parked on held faults end
+ *                                       by their own timeout and by an engine reset (hold_abort())
  *
  * Environment: SVM_DEV=N (default 0): /dev/p2plabN. SVM_BENCH_MB (default 32): bench size.
  */
@@ -1536,9 +1542,9 @@ TEST_F_TIMEOUT(svm, placement_pingpong, 300)
 }
 
 /*
- * "One ring": a submission holds the ring while its descriptor is parked; its fault migrates
- * pages to the device while a CPU thread migrates others back. Neither may need the ring: no
- * timeout, no error, both directions counted.
+ * "One ring": a submission's descriptor is parked while its fault migrates pages to the device and
+ * a CPU thread migrates others back (written when the parked submission held the ring, so neither
+ * could use it): no timeout, no error, both directions counted.
  */
 struct place_cpu {
 	uint8_t *a;
@@ -1833,6 +1839,7 @@ struct hold_arg {
 	uint8_t *a;
 	size_t len;
 	int ret;
+	uint32_t timeout_ms;	/* 0: 120 s */
 	struct p2plab_svm_copy c;
 };
 
@@ -1845,7 +1852,7 @@ static void *hold_copy(void *p)
 	h->c.dst = 0;
 	h->c.len = h->len;
 	h->c.flags = VA2DEV;
-	h->c.timeout_ms = 120000;
+	h->c.timeout_ms = h->timeout_ms ?: 120000;
 	h->ret = ioctl(h->fd, P2PLAB_IOC_SVM_COPY, &h->c) ? -errno : 0;
 	return NULL;
 }
@@ -1889,6 +1896,246 @@ static int hold_munmap(const char *state)
 	       h.c.err_code);
 	return h.ret == -EFAULT && h.c.fault_va >= (uintptr_t)h.a &&
 	       h.c.fault_va < (uintptr_t)h.a + h.len ? 0 : 1;
+}
+
+static void state_write(const char *state, const char *what)
+{
+	FILE *f = fopen(state, "a");
+
+	if (f) {
+		fprintf(f, "%s\n", what);
+		fclose(f);
+	}
+}
+
+#define OTHERS_LEN	(256 * 1024)
+#define OTHERS_PROMPT_MS 5000.0	/* "promptly": a mapped 256 KiB copy takes a few ms */
+#define OTHERS_PHYS_OFF	(4 * MB)	/* device memory of the physical copy, away from the parked one */
+
+struct others_phys {
+	int fd;
+	uint8_t *p;
+	int ret;
+	double ms;
+};
+
+/* the physical copy of hold-others, to device memory and back, timed */
+static void *others_phys_copy(void *arg)
+{
+	struct others_phys *o = arg;
+	double t0 = pl_now();
+
+	o->ret = pl_dma(o->fd, o->p, OTHERS_PHYS_OFF, OTHERS_LEN, P2PLAB_DIR_TO_DEV, NULL) ?
+		 -errno : 0;
+	memset(o->p, 0, OTHERS_LEN);
+	if (!o->ret)
+		o->ret = pl_dma(o->fd, o->p, OTHERS_PHYS_OFF, OTHERS_LEN, P2PLAB_DIR_FROM_DEV,
+				NULL) ? -errno : 0;
+	o->ms = (pl_now() - t0) * 1000;
+	return NULL;
+}
+
+/*
+ * The other process of hold-others: its own context, its buffers mapped on the device before the
+ * hold (so its copy does not fault), then on "go" one SVM copy and, at the same time from another
+ * thread, one physical copy (P2PLAB_IOC_DMA, to device memory and back), each timed. Exit 0 iff
+ * both succeeded with the right data within OTHERS_PROMPT_MS.
+ */
+static int hold_others_child(int ready, int go)
+{
+	struct p2plab_svm_bind b;
+	uint8_t *a = map_anon(OTHERS_LEN), *c = map_anon(OTHERS_LEN), *p = map_anon(OTHERS_LEN);
+	struct others_phys o = { .p = p };
+	int fd = svm_open_bind(&b), sret;
+	double t0, svm_ms;
+	bool prompt, data_ok;
+	pthread_t t;
+	char ch = 0;
+
+	if (fd < 0 || !a || !c || !p) {
+		printf("OTHERS setup failed: %s\n", fd < 0 ? strerror(-fd) : "mmap");
+		return 2;
+	}
+	/* no khugepaged collapse of the warm buffers while the hold is on (it would fault again) */
+	madvise(a, OTHERS_LEN, MADV_NOHUGEPAGE);
+	madvise(c, OTHERS_LEN, MADV_NOHUGEPAGE);
+	fill(a, OTHERS_LEN, 41);
+	memset(c, 0, OTHERS_LEN);
+	if (svm_copy(fd, (uintptr_t)a, (uintptr_t)c, OTHERS_LEN, VA2VA, NULL) ||
+	    check(c, OTHERS_LEN, 41) != -1) {
+		printf("OTHERS warm-up copy failed\n");
+		return 2;
+	}
+	fill(p, OTHERS_LEN, 43);
+	if (write(ready, &ch, 1) != 1 || read(go, &ch, 1) != 1)
+		return 2;
+
+	fill(a, OTHERS_LEN, 42);	/* present, writable pages: no invalidation */
+	o.fd = fd;
+	if (pthread_create(&t, NULL, others_phys_copy, &o))
+		return 2;
+	t0 = pl_now();
+	sret = svm_copy(fd, (uintptr_t)a, (uintptr_t)c, OTHERS_LEN, VA2VA, NULL);
+	svm_ms = (pl_now() - t0) * 1000;
+	pthread_join(t, NULL);
+	data_ok = !sret && check(c, OTHERS_LEN, 42) == -1 && !o.ret &&
+		  check(p, OTHERS_LEN, 43) == -1;
+	prompt = svm_ms < OTHERS_PROMPT_MS && o.ms < OTHERS_PROMPT_MS;
+	printf("OTHERS svm ret=%d ms=%.1f phys ret=%d ms=%.1f data %s: %s\n", sret, svm_ms, o.ret,
+	       o.ms, data_ok ? "ok" : "BAD", prompt ? "prompt" : "SLOW");
+	fflush(stdout);
+	close(fd);
+	return data_ok && prompt ? 0 : 1;
+}
+
+/*
+ * svm-tests hold-others STATE GO (scenarios/svm/svm-qmp.yaml, mmu-hold-faults): a child process
+ * binds its own context and maps its buffers on the device ("WARM" in STATE); once GO exists (the
+ * scenario has set mmu-hold-faults), this process's device read of a fresh buffer faults and stays
+ * parked ("PARKED"); meanwhile the child's SVM copy and physical copy must complete promptly while
+ * the descriptor is still parked ("OTHERS_DONE"); the scenario then clears the knob and the parked
+ * copy completes with the right data in device memory. Exit 0 iff all of that held.
+ */
+static int hold_others(const char *state, const char *go_file)
+{
+	int ready[2], go[2], status, i, dev;
+	struct p2plab_svm_bind b;
+	struct p2plab_svm_stats s;
+	struct hold_arg h = { .len = 1 * MB, .timeout_ms = 30000 };
+	bool parked_after, data_ok;
+	pthread_t t;
+	uint8_t *back;
+	double t0;
+	pid_t pid;
+	char ch = 0;
+
+	if (pipe(ready) || pipe(go))
+		return 2;
+	pid = fork();
+	if (pid < 0)
+		return 2;
+	if (pid == 0)
+		_exit(hold_others_child(ready[1], go[0]));
+	if (read(ready[0], &ch, 1) != 1) {
+		printf("the other process did not get ready\n");
+		return 2;
+	}
+	state_write(state, "WARM");
+	for (i = 0; i < 1200 && access(go_file, F_OK); i++)
+		usleep(100000);
+	if (i == 1200) {
+		printf("no %s within 120 s\n", go_file);
+		return 2;
+	}
+
+	h.fd = svm_open_bind(&b);
+	if (h.fd < 0) {
+		printf("bind: %s\n", strerror(-h.fd));
+		return 2;
+	}
+	h.a = map_anon(h.len);
+	fill(h.a, h.len, 40);
+	t0 = pl_now();
+	pthread_create(&t, NULL, hold_copy, &h);	/* VA -> device offset 0, 120 s timeout */
+	for (i = 0; i < 400; i++) {
+		if (!svm_stats(h.fd, &s) && s.hw_parked >= 1)
+			break;
+		usleep(50000);
+	}
+	if (i == 400) {
+		printf("the copy never parked (mmu-hold-faults not set?)\n");
+		return 3;
+	}
+	printf("PARKED: %u descriptor(s) after %.1f ms\n", s.hw_parked, (pl_now() - t0) * 1000);
+	fflush(stdout);
+	state_write(state, "PARKED");
+
+	if (write(go[1], &ch, 1) != 1 || waitpid(pid, &status, 0) != pid)
+		return 2;
+	parked_after = !svm_stats(h.fd, &s) && s.hw_parked >= 1;
+	printf("OTHERS exit %d, the first copy still parked: %s\n",
+	       WIFEXITED(status) ? WEXITSTATUS(status) : -1, parked_after ? "yes" : "NO");
+	fflush(stdout);
+	state_write(state, "OTHERS_DONE");
+
+	pthread_join(t, NULL);	/* the scenario releases the hold */
+	back = malloc(h.len);
+	dev = pl_open(svm_dev());
+	data_ok = !h.ret && back && dev >= 0 && !pl_pread_all(dev, back, h.len, 0) &&
+		  check(back, h.len, 40) == -1;
+	printf("RESULT parked copy ret=%d (%s) after %.1f ms, data %s\n", h.ret,
+	       h.ret ? strerror(-h.ret) : "ok", h.c.ns / 1e6, data_ok ? "ok" : "BAD");
+	return WIFEXITED(status) && !WEXITSTATUS(status) && parked_after && data_ok ? 0 : 1;
+}
+
+/* start a copy of a fresh buffer (its fault held) and wait until it is parked; 0 or -1 */
+static int hold_start(struct hold_arg *h, pthread_t *t, uint32_t seed)
+{
+	struct p2plab_svm_stats s;
+	int i;
+
+	h->a = map_anon(h->len);
+	if (!h->a)
+		return -1;
+	fill(h->a, h->len, seed);
+	if (pthread_create(t, NULL, hold_copy, h))
+		return -1;
+	for (i = 0; i < 400; i++) {
+		if (!svm_stats(h->fd, &s) && s.hw_parked >= 1)
+			return 0;
+		usleep(50000);
+	}
+	printf("the copy never parked (mmu-hold-faults not set?)\n");
+	return -1;
+}
+
+/*
+ * svm-tests hold-abort (scenarios/svm/svm-qmp.yaml, with mmu-hold-faults set): a parked copy with
+ * a 2 s timeout ends with ETIMEDOUT at its timeout (the driver takes the ring back and resets the
+ * engine); a parked copy with a long timeout ends at once with EIO / P2PLAB_ERR_ABORTED when the
+ * engine is reset under it (P2PLAB_IOC_RESET: the ring generation it waits on is gone). Exit 0
+ * iff both did.
+ */
+static int hold_abort(void)
+{
+	struct hold_arg h1 = { .len = 64 * 1024, .timeout_ms = 2000 };
+	struct hold_arg h2 = { .len = 64 * 1024 };
+	struct p2plab_svm_bind b;
+	bool ok1, ok2;
+	pthread_t t;
+	double t0;
+	int fd;
+
+	fd = svm_open_bind(&b);
+	if (fd < 0) {
+		printf("bind: %s\n", strerror(-fd));
+		return 2;
+	}
+	h1.fd = fd;
+	h2.fd = fd;
+	t0 = pl_now();
+	if (hold_start(&h1, &t, 60))
+		return 3;
+	pthread_join(t, NULL);
+	ok1 = h1.ret == -ETIMEDOUT;
+	printf("TIMEOUT parked copy ret=%d (%s) after %.1f ms: %s\n", h1.ret,
+	       h1.ret ? strerror(-h1.ret) : "ok", (pl_now() - t0) * 1000, ok1 ? "ok" : "BAD");
+	fflush(stdout);
+
+	if (hold_start(&h2, &t, 61))
+		return 3;
+	t0 = pl_now();
+	if (ioctl(fd, P2PLAB_IOC_RESET)) {
+		printf("P2PLAB_IOC_RESET: %s\n", strerror(errno));
+		return 2;
+	}
+	pthread_join(t, NULL);
+	ok2 = h2.ret == -EIO && h2.c.err_code == P2PLAB_ERR_ABORTED && pl_now() - t0 < 5;
+	printf("RESET parked copy ret=%d (%s) err_code=%#x %.1f ms after the reset: %s\n", h2.ret,
+	       h2.ret ? strerror(-h2.ret) : "ok", h2.c.err_code, (pl_now() - t0) * 1000,
+	       ok2 ? "ok" : "BAD");
+	close(fd);
+	return ok1 && ok2 ? 0 : 1;
 }
 
 /*
@@ -2070,6 +2317,10 @@ int main(int argc, char **argv)
 		return pressure(atol(argv[2]), atoi(argv[3]));
 	if (argc == 3 && !strcmp(argv[1], "hold-munmap"))
 		return hold_munmap(argv[2]);
+	if (argc == 2 && !strcmp(argv[1], "hold-abort"))
+		return hold_abort();
+	if (argc == 4 && !strcmp(argv[1], "hold-others"))
+		return hold_others(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "loop"))
 		return loop_copies(atoi(argv[2]), atoi(argv[3]));
 	return test_harness_run(argc, argv);
