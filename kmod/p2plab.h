@@ -41,6 +41,7 @@ struct p2plab_counters {
 	u64 irq_done;		/* VEC_DONE interrupts */
 	u64 irq_error;		/* VEC_ERROR interrupts */
 	u64 irq_lost;		/* batches found complete only after the wait timed out */
+	u64 ring_skips;		/* ring slots passed over: still owned by a parked descriptor */
 	u64 p2p_bus;		/* P2P transfers mapped with PCI bus addresses */
 	u64 p2p_host_bridge;	/* P2P transfers the DMA core mapped through the host bridge */
 	u64 p2p_refused;	/* P2P transfers refused: PCI_P2PDMA_MAP_NOT_SUPPORTED */
@@ -54,6 +55,7 @@ struct p2plab_dev {			/* one per PCI function */
 	resource_size_t mem_size;	/* BAR2 size */
 	resource_size_t p2p_size;	/* first p2p_size bytes of BAR2 published as p2pmem */
 	resource_size_t priv_off, priv_size;	/* rest of BAR2, for HMM device memory */
+	resource_size_t svm_dm_off, svm_dm_size;	/* its end: gpusvm's drm_pagemap memory */
 	void *hmm;			/* owned by p2plab_hmm.c */
 	struct p2plab_svm *svm;		/* owned by p2plab_svm.c; NULL: no device MMU */
 

@@ -31,6 +31,10 @@ static char *p2p_size = "";
 module_param(p2p_size, charp, 0444);
 MODULE_PARM_DESC(p2p_size, "bytes of BAR2 published as p2pmem, e.g. 32M (default: half; 0: none); rounded down to 2 MiB");
 
+static char *svm_devmem = "";
+module_param(svm_devmem, charp, 0444);
+MODULE_PARM_DESC(svm_devmem, "bytes at the end of BAR2's HMM window given to the gpusvm SVM backend's device memory (drm_pagemap placement), e.g. 64M (default 0: none; at most half the window); rounded down to 2 MiB");
+
 static unsigned int ring_entries = 256;
 module_param(ring_entries, uint, 0444);
 MODULE_PARM_DESC(ring_entries, "descriptor ring entries (power of two, clamped to RING_MAX; default 256)");
@@ -516,9 +520,10 @@ static int p2plab_dma_chunk(struct p2plab_dev *pd, const struct p2plab_xfer *x,
 
 /*
  * How many descriptors can be posted at pd->tail now (dma_lock held): slots [tail, tail + k) must
- * not be owned by an unlocked submission, and neither may the new tail, tail + k: an owned slot
- * the device has not fetched yet is at or after HEAD, and a tail that reached it would make the
- * ring look empty (docs/device.md §5). At most ring_size - 1; 0 if the slot at the tail is owned.
+ * not be owned by an unlocked submission, and neither may the new tail, tail + k, if that slot is
+ * one the device has not fetched yet (status 0): it is at or after HEAD, and a tail that reached
+ * it would make the ring look empty (docs/device.md §5). Owned slots the device has fetched are
+ * passed over (below). At most ring_size - 1; 0 if the slot at the tail is owned and unfetched.
  */
 static u32 p2plab_ring_room(struct p2plab_dev *pd)
 {
@@ -529,9 +534,29 @@ static u32 p2plab_ring_room(struct p2plab_dev *pd)
 		spin_unlock(&pd->ring_lock);
 		return pd->ring_size - 1;
 	}
+	/*
+	 * Owned slots at the tail that the device has fetched (status STALLED: parked; or DONE: its
+	 * submitter has not read it yet) are passed over, not rewritten: the device skips an entry
+	 * whose status has either bit at fetch (docs/device.md §3). Without this, a copy the fault
+	 * path itself needs (placement, a CPU fault migrating pages back) would wait behind its own
+	 * parked descriptor once the ring wrapped onto it.
+	 */
+	for (d = 0; d < pd->ring_size - 1 && test_bit(pd->tail, pd->ring_owned) &&
+	     (le32_to_cpu(READ_ONCE(pd->ring[pd->tail].status)) &
+	      (P2PLAB_DESC_DONE | P2PLAB_DESC_STALLED)); d++) {
+		pd->tail = (pd->tail + 1) & mask;
+		p2plab_cnt_add(pd, ring_skips, 1);
+	}
 	for (d = 0; d < pd->ring_size; d++)
 		if (test_bit((pd->tail + d) & mask, pd->ring_owned))
 			break;
+	/* the new tail may land on an owned slot the device has fetched: it will pass over it */
+	if (d < pd->ring_size &&
+	    (le32_to_cpu(READ_ONCE(pd->ring[(pd->tail + d) & mask].status)) &
+	     (P2PLAB_DESC_DONE | P2PLAB_DESC_STALLED))) {
+		spin_unlock(&pd->ring_lock);
+		return min(d, pd->ring_size - 1);
+	}
 	spin_unlock(&pd->ring_lock);
 	return d ? d - 1 : 0;
 }
@@ -864,7 +889,8 @@ static int p2plab_dbg_show(struct seq_file *s, void *unused)
 		   pci_name(pd->pdev), pd->irq_mode, pd->ring_size, (u64)pd->mem_size,
 		   (u64)pd->p2p_size, (u64)pd->priv_off, (u64)pd->priv_size, pd->dead);
 	spin_lock(&pd->ring_lock);
-	seq_printf(s, "ring_gen %u\nring_owned %u\n", pd->ring_gen, pd->ring_nowned);
+	seq_printf(s, "ring_gen %u\nring_owned %u\nring_skips %llu\n", pd->ring_gen,
+		   pd->ring_nowned, c.ring_skips);
 	spin_unlock(&pd->ring_lock);
 	seq_printf(s, "batches %llu\ndescs %llu\nbytes %llu\ndesc_errors %llu\nring_errors %llu\n"
 		   "timeouts %llu\nresets %llu\nlink_down %llu\nirq_done %llu\nirq_error %llu\n"
@@ -894,6 +920,17 @@ static resource_size_t p2plab_pick_p2p_size(struct p2plab_dev *pd)
 		sz = memparse(p2p_size, NULL);
 	sz = min_t(resource_size_t, sz, pd->mem_size);
 	return round_down(sz, P2PLAB_P2P_ALIGN);
+}
+
+/* the gpusvm backend's device memory: the end of the HMM window (p2plab_svm_devmem.c) */
+static void p2plab_carve_svm_devmem(struct p2plab_dev *pd)
+{
+	resource_size_t sz = svm_devmem && *svm_devmem ? memparse(svm_devmem, NULL) : 0;
+
+	sz = round_down(min_t(resource_size_t, sz, pd->priv_size / 2), SZ_2M);
+	pd->priv_size -= sz;
+	pd->svm_dm_off = pd->priv_off + pd->priv_size;
+	pd->svm_dm_size = sz;
 }
 
 static int p2plab_probe(struct pci_dev *pdev, const struct pci_device_id *id)
@@ -1038,6 +1075,7 @@ static int p2plab_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		}
 	}
 
+	p2plab_carve_svm_devmem(pd);
 	ret = p2plab_hmm_probe(pd);
 	if (ret) {
 		dev_err(dev, "HMM setup failed: %d\n", ret);

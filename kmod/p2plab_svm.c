@@ -534,24 +534,33 @@ static bool svm_policy_of(struct p2plab_svm_ctx *ctx, u64 va, struct p2plab_svm_
 	return false;
 }
 
+/* PREFER_DEVICE is possible: the backend's own device memory (gpusvm), or p2plab_hmm.c's (odp) */
+static bool svm_can_place(struct p2plab_svm_ctx *ctx)
+{
+	if (ctx->be->can_place)
+		return ctx->be->can_place(ctx);
+	return ctx->be->id == P2PLAB_SVM_BACKEND_ODP && svm_devmem(ctx);
+}
+
 /*
  * A device fault at @va (fault worker, before the backend resolves it): in a PREFER_DEVICE range,
  * migrate the fault's 2 MiB window (inside the VMA and the range) into device memory, unless the
  * window went there less than the range's residency ago (ping-pong guard: the device then maps
- * the pages where they are).
+ * the pages where they are). odp: migrate_vma_*() into p2plab_hmm.c's private memory here;
+ * gpusvm: the backend's place op (drm_pagemap_populate_mm(), without the mmap lock).
  */
 static void svm_place_fault(struct p2plab_svm_ctx *ctx, u64 va)
 {
-	struct p2plab_devmem *dm = svm_devmem(ctx);
-	unsigned long key = va >> PMD_SHIFT, start, end, done;
+	unsigned long key = va >> PMD_SHIFT, start, end;
 	struct mm_struct *mm = ctx->mm;
 	struct p2plab_svm_policy pol;
 	struct vm_area_struct *vma;
 	u64 now = ktime_get_ns() / NSEC_PER_MSEC;
+	long done = 0;
 	void *last;
 
-	if (!dm || !READ_ONCE(ctx->npol) || !svm_policy_of(ctx, va, &pol) ||
-	    pol.policy != P2PLAB_SVM_PLACE_PREFER_DEVICE)
+	if (!READ_ONCE(ctx->npol) || !svm_policy_of(ctx, va, &pol) ||
+	    pol.policy != P2PLAB_SVM_PLACE_PREFER_DEVICE || !svm_can_place(ctx))
 		return;
 	last = xa_load(&ctx->place_last, key);
 	if (last && now - xa_to_value(last) < pol.residency_ms) {
@@ -562,20 +571,27 @@ static void svm_place_fault(struct p2plab_svm_ctx *ctx, u64 va)
 		return;
 	mmap_read_lock(mm);
 	vma = vma_lookup(mm, va);
-	if (!vma || !vma_is_anonymous(vma) || is_vm_hugetlb_page(vma))
-		goto out_unlock;
+	if (!vma || !vma_is_anonymous(vma) || is_vm_hugetlb_page(vma)) {
+		mmap_read_unlock(mm);
+		goto out_mmput;
+	}
 	start = max3(vma->vm_start, (unsigned long)ALIGN_DOWN(va, PMD_SIZE),
 		     (unsigned long)pol.start);
 	end = min3(vma->vm_end, (unsigned long)ALIGN_DOWN(va, PMD_SIZE) + PMD_SIZE,
 		   (unsigned long)pol.end);
-	done = svm_place_migrate(ctx, dm, vma, start, end);
-	if (done) {
+	if (ctx->be->place) {
+		mmap_read_unlock(mm);
+		done = ctx->be->place(ctx, start, end);
+	} else {
+		done = svm_place_migrate(ctx, svm_devmem(ctx), vma, start, end);
+		mmap_read_unlock(mm);
+	}
+	if (done > 0) {
 		xa_store(&ctx->place_last, key, xa_mk_value(now), GFP_KERNEL);
 		atomic64_add(done, &ctx->pl_pages);
 		atomic64_inc(&ctx->pl_migrations);
 	}
-out_unlock:
-	mmap_read_unlock(mm);
+out_mmput:
 	mmput(mm);
 }
 #else
@@ -594,6 +610,11 @@ static void *svm_devmem(struct p2plab_svm_ctx *ctx)
 	return NULL;
 }
 
+static bool svm_can_place(struct p2plab_svm_ctx *ctx)
+{
+	return false;
+}
+
 static void svm_place_fault(struct p2plab_svm_ctx *ctx, u64 va)
 {
 }
@@ -610,8 +631,7 @@ static int svm_place(struct p2plab_svm_ctx *ctx, struct p2plab_svm_place *pl)
 	    pl->start + pl->len > (1ull << P2PLAB_MMU_VA_BITS) ||
 	    pl->policy > P2PLAB_SVM_PLACE_PREFER_DEVICE)
 		return -EINVAL;
-	if (pl->policy == P2PLAB_SVM_PLACE_PREFER_DEVICE &&
-	    (!svm_devmem(ctx) || ctx->be->id != P2PLAB_SVM_BACKEND_ODP))
+	if (pl->policy == P2PLAB_SVM_PLACE_PREFER_DEVICE && !svm_can_place(ctx))
 		return -EOPNOTSUPP;
 	np.start = pl->start;
 	np.end = pl->start + pl->len;
@@ -1521,6 +1541,8 @@ static int p2plab_svm_dbg_show(struct seq_file *m, void *unused)
 			   atomic64_read(&ctx->pl_pages), atomic64_read(&ctx->pl_migrations),
 			   atomic64_read(&ctx->pl_guarded), atomic64_read(&ctx->pl_local));
 	}
+	if (svm->be && svm->be->dbg_show)
+		svm->be->dbg_show(svm, m);
 	mutex_unlock(&svm->bind_lock);
 	return 0;
 }

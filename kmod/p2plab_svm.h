@@ -25,6 +25,10 @@
 #include "p2plab.h"
 #include "p2plab_ioctl.h"
 
+struct seq_file;
+struct drm_device;
+struct p2plab_svm_dm;
+
 struct p2plab_svm_ctx;
 struct p2plab_svm;
 
@@ -49,6 +53,14 @@ struct p2plab_svm_backend {
 	 * ctx->lock). 0: replay; < 0: cancel (-EFAULT / -EPERM: the process cannot access @va).
 	 */
 	int (*fault)(struct p2plab_svm_ctx *ctx, u64 va, u32 access);
+	/*
+	 * optional, placement in device memory of the backend's own (gpusvm: drm_pagemap):
+	 * can_place: PREFER_DEVICE is possible; place: migrate [start, end) (one anonymous VMA)
+	 * into it, no lock held: pages migrated / -errno; dbg_show: debugfs lines of the device
+	 */
+	bool (*can_place)(struct p2plab_svm_ctx *ctx);
+	long (*place)(struct p2plab_svm_ctx *ctx, unsigned long start, unsigned long end);
+	void (*dbg_show)(struct p2plab_svm *svm, struct seq_file *m);
 };
 
 /* one asynchronous submission (P2PLAB_IOC_SVM_SUBMIT), on ctx->jobs until reaped */
@@ -140,6 +152,16 @@ struct p2plab_svm {
 	struct delayed_work replay_dwork;	/* lost-replay watchdog */
 	atomic_t replay_retries;
 };
+
+/* ---- gpusvm backend's device memory (p2plab_svm_devmem.c, drm_pagemap) ---- */
+/* NULL without a carve-out (module parameter svm_devmem), ERR_PTR on failure */
+struct p2plab_svm_dm *p2plab_svm_dm_create(struct p2plab_svm *svm, struct drm_device *drm);
+void p2plab_svm_dm_destroy(struct p2plab_svm_dm *dm);
+/* drm_pagemap_populate_mm() of [start, end) (one anonymous VMA), no mmap lock held: pages/-errno */
+long p2plab_svm_dm_populate(struct p2plab_svm_dm *dm, struct mm_struct *mm, unsigned long start,
+			    unsigned long end);
+bool p2plab_svm_dm_page(struct p2plab_svm_dm *dm, struct page *page);
+void p2plab_svm_dm_show(struct seq_file *m, struct p2plab_svm_dm *dm);
 
 /* ---- core helpers for backends (ctx->lock held for the PTE calls) ---- */
 /* 4 KiB leaf at @va -> @addr (bus address, or BAR2 offset with P2PLAB_PTE_LOCAL in @perm) */

@@ -15,7 +15,10 @@
  *     on MMU_NOTIFY_UNMAP drm_gpusvm_range_set_unmapped() and the range is removed by the next
  *     fault (xe's garbage collector) or at unbind.
  * Device-private pages of other owners are brought back by hmm_range_fault (owner = the SVM
- * device); placement in device memory (drm_pagemap) is not used. Atomics: the range is mapped
+ * device). Placement (PREFER_DEVICE) uses device memory of drm_pagemap (p2plab_svm_devmem.c,
+ * module parameter svm_devmem): drm_pagemap_populate_mm() before drm_gpusvm_get_pages(), whose
+ * device_map gives BAR2 offsets (LOCAL leaves); get_pages runs with allow_mixed (a range may hold
+ * device and system pages). Atomics: the range is mapped
  * writable and the leaf gets the atomic bit (the device's atomics are host atomics on the page);
  * no make_device_exclusive() in this backend, as xe maps system-memory atomics.
  */
@@ -23,6 +26,8 @@
 #include <linux/slab.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
+#include <linux/hmm.h>
+#include <linux/mmu_notifier.h>
 #include <drm/drm_drv.h>
 #include <drm/drm_device.h>
 #include <drm/drm_file.h>
@@ -35,6 +40,19 @@
 #include "p2plab_svm.h"
 
 static const unsigned long gs_chunk_sizes[] = { SZ_2M, SZ_64K, SZ_4K };
+
+/*
+ * docs/svm.md, finding 3: drm_gpusvm_get_pages() maps our own device-private pages without
+ * looking at HMM_PFN_WRITE, and hmm_range_fault() reports an own read-only (COW-shared after
+ * fork) device-private page without faulting it for write. A device write would then land in
+ * the page the child shares. With this check (default), a write fault on a range holding such
+ * a page evicts the range to RAM (drm_gpusvm_range_evict()) and faults it again, which breaks
+ * COW. 0 shows the bug (scenarios/svm/svm-gpusvm-fork-cow.yaml).
+ */
+static bool svm_gpusvm_cow_check = true;
+module_param(svm_gpusvm_cow_check, bool, 0644);
+MODULE_PARM_DESC(svm_gpusvm_cow_check,
+		 "gpusvm: evict a range holding a read-only own device page before a device write (default 1; 0 shows docs/svm.md finding 3)");
 
 static const struct file_operations gs_drm_fops = {
 	.owner = THIS_MODULE,
@@ -53,6 +71,12 @@ static const struct drm_driver gs_drm_driver = {
 	.major = 1,
 	.minor = 1,
 	.fops = &gs_drm_fops,
+};
+
+/* per device (svm->be_priv) */
+struct gs_dev {
+	struct drm_device *drm;
+	struct p2plab_svm_dm *dm;	/* NULL: no device memory (svm_devmem=0) */
 };
 
 struct gs_range {
@@ -88,7 +112,7 @@ static struct drm_gpusvm_range *gs_range_alloc(struct drm_gpusvm *gpusvm)
 	if (!r)
 		return NULL;
 	INIT_LIST_HEAD(&r->gc_link);
-	drm_gpusvm_init_pages(&r->pages, gc->ctx->svm->be_priv);
+	drm_gpusvm_init_pages(&r->pages, ((struct gs_dev *)gc->ctx->svm->be_priv)->drm);
 	atomic64_inc(&gc->ctx->ranges);
 	return &r->base;
 }
@@ -191,7 +215,11 @@ static void gs_garbage_collect(struct gs_ctx *gc)
 	}
 }
 
-/* device PTEs of range @r from its DMA addresses. notifier lock (read) and ctx->lock held. */
+/*
+ * device PTEs of range @r from its addresses: a DMA address (DRM_INTERCONNECT_SYSTEM), or the BAR2
+ * offset our drm_pagemap's device_map gave a page of device memory (DRM_INTERCONNECT_DRIVER: a
+ * LOCAL leaf). notifier lock (read) and ctx->lock held.
+ */
 static int gs_bind(struct p2plab_svm_ctx *ctx, struct gs_range *gr, u64 perm)
 {
 	unsigned long va = drm_gpusvm_range_start(&gr->base);
@@ -202,25 +230,68 @@ static int gs_bind(struct p2plab_svm_ctx *ctx, struct gs_range *gr, u64 perm)
 	for (j = 0; va < end; j++) {
 		struct drm_pagemap_addr *a = &gr->pages.dma_addr[j];
 		unsigned long n = 1UL << a->order, k;
+		u64 p = perm;
 
-		if (a->proto != DRM_INTERCONNECT_SYSTEM)
-			return -EOPNOTSUPP;	/* device memory placement is not used */
+		if (a->proto == DRM_INTERCONNECT_DRIVER)
+			p |= P2PLAB_PTE_LOCAL;
+		else if (a->proto != DRM_INTERCONNECT_SYSTEM)
+			return -EOPNOTSUPP;
 		if (a->order >= PMD_SHIFT - PAGE_SHIFT && IS_ALIGNED(va, SZ_2M) &&
 		    IS_ALIGNED(a->addr, SZ_2M) && n == SZ_2M >> PAGE_SHIFT) {
-			ret = p2plab_svm_pte_set_2m(ctx, va, a->addr, perm);
+			ret = p2plab_svm_pte_set_2m(ctx, va, a->addr, p);
 			if (ret)
 				return ret;
+			if (p & P2PLAB_PTE_LOCAL)
+				atomic64_add(n, &ctx->pl_local);
 			va += SZ_2M;
 			continue;
 		}
 		for (k = 0; k < n && va < end; k++, va += PAGE_SIZE) {
-			ret = p2plab_svm_pte_set_4k(ctx, va, a->addr + k * PAGE_SIZE, perm);
+			ret = p2plab_svm_pte_set_4k(ctx, va, a->addr + k * PAGE_SIZE, p);
 			if (ret)
 				return ret;
+			if (p & P2PLAB_PTE_LOCAL)
+				atomic64_inc(&ctx->pl_local);
 		}
 	}
 	gr->bound = true;
 	return 0;
+}
+
+/*
+ * Does @range hold a device page of ours that the CPU maps read-only? A snapshot (no fault) of
+ * the CPU page table with hmm_range_fault(), the way drm_gpusvm_get_pages() saw it. false when
+ * the snapshot cannot be taken (then the write goes on as drm_gpusvm decided).
+ */
+static bool gs_devmem_read_only(struct p2plab_svm_ctx *ctx, struct drm_gpusvm_range *range)
+{
+	struct gs_dev *gd = ctx->svm->be_priv;
+	unsigned long start = drm_gpusvm_range_start(range), end = drm_gpusvm_range_end(range);
+	unsigned long npages = (end - start) >> PAGE_SHIFT, i;
+	struct hmm_range hr = {
+		.notifier = &range->notifier->notifier,
+		.start = start,
+		.end = end,
+		.dev_private_owner = ctx->svm,
+	};
+	bool ro = false;
+	int ret;
+
+	hr.hmm_pfns = kvcalloc(npages, sizeof(*hr.hmm_pfns), GFP_KERNEL);
+	if (!hr.hmm_pfns)
+		return false;
+	hr.notifier_seq = mmu_interval_read_begin(hr.notifier);
+	mmap_read_lock(ctx->mm);
+	ret = hmm_range_fault(&hr);
+	mmap_read_unlock(ctx->mm);
+	for (i = 0; !ret && i < npages && !ro; i++) {
+		unsigned long p = hr.hmm_pfns[i];
+
+		ro = (p & HMM_PFN_VALID) && !(p & HMM_PFN_WRITE) &&
+		     p2plab_svm_dm_page(gd->dm, hmm_pfn_to_page(p));
+	}
+	kvfree(hr.hmm_pfns);
+	return ro;
 }
 
 static int gs_fault(struct p2plab_svm_ctx *ctx, u64 va, u32 access)
@@ -228,8 +299,10 @@ static int gs_fault(struct p2plab_svm_ctx *ctx, u64 va, u32 access)
 	struct gs_ctx *gc = ctx->be_priv;
 	struct drm_gpusvm *gpusvm = &gc->gpusvm;
 	struct drm_gpusvm_ctx dctx = {
-		.device_private_page_owner = ctx->svm,
+		.device_private_page_owner = ctx->svm,	/* our drm_pagemap's pages are reported */
 		.check_pages_threshold = SZ_64K,
+		/* placement migrates part of a range: it may hold both kinds of page */
+		.allow_mixed = 1,
 	};
 	struct mm_struct *mm = ctx->mm;
 	struct drm_gpusvm_range *range;
@@ -289,6 +362,13 @@ static int gs_fault(struct p2plab_svm_ctx *ctx, u64 va, u32 access)
 		}
 		if (ret)
 			goto out_mmput;
+		if (!dctx.read_only && gr->pages.flags.has_devmem_pages &&
+		    READ_ONCE(svm_gpusvm_cow_check) && gs_devmem_read_only(ctx, range)) {
+			/* finding 3: not writable by the device until COW is broken in RAM */
+			drm_gpusvm_range_evict(gpusvm, range);
+			atomic64_inc(&ctx->retries);
+			continue;
+		}
 		ret = p2plab_svm_pt_reserve(ctx, 3);
 		if (ret)
 			goto out_mmput;
@@ -312,6 +392,28 @@ static int gs_fault(struct p2plab_svm_ctx *ctx, u64 va, u32 access)
 out_mmput:
 	mmput(mm);
 	return ret ? -EFAULT : 0;
+}
+
+static bool gs_can_place(struct p2plab_svm_ctx *ctx)
+{
+	struct gs_dev *gd = ctx->svm->be_priv;
+
+	return gd && gd->dm;
+}
+
+static long gs_place(struct p2plab_svm_ctx *ctx, unsigned long start, unsigned long end)
+{
+	struct gs_dev *gd = ctx->svm->be_priv;
+
+	return p2plab_svm_dm_populate(gd->dm, ctx->mm, start, end);
+}
+
+static void gs_dbg_show(struct p2plab_svm *svm, struct seq_file *m)
+{
+	struct gs_dev *gd = svm->be_priv;
+
+	if (gd)
+		p2plab_svm_dm_show(m, gd->dm);
 }
 
 static int gs_ctx_init(struct p2plab_svm_ctx *ctx)
@@ -366,29 +468,49 @@ static void gs_ctx_fini(struct p2plab_svm_ctx *ctx)
 
 static int gs_dev_init(struct p2plab_svm *svm)
 {
-	struct drm_device *drm;
+	struct gs_dev *gd;
 	int ret;
 
-	drm = drm_dev_alloc(&gs_drm_driver, &svm->pd->pdev->dev);
-	if (IS_ERR(drm))
-		return PTR_ERR(drm);
-	ret = drm_dev_register(drm, 0);
-	if (ret) {
-		drm_dev_put(drm);
-		return ret;
+	gd = kzalloc(sizeof(*gd), GFP_KERNEL);
+	if (!gd)
+		return -ENOMEM;
+	gd->drm = drm_dev_alloc(&gs_drm_driver, &svm->pd->pdev->dev);
+	if (IS_ERR(gd->drm)) {
+		ret = PTR_ERR(gd->drm);
+		goto err_free_gd;
 	}
-	svm->be_priv = drm;
+	ret = drm_dev_register(gd->drm, 0);
+	if (ret)
+		goto err_put_drm;
+	/* device memory for placement, if BAR2 has a carve-out for it */
+	gd->dm = p2plab_svm_dm_create(svm, gd->drm);
+	if (IS_ERR(gd->dm)) {
+		dev_warn(&svm->pd->pdev->dev,
+			 "svm: gpusvm device memory unavailable (%ld): no PREFER_DEVICE placement\n",
+			 PTR_ERR(gd->dm));
+		gd->dm = NULL;
+	}
+	svm->be_priv = gd;
 	return 0;
+
+err_put_drm:
+	drm_dev_put(gd->drm);
+err_free_gd:
+	kfree(gd);
+	return ret;
 }
 
 static void gs_dev_fini(struct p2plab_svm *svm)
 {
-	struct drm_device *drm = svm->be_priv;
+	struct gs_dev *gd = svm->be_priv;
 
-	if (!drm)
+	if (!gd)
 		return;
-	drm_dev_unregister(drm);
-	drm_dev_put(drm);
+	/* every device page back to RAM first: the pagemap holds the DRM device */
+	p2plab_svm_dm_destroy(gd->dm);
+	drm_dev_unregister(gd->drm);
+	drm_dev_put(gd->drm);
+	kfree(gd);
 	svm->be_priv = NULL;
 }
 
@@ -400,4 +522,7 @@ const struct p2plab_svm_backend p2plab_svm_gpusvm_backend = {
 	.ctx_init = gs_ctx_init,
 	.ctx_fini = gs_ctx_fini,
 	.fault = gs_fault,
+	.can_place = gs_can_place,
+	.place = gs_place,
+	.dbg_show = gs_dbg_show,
 };

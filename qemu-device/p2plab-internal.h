@@ -131,6 +131,7 @@ struct P2plabState {
     bool corrupt_next, link_down;
 
     /* counters */
+    uint64_t stat_ring_skipped;     /* entries passed over at fetch (status DONE / STALLED) */
     uint64_t stat_descs, stat_bytes_host, stat_bytes_local, stat_bytes_peer,
              stat_bytes_peer_switch, stat_errors, stat_irqs, stat_irqs_dropped;
 
@@ -176,5 +177,8 @@ void p2plab_mmu_completed(P2plabState *s);
 unsigned p2plab_mmu_abort_parked(P2plabState *s, bool writeback, bool count);
 int p2plab_mmu_post_load(P2plabState *s);
 extern const VMStateDescription vmstate_p2plab_mmu;
+
+/* p2plab_fetch(): the entry at HEAD was passed over (its status has DONE or STALLED), not fetched */
+#define P2PLAB_FETCH_SKIPPED 0x100u
 
 #endif /* HW_MISC_P2PLAB_INTERNAL_H */

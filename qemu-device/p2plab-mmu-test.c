@@ -625,6 +625,67 @@ static void test_mmu_replay(void)
     mlab_stop(m);
 }
 
+/*
+ * The ring wraps onto a parked descriptor's entry: the driver leaves the entry alone (its status is
+ * the parked descriptor's) and lets TAIL pass over it; the engine skips an entry whose status has
+ * STALLED or DONE at fetch, runs the rest, and the parked one still completes at its own index.
+ */
+static void test_mmu_ring_wrap(void)
+{
+    MmuLab *m = mlab_start();
+    Lab *l = m->l;
+    g_autofree uint8_t *data = NULL;
+    uint32_t idx, i, last = 0;
+
+    mlab_rearm(m, 8);
+    fill_random(l, BUF_A, 8192, 31, &data);
+    pt_map(m->pt, m->root[0], VA0, BUF_A, 4096, 4096, P2PLAB_PTE_R);
+    idx = post(l, 0, VA0, 0, 8192, va_flags(0, P2PLAB_DESC_F_SRC_VA | P2PLAB_DESC_F_DST_LOCAL));
+    g_assert_cmpuint(idx, ==, 0);
+    doorbell(l, 0);
+    expect_fault(l, idx, VA0 + 4096, 0, P2PLAB_FAULT_ACC_READ,
+                 P2PLAB_FAULT_R_NOT_PRESENT | P2PLAB_FAULT_R_LEVEL(1));
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_RING_HEAD), ==, 1);
+    /* seven physical copies fill the ring up to the parked entry */
+    for (i = 1; i < 8; i++) {
+        last = post(l, 0, BUF_A, MiB + i * 4096, 4096, P2PLAB_DESC_F_DST_LOCAL);
+    }
+    g_assert_cmpuint(l->tail[0], ==, 0);
+    doorbell(l, 0);
+    g_assert_cmphex(wait_desc(l, 0, last), ==, P2PLAB_DESC_DONE);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_RING_HEAD), ==, 0);
+    /* TAIL passes over the parked entry without rewriting it; the copy after it runs */
+    l->tail[0] = 1;
+    last = post(l, 0, BUF_A + 4096, 2 * MiB, 4096, P2PLAB_DESC_F_DST_LOCAL);
+    doorbell(l, 0);
+    g_assert_cmphex(wait_desc(l, 0, last), ==, P2PLAB_DESC_DONE);
+    assert_mem_eq(l, l->bar2[0] + 2 * MiB, data + 4096, 4096);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-ring-skipped"), ==, 1);
+    g_assert_cmphex(desc_status(l, 0, idx), ==, P2PLAB_DESC_STALLED);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_MMU_PARKED), ==, 1);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_RING_HEAD), ==, 2);
+    /* the fault is answered: the parked descriptor completes at its own index */
+    pt_map(m->pt, m->root[0], VA0 + 4096, BUF_A + 4096, 4096, 4096, P2PLAB_PTE_R);
+    resp(l, 0, 0, idx, false, false);
+    g_assert_cmphex(wait_desc(l, 0, idx), ==, P2PLAB_DESC_DONE);
+    assert_mem_eq(l, l->bar2[0], data, 8192);
+    /* a completed entry the driver has not reused yet (DONE) is passed over too */
+    for (i = 2; i < 8; i++) {
+        last = post(l, 0, BUF_A, 3 * MiB + i * 4096, 4096, P2PLAB_DESC_F_DST_LOCAL);
+    }
+    doorbell(l, 0);
+    g_assert_cmphex(wait_desc(l, 0, last), ==, P2PLAB_DESC_DONE);
+    l->tail[0] = 1;
+    last = post(l, 0, BUF_A, 4 * MiB, 4096, P2PLAB_DESC_F_DST_LOCAL);
+    doorbell(l, 0);
+    g_assert_cmphex(wait_desc(l, 0, last), ==, P2PLAB_DESC_DONE);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-ring-skipped"), ==, 2);
+    g_assert_cmphex(desc_status(l, 0, idx), ==, P2PLAB_DESC_DONE);
+    g_assert_cmpuint(rd(l, 0, P2PLAB_REG_MMU_PARKED), ==, 0);
+    g_assert_cmphex(rd(l, 0, P2PLAB_REG_STATUS), ==, P2PLAB_STATUS_ENABLED);
+    mlab_stop(m);
+}
+
 static void test_mmu_cancel(void)
 {
     MmuLab *m = mlab_start();
@@ -1416,6 +1477,7 @@ void p2plab_mmu_add_tests(void)
     qtest_add_func("/p2plab/mmu/permissions", test_mmu_permissions);
     qtest_add_func("/p2plab/mmu/fault-record", test_mmu_fault_record);
     qtest_add_func("/p2plab/mmu/replay", test_mmu_replay);
+    qtest_add_func("/p2plab/mmu/ring-wrap", test_mmu_ring_wrap);
     qtest_add_func("/p2plab/mmu/cancel", test_mmu_cancel);
     qtest_add_func("/p2plab/mmu/invalidate", test_mmu_invalidate);
     qtest_add_func("/p2plab/mmu/overflow", test_mmu_overflow);

@@ -555,6 +555,7 @@ static void ring_raw(Lab *l, uint64_t base, uint32_t size, bool enable)
 static void test_ring_errors(void)
 {
     Lab *l = lab_default();
+    uint32_t k;
 
     ring_raw(l, RING_BASE + P2PLAB_RING_ALIGN / 2, 16, true);
     expect_halt(l, P2PLAB_ERR_RING_BASE);
@@ -577,12 +578,22 @@ static void test_ring_errors(void)
     ring_raw(l, UNMAPPED, 16, true);
     wr(l, 0, P2PLAB_REG_RING_TAIL, 1);
     expect_halt(l, P2PLAB_ERR_DESC_READ);
-    /* status write-back into read-only memory (the BIOS ROM); fail-nth makes whatever the ROM
-     * holds a failed descriptor, so nothing is copied before the write-back */
+    /* status write-back into read-only memory (the BIOS ROM); fail-nth makes the first entry run
+     * a failed descriptor, so nothing is copied before the write-back. ROM entries whose status
+     * dword has DONE or STALLED are passed over unwritten (§3): the ring runs up to the first
+     * one without */
+    for (k = 0; k < 1023; k++) {
+        if (!(qtest_readl(l->qts, 0xfffe0000 + k * sizeof(struct p2plab_desc) + DESC(status)) &
+              (P2PLAB_DESC_DONE | P2PLAB_DESC_STALLED))) {
+            break;
+        }
+    }
+    g_assert_cmpuint(k, <, 1023);
     qom_set_int(l, "p0", "fail-nth", 1);
-    ring_raw(l, 0xfffe0000, 16, true);
-    wr(l, 0, P2PLAB_REG_RING_TAIL, 1);
+    ring_raw(l, 0xfffe0000, 1024, true);
+    wr(l, 0, P2PLAB_REG_RING_TAIL, k + 1);
     expect_halt(l, P2PLAB_ERR_STATUS_WRITE);
+    g_assert_cmpuint(qom_get_int(l, "p0", "stat-ring-skipped"), ==, k);
     /* ring registers are ignored while enabled */
     ring_setup(l, 0, 16);
     wr(l, 0, P2PLAB_REG_RING_SIZE, 32);

@@ -31,7 +31,7 @@
  *                      stops (in-flight work resumes when set back to false)
  *   Counters (read-only, uint64, since realize): stat-descriptors, stat-bytes-host,
  *     stat-bytes-local, stat-bytes-peer, stat-bytes-peer-switch, stat-errors, stat-irqs,
- *     stat-irqs-dropped
+ *     stat-irqs-dropped, stat-ring-skipped (entries passed over at fetch: status DONE or STALLED)
  *
  * Interface 1.1 adds the device MMU (p2plab-mmu.c; registers 0x800-0x9ff, VA descriptors, fault
  * ring on MSI-X vector 2): property tlb-entries, knobs mmu-*, counters stat-mmu-*. This file only
@@ -657,6 +657,18 @@ static bool p2plab_fetch(P2plabState *s, uint32_t *err)
         p2plab_halt(s, P2PLAB_ERR_DESC_READ);
         return false;
     }
+    if (le32_to_cpu(d.status) & (P2PLAB_DESC_DONE | P2PLAB_DESC_STALLED)) {
+        /*
+         * Still the record of an earlier descriptor (parked on a fault, or completed and not yet
+         * read by the driver): the driver let TAIL pass over it without rewriting it. Nothing is
+         * run or written; HEAD moves on (docs/device.md §3).
+         */
+        s->regs[R_RING_HEAD] = (idx + 1) & (s->regs[R_RING_SIZE] - 1);
+        s->stat_ring_skipped++;
+        trace_p2plab_desc_skip(idx, le32_to_cpu(d.status));
+        *err = P2PLAB_FETCH_SKIPPED;
+        return true;
+    }
     s->cur_src = le64_to_cpu(d.src);
     s->cur_dst = le64_to_cpu(d.dst);
     s->cur_len = le32_to_cpu(d.len);
@@ -808,6 +820,9 @@ static void p2plab_bh(void *opaque)
                 return;                     /* halted */
             }
             descs++;
+            if (err == P2PLAB_FETCH_SKIPPED) {
+                continue;
+            }
             if (err) {
                 p2plab_complete(s, err);
                 continue;
@@ -1154,6 +1169,7 @@ static void p2plab_instance_init(Object *obj)
     P2plabState *s = P2PLAB(obj);
     static const struct { const char *name; size_t off; } stats[] = {
         { "stat-descriptors", offsetof(P2plabState, stat_descs) },
+        { "stat-ring-skipped", offsetof(P2plabState, stat_ring_skipped) },
         { "stat-bytes-host", offsetof(P2plabState, stat_bytes_host) },
         { "stat-bytes-local", offsetof(P2plabState, stat_bytes_local) },
         { "stat-bytes-peer", offsetof(P2plabState, stat_bytes_peer) },
@@ -1388,6 +1404,7 @@ static const VMStateDescription vmstate_p2plab = {
         VMSTATE_UINT64(stat_errors, P2plabState),
         VMSTATE_UINT64(stat_irqs, P2plabState),
         VMSTATE_UINT64(stat_irqs_dropped, P2plabState),
+        VMSTATE_UINT64(stat_ring_skipped, P2plabState),
         VMSTATE_END_OF_LIST()
     },
     .subsections = (const VMStateDescription * const []) {
