@@ -138,32 +138,31 @@ static int dm_copy(struct p2plab_svm_dm *dm, struct page **pages, struct drm_pag
 	return 0;
 }
 
+/* the carve-out of the first device page given (drm_pagemap passes pages, not the pagemap) */
+static struct p2plab_svm_dm *dm_of(struct page **pages, unsigned long npages)
+{
+	unsigned long i;
+
+	for (i = 0; i < npages; i++)
+		if (pages[i])
+			return container_of(page_pgmap(pages[i]), struct p2plab_svm_dm, pagemap);
+	return NULL;
+}
+
 static int dm_copy_to_devmem(struct page **pages, struct drm_pagemap_addr *addr,
 			     unsigned long npages, struct dma_fence *pre_migrate_fence)
 {
-	struct page *first = NULL;
-	unsigned long i;
+	struct p2plab_svm_dm *dm = dm_of(pages, npages);
 
-	for (i = 0; i < npages && !first; i++)
-		first = pages[i];
-	if (!first)
-		return 0;
-	return dm_copy(container_of(page_pgmap(first), struct p2plab_svm_dm, pagemap), pages, addr,
-		       npages, true);
+	return dm ? dm_copy(dm, pages, addr, npages, true) : 0;
 }
 
 static int dm_copy_to_ram(struct page **pages, struct drm_pagemap_addr *addr,
 			  unsigned long npages, struct dma_fence *pre_migrate_fence)
 {
-	struct page *first = NULL;
-	unsigned long i;
+	struct p2plab_svm_dm *dm = dm_of(pages, npages);
 
-	for (i = 0; i < npages && !first; i++)
-		first = pages[i];
-	if (!first)
-		return 0;
-	return dm_copy(container_of(page_pgmap(first), struct p2plab_svm_dm, pagemap), pages, addr,
-		       npages, false);
+	return dm ? dm_copy(dm, pages, addr, npages, false) : 0;
 }
 
 /* ---- allocations ------------------------------------------------------------------------------ */

@@ -32,7 +32,7 @@ cases=(
     # SVM: the SVM suite on the drm_gpusvm backend behind the IOMMU (its use-after-free and its
     # mprotect race were found here: docs/debug-kernel.md), device faults with P2P, and the odp
     # backend's exclusive-access THP path
-    'svm-tests\[backend=gpusvm,iommu=on\]'   # 33 pass, 4 skip (placement: odp only): 120-180 s
+    'svm-tests\[backend=gpusvm,iommu=on\]'   # 37 pass (placement through drm_pagemap included)
     'svm-p2p\[backend=gpusvm,cpu=amd,iommu=on\]'
     'svm-exclusive-thp'
 )

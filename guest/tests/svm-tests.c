@@ -1857,32 +1857,53 @@ static void *hold_copy(void *p)
 	return NULL;
 }
 
-static int hold_munmap(const char *state)
+/* start a copy of a fresh buffer (its fault held) and wait until it is parked; 0 or -1 */
+static int hold_start(struct hold_arg *h, pthread_t *t, uint32_t seed)
+{
+	struct p2plab_svm_stats s;
+	int i;
+
+	h->a = map_anon(h->len);
+	if (!h->a)
+		return -1;
+	fill(h->a, h->len, seed);
+	if (pthread_create(t, NULL, hold_copy, h))
+		return -1;
+	for (i = 0; i < 400; i++) {
+		if (!svm_stats(h->fd, &s) && s.hw_parked >= 1)
+			return 0;
+		usleep(50000);
+	}
+	printf("the copy never parked (mmu-hold-faults not set?)\n");
+	return -1;
+}
+
+/* bind, then hold_start(); 0, or the exit status of a setup failure (2: bind, 3: never parked) */
+static int hold_parked(struct hold_arg *h, int seed, pthread_t *t, struct p2plab_svm_stats *s)
 {
 	struct p2plab_svm_bind b;
+
+	h->fd = svm_open_bind(&b);
+	if (h->fd < 0) {
+		printf("bind: %s\n", strerror(-h->fd));
+		return 2;
+	}
+	if (hold_start(h, t, seed))
+		return 3;
+	return svm_stats(h->fd, s) ? 3 : 0;
+}
+
+static int hold_munmap(const char *state)
+{
 	struct p2plab_svm_stats s;
 	struct hold_arg h = { .len = 64 * 1024 };
 	pthread_t t;
 	FILE *f;
-	int i;
+	int r;
 
-	h.fd = svm_open_bind(&b);
-	if (h.fd < 0) {
-		printf("bind: %s\n", strerror(-h.fd));
-		return 2;
-	}
-	h.a = map_anon(h.len);
-	fill(h.a, h.len, 30);
-	pthread_create(&t, NULL, hold_copy, &h);
-	for (i = 0; i < 400; i++) {	/* the descriptor parks on its (held) fault */
-		if (!svm_stats(h.fd, &s) && s.hw_parked >= 1)
-			break;
-		usleep(50000);
-	}
-	if (i == 400) {
-		printf("the copy never parked (mmu-hold-faults not set?)\n");
-		return 3;
-	}
+	r = hold_parked(&h, 30, &t, &s);
+	if (r)
+		return r;
 	printf("parked: %u, faults handled %llu\n", s.hw_parked, (unsigned long long)s.faults);
 	munmap(h.a, h.len);
 	f = fopen(state, "w");
@@ -1998,8 +2019,7 @@ static int hold_others_child(int ready, int go)
  */
 static int hold_others(const char *state, const char *go_file)
 {
-	int ready[2], go[2], status, i, dev;
-	struct p2plab_svm_bind b;
+	int ready[2], go[2], status, i, dev, r;
 	struct p2plab_svm_stats s;
 	struct hold_arg h = { .len = 1 * MB, .timeout_ms = 30000 };
 	bool parked_after, data_ok;
@@ -2028,24 +2048,10 @@ static int hold_others(const char *state, const char *go_file)
 		return 2;
 	}
 
-	h.fd = svm_open_bind(&b);
-	if (h.fd < 0) {
-		printf("bind: %s\n", strerror(-h.fd));
-		return 2;
-	}
-	h.a = map_anon(h.len);
-	fill(h.a, h.len, 40);
 	t0 = pl_now();
-	pthread_create(&t, NULL, hold_copy, &h);	/* VA -> device offset 0, 120 s timeout */
-	for (i = 0; i < 400; i++) {
-		if (!svm_stats(h.fd, &s) && s.hw_parked >= 1)
-			break;
-		usleep(50000);
-	}
-	if (i == 400) {
-		printf("the copy never parked (mmu-hold-faults not set?)\n");
-		return 3;
-	}
+	r = hold_parked(&h, 40, &t, &s);	/* VA -> device offset 0, 120 s timeout */
+	if (r)
+		return r;
 	printf("PARKED: %u descriptor(s) after %.1f ms\n", s.hw_parked, (pl_now() - t0) * 1000);
 	fflush(stdout);
 	state_write(state, "PARKED");
@@ -2066,27 +2072,6 @@ static int hold_others(const char *state, const char *go_file)
 	printf("RESULT parked copy ret=%d (%s) after %.1f ms, data %s\n", h.ret,
 	       h.ret ? strerror(-h.ret) : "ok", h.c.ns / 1e6, data_ok ? "ok" : "BAD");
 	return WIFEXITED(status) && !WEXITSTATUS(status) && parked_after && data_ok ? 0 : 1;
-}
-
-/* start a copy of a fresh buffer (its fault held) and wait until it is parked; 0 or -1 */
-static int hold_start(struct hold_arg *h, pthread_t *t, uint32_t seed)
-{
-	struct p2plab_svm_stats s;
-	int i;
-
-	h->a = map_anon(h->len);
-	if (!h->a)
-		return -1;
-	fill(h->a, h->len, seed);
-	if (pthread_create(t, NULL, hold_copy, h))
-		return -1;
-	for (i = 0; i < 400; i++) {
-		if (!svm_stats(h->fd, &s) && s.hw_parked >= 1)
-			return 0;
-		usleep(50000);
-	}
-	printf("the copy never parked (mmu-hold-faults not set?)\n");
-	return -1;
 }
 
 /*

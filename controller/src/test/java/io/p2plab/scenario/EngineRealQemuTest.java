@@ -37,6 +37,20 @@ class EngineRealQemuTest {
         }
     }
 
+    /** A case that outlives its 2 s timeout in step 2 (a 30 s sleep). */
+    static Path slowCase(Path dir, String name) throws java.io.IOException {
+        Path f = dir.resolve(name + ".yaml");
+        Files.writeString(f, """
+                name: %s
+                machine: {type: none}
+                timeout: 2
+                steps:
+                  - qmp: query-status
+                  - sleep: 30
+                """.formatted(name));
+        return f;
+    }
+
     static long qemuChildren() {
         return ProcessHandle.current().descendants().filter(ProcessHandle::isAlive)
                 .filter(p -> p.info().command().orElse("").contains("qemu")).count();
@@ -119,15 +133,7 @@ class EngineRealQemuTest {
                   - qmp: query-status
                   - sleep: 2
                 """);
-        Path f2 = tmp.resolve("par2.yaml");
-        Files.writeString(f2, """
-                name: par2
-                machine: {type: none}
-                timeout: 2
-                steps:
-                  - qmp: query-status
-                  - sleep: 30
-                """);
+        Path f2 = slowCase(tmp, "par2");
         long t0 = System.nanoTime();
         Run r = main("run", "--jobs", "2", "--out", tmp.resolve("o").toString(), "--junit", tmp.resolve("j.xml").toString(),
                 f.toString(), f2.toString());
@@ -163,15 +169,7 @@ class EngineRealQemuTest {
 
     @Test
     void caseTimeoutKillsQemuAndFailsClearly() throws Exception {
-        Path f = tmp.resolve("slow.yaml");
-        Files.writeString(f, """
-                name: slow
-                machine: {type: none}
-                timeout: 2
-                steps:
-                  - qmp: query-status
-                  - sleep: 30
-                """);
+        Path f = slowCase(tmp, "slow");
         long t0 = System.nanoTime();
         Run r = main("run", "--out", tmp.resolve("o").toString(), f.toString());
         assertThat((System.nanoTime() - t0) / 1_000_000_000).isLessThan(15);
