@@ -309,6 +309,7 @@ static int gs_fault(struct p2plab_svm_ctx *ctx, u64 va, u32 access)
 	struct vm_area_struct *vma;
 	struct gs_range *gr;
 	bool writable;
+	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	int ret, tries;
 	u64 perm;
 
@@ -316,7 +317,13 @@ static int gs_fault(struct p2plab_svm_ctx *ctx, u64 va, u32 access)
 	if (!mmget_not_zero(mm))
 		return -EFAULT;
 
-	for (tries = 0; tries < 8; tries++) {
+	/*
+	 * retried while the CPU keeps changing the range (-EBUSY/-EAGAIN, pages invalidated before
+	 * they were bound): at least 8 tries, then until HMM_RANGE_DEFAULT_TIMEOUT, as
+	 * hmm_range_fault() bounds its own loop. A fixed 8 cancelled a legitimate access on the debug
+	 * kernel (concurrent_cpu_faults: CPU threads faulting the same pages, EFAULT).
+	 */
+	for (tries = 0; tries < 8 || time_before(jiffies, timeout); tries++) {
 		/*
 		 * as xe: a read-only mapping is mirrored read-only, anything else read-write. Looked up
 		 * on every try: an mprotect() between this lookup and hmm_range_fault() makes a
