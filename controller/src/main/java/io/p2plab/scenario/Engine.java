@@ -266,6 +266,11 @@ public final class Engine {
                     + " stall report, kernel-splats.txt): a timing-dependent step is not conclusive";
             rerunnable = true;
         }
+        String staleInt3 = failure != null ? StallRerun.staleInt3(kernel, ctx.timedOut.get()) : null;
+        if (staleInt3 != null) {
+            failure += " | " + staleInt3;
+            rerunnable = true;
+        }
         String qemuAbort = failure != null && !ctx.timedOut.get() ? StallRerun.qemuCoreAbort(dir) : null;
         if (qemuAbort != null) {
             failure += " | QEMU aborted (an emulator bug, not the guest's): " + qemuAbort;
@@ -623,8 +628,16 @@ public final class Engine {
                 long seq = q.lastEventSeq();
                 QmpClient.join(q.execute("device_del", Json.object().put("id", u.id()), u.timeout()));
                 if (u.awaitDeleted()) {
-                    QmpEvent e = QmpClient.join(q.awaitEvent("DEVICE_DELETED", Json.object().put("device", u.id()),
-                            seq, u.timeout()));
+                    QmpEvent e;
+                    try {
+                        e = QmpClient.join(q.awaitEvent("DEVICE_DELETED", Json.object().put("device", u.id()),
+                                seq, u.timeout()));
+                    } catch (io.p2plab.qmp.QmpTimeoutException te) {
+                        // the guest did not release the device: where its tasks wait says why (a driver's
+                        // remove(), a user holding a vfio device ...)
+                        throw new StepFailure(te.getMessage() + (vm.spec().guestAgent()
+                                ? "; " + dumpBlockedTasks(vm.guestAgent()) : ""), vm.console().tail(30));
+                    }
                     eventCursor = Math.max(eventCursor, e.seq());
                 }
             } else if (s instanceof Step.WaitEvent w) {

@@ -22,8 +22,9 @@ import java.util.Set;
  * attempt's artefacts kept in {@code <case dir>.attempt1}. Any other splat (BUG, Oops, WARNING, KASAN,
  * lockdep, hung task ...) or a timeout is never rerun. The same one rerun is given to a case that
  * failed because QEMU aborted on an assertion in its own core code ({@link #qemuCoreAbort}), with the
- * assertion in the failure message, and to a case that failed at a step while the kernel reported
- * host starvation and nothing else ({@link #hostStarved}). P2PLAB_STALL_RERUNS=0 turns reruns off.
+ * assertion in the failure message, to a case whose only report is an int3 trap on code that no
+ * longer holds the breakpoint ({@link #staleInt3}), and to a case that failed at a step while the
+ * kernel reported host starvation and nothing else ({@link #hostStarved}). P2PLAB_STALL_RERUNS=0 turns reruns off.
  */
 final class StallRerun {
     private StallRerun() {}
@@ -82,6 +83,35 @@ final class StallRerun {
         } catch (IOException | java.io.UncheckedIOException e) {
             return null;
         }
+    }
+
+    private static final java.util.regex.Pattern CODE_AT_RIP = java.util.regex.Pattern.compile(
+            "Code: (?:[0-9a-f]{2} )*([0-9a-f]{2}) <([0-9a-f]{2})>");
+
+    /**
+     * The kernel died on an int3 that is no longer in memory: "Oops: int3" whose code dump shows,
+     * just before RIP (where the trap leaves it, after the breakpoint), a byte that is not 0xcc. The
+     * x86 text-poke protocol (jump labels, static calls) puts an int3 in, then the new instruction,
+     * and synchronises every CPU before and after; an int3 trap the poker no longer knows about means
+     * a vCPU ran the old, translated bytes after that synchronisation. Seen only under TCG on an
+     * overcommitted host (two guests on 2 cores: 2 of about 60 such boots), never in hundreds of
+     * boots one at a time (docs/scenarios.md "Suite time"). Returns the evidence, or null: another
+     * report beside it (but the panic it causes and bare stacks), or a real 0xcc before RIP, is no
+     * such case. One visible rerun, as for {@link #qemuCoreAbort}.
+     */
+    static String staleInt3(SplatCheck.Result kernel, boolean timedOut) {
+        if (timedOut || kernel == null || kernel.failure() == null || !kernel.missing().isEmpty()) return null;
+        String found = null;
+        for (SplatCheck.Report r : kernel.unexpected()) {
+            KernelLog.Kind k = r.splat().kind();
+            if (k == KernelLog.Kind.PANIC || k == KernelLog.Kind.CALL_TRACE) continue;
+            if (k != KernelLog.Kind.OOPS || !r.splat().headline().startsWith("Oops: int3") || found != null) return null;
+            var m = CODE_AT_RIP.matcher(r.splat().text());
+            if (!m.find() || m.group(1).equals("cc")) return null;
+            found = "the guest trapped on an int3 that memory no longer holds (code before RIP: " + m.group(1) + " <"
+                    + m.group(2) + ">): a vCPU ran stale translated code after a kernel text poke (TCG on a loaded host)";
+        }
+        return found;
     }
 
     /** Moves a failed attempt's artefacts aside (dir.attemptN) and returns the result pointing there. */

@@ -116,6 +116,11 @@ public final class KernelLog {
         return null;
     }
 
+    /** "sysrq: Show Blocked State" / "sysrq: Show State": the start of a requested task dump. */
+    private static final Pattern SYSRQ_DUMP = Pattern.compile("^sysrq: Show (Blocked )?State");
+    /** The lines of such a dump: task headers, workqueue names, stacks (frames start with a space). */
+    private static final Pattern SYSRQ_DUMP_LINE = Pattern.compile("^(task:|Workqueue:|Call Trace:|\\s|$)");
+
     public static List<Splat> find(String log) {
         return find(log.isEmpty() ? List.of() : List.of(log.split("\r?\n", -1)));
     }
@@ -128,6 +133,14 @@ public final class KernelLog {
         for (int i = 0; i < n; i++) {
             msg[i] = message(lines.get(i));
             kind[i] = headline(lines.get(i));
+        }
+        // stacks the lab asked for (sysrq 'w' / 't': the blocked-task dump of a timed-out step) are not
+        // reports: their "Call Trace:" lines are no splat
+        boolean sysrq = false;
+        for (int i = 0; i < n; i++) {
+            if (SYSRQ_DUMP.matcher(msg[i]).find()) sysrq = true;
+            else if (sysrq && !SYSRQ_DUMP_LINE.matcher(msg[i]).find()) sysrq = false;
+            if (sysrq && kind[i] == Kind.CALL_TRACE) kind[i] = null;
         }
         List<Splat> out = new ArrayList<>();
         int i = 0;

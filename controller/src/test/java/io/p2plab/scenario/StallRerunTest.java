@@ -125,4 +125,23 @@ class StallRerunTest {
         Files.writeString(warn.resolve("qemu-stderr.log"), "qemu-system-x86_64: warning: TCG doesn't support requested feature\n");
         assertThat(StallRerun.qemuCoreAbort(warn)).isNull();
     }
+
+    /** An int3 trap on bytes that no longer hold the breakpoint (a boot under TCG, 2 guests on 2 cores). */
+    @Test
+    void staleInt3IsRerunnableOnlyAlone() throws IOException {
+        String log = SplatCheckTest.log("int3-stale-tcg.log");
+        var r = SplatCheck.check(log, OE, null, List.of(), List.of());
+        assertThat(r.failure()).contains("Oops: int3");
+        assertThat(StallRerun.staleInt3(r, false)).contains("0f <1f>", "stale translated code");
+        assertThat(StallRerun.staleInt3(r, true)).isNull();
+        // a real breakpoint in memory (0xcc before RIP) is the kernel's problem
+        String cc = log.replace("eb 6d 0f <1f>", "eb 6d cc <1f>");
+        assertThat(StallRerun.staleInt3(SplatCheck.check(cc, OE, null, List.of(), List.of()), false)).isNull();
+        // another report beside it: not rerun
+        var both = SplatCheck.check(log + SplatCheckTest.log("warning.log"), OE, null, List.of(), List.of());
+        assertThat(StallRerun.staleInt3(both, false)).isNull();
+        // an Oops of another kind: not rerun
+        String gp = log.replace("Oops: int3", "Oops: general protection fault");
+        assertThat(StallRerun.staleInt3(SplatCheck.check(gp, OE, null, List.of(), List.of()), false)).isNull();
+    }
 }

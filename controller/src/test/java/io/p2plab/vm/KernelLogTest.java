@@ -224,4 +224,21 @@ class KernelLogTest {
         assertThat(KernelLog.taintLetters(12288, KernelLog.SPLAT_TAINTS)).isEmpty();
         assertThat(KernelLog.taintLetters(12288 | 128 | 16384, ~0L)).isEqualTo("DOEL");
     }
+
+    /** The blocked-task dump a timed-out step asks for (sysrq 'w') is no splat; a report after it is. */
+    @Test
+    void sysrqTaskDumpIsNotASplat() throws IOException {
+        String dump = read("sysrq-blocked.log");
+        assertThat(dump).contains("sysrq: Show Blocked State", "Call Trace:", "task:kworker");
+        assertThat(KernelLog.find(dump)).isEmpty();
+        // two dumped tasks in a row, then a real warning: only the warning
+        String two = dump.replace("[    6.743137] p2plab-hmm", "[    6.700000] task:insmod          state:D stack:0     pid:99\n"
+                + "[    6.700001] Call Trace:\n[    6.700002]  <TASK>\n[    6.700003]  schedule+0x28/0xa0\n"
+                + "[    6.700004]  </TASK>\n[    6.743137] p2plab-hmm");
+        List<KernelLog.Splat> s = KernelLog.find(two + read("warning.log"));
+        assertThat(s).extracting(KernelLog.Splat::kind).containsExactly(KernelLog.Kind.WARNING);
+        // without the sysrq header the same stack is a report
+        assertThat(KernelLog.find(dump.replace("sysrq: Show Blocked State", "some message")))
+                .extracting(KernelLog.Splat::kind).containsExactly(KernelLog.Kind.CALL_TRACE);
+    }
 }
