@@ -82,7 +82,7 @@ soak: qemu guest controller ## seeded HMM race stress (scenarios/stress), DURATI
 	 scripts/lab-env.sh ./p2plab suite scenarios/stress --out $(OUT)/soak --junit $(OUT)/soak/junit.xml; rc=$$?; \
 	 grep -h '^STRESS ' $(OUT)/soak/*/guest-stress.stdout 2>/dev/null; exit $$rc
 
-bench: qemu guest controller ## benchmarks: DMA bandwidth vs size, QMP throughput vs depth, HMM migration vs test_hmm, SVM faults (report.html)
+bench: qemu guest controller ## benchmarks: DMA bandwidth vs size, QMP throughput vs depth, HMM migration vs test_hmm, SVM faults, suite time --jobs 1 vs 2 (report.html)
 	@scripts/bench.sh
 
 clean: ## remove build outputs in the tree (keeps ~/.cache/p2plab)

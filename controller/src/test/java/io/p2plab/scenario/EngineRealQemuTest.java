@@ -122,7 +122,7 @@ class EngineRealQemuTest {
     @Test
     void jobsRunCasesSideBySideEachInItsOwnVmWithResultsInCaseOrder() throws Exception {
         Path f = tmp.resolve("par.yaml");
-        // four cases of ~2 s each: two at a time take ~4 s, one after the other ~8 s; one fails, one times out
+        // four cases of ~2 s each (c expected to fail, so XPASS): two at a time ~4 s, one after the other ~8 s; par2 times out
         Files.writeString(f, """
                 name: par
                 machine: {type: none}
